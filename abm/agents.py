@@ -1,0 +1,237 @@
+"""Mesa agents: leveraged traders, market makers, noise traders and fundamentalists.
+
+Agents hold no money of their own: each indexes one account in the model's :class:`~abm.clearing.Clearing`
+arrays and shares its group's configuration object. An agent's ``step`` is called only in the steps it
+acts (drawn from its group's arrival rate, every step for market makers, or the step after a margin
+call); a trader that only holds a position costs nothing per step beyond the vectorised marking.
+
+All randomness comes from ``model.rng`` (one ``numpy.random.Generator`` per run).
+"""
+
+from __future__ import annotations
+
+import math
+
+import mesa
+import numpy as np
+
+from abm.book import BUY, SELL
+from abm.config import (
+    FundamentalistGroup,
+    LeveragedTraderGroup,
+    MarketMakerGroup,
+    NoiseTraderGroup,
+)
+
+__all__ = ["Fundamentalist", "LeveragedTrader", "MarketMaker", "NoiseTrader", "TraderAgent"]
+
+
+class TraderAgent(mesa.Agent):
+    """Base: an agent bound to one clearing account and its group's settings.
+
+    Args:
+        model: The owning :class:`abm.model.MarketModel`.
+        account: The account id in the clearing arrays.
+        group: The group's configuration (shared by all agents of the group).
+        group_index: Position of the group in the scenario's ``agents`` list.
+    """
+
+    kind = "trader"
+
+    def __init__(self, model, account: int, group, group_index: int) -> None:
+        super().__init__(model)
+        self.account = account
+        self.group = group
+        self.group_index = group_index
+
+    @property
+    def position(self) -> int:
+        """Signed position in lots."""
+        return int(self.model.clearing.position[self.account])
+
+    def _trade_toward(self, target: int, market: bool = True) -> None:
+        """Send an order moving the position toward ``target`` lots (capped by initial margin)."""
+        model = self.model
+        position = self.position
+        cap = model.clearing.max_position(self.account, model.mark)
+        if abs(target) > abs(position):
+            target = int(math.copysign(min(abs(target), max(cap, abs(position))), target))
+        delta = target - position
+        if delta == 0:
+            return
+        side = BUY if delta > 0 else SELL
+        if market:
+            model.submit_market(self.account, side, abs(delta))
+        else:
+            model.submit_limit(self.account, side, model.passive_price(side), abs(delta))
+
+
+class LeveragedTrader(TraderAgent):
+    """A leveraged position taker: the accounts whose liquidation makes the spiral.
+
+    Holds ``side x leverage x equity / price`` lots. Strategies: ``hold`` (keep the position,
+    re-enter when flat with ``reentry_rate``), ``momentum`` (follow the sign of the return over
+    ``lookback``), ``value`` (trade toward the fundamental), ``random`` (a fresh random side).
+    After a margin call it tops up from reserves, cuts the position back to initial margin, or
+    ignores the call, with the group's probabilities.
+    """
+
+    kind = "leveraged_trader"
+
+    def __init__(
+        self, model, account: int, group: LeveragedTraderGroup, group_index: int, side: int, leverage: float
+    ):
+        super().__init__(model, account, group, group_index)
+        self.side = side
+        self.leverage = leverage
+        self.reserves = group.reserves
+
+    def target_lots(self, side: int) -> int:
+        """Position (lots) at the target leverage on ``side`` for the current equity and mark."""
+        model = self.model
+        equity = model.clearing.account_equity(self.account, model.mark)
+        if equity <= 0.0:
+            return 0
+        return side * int(self.leverage * equity / (model.mark * model.contract_size))
+
+    def step(self) -> None:
+        """Act: answer a pending margin call first, else follow the strategy."""
+        clearing = self.model.clearing
+        if clearing.margin_called[self.account]:
+            clearing.margin_called[self.account] = False
+            self.answer_margin_call()
+            return
+        group = self.group
+        rng = self.model.rng
+        strategy = group.strategy
+        if strategy == "hold":
+            if self.position == 0 and group.reentry_rate > 0.0 and rng.random() < group.reentry_rate:
+                self._trade_toward(self.target_lots(self.side))
+            return
+        if strategy == "random":
+            side = BUY if rng.random() < 0.5 else SELL
+        else:
+            signal = (
+                self.model.momentum(group.lookback) if strategy == "momentum" else self.model.mispricing()
+            )
+            if abs(signal) < group.threshold:
+                return
+            side = BUY if signal > 0 else SELL
+        self._trade_toward(self.target_lots(side))
+
+    def answer_margin_call(self) -> None:
+        """Top up, reduce to initial margin, or ignore, drawn from the group's probabilities."""
+        model = self.model
+        reaction = self.group.margin_call
+        draw = model.rng.random()
+        clearing = model.clearing
+        if draw < reaction.top_up:
+            notional = np.array([abs(self.position) * model.mark * model.contract_size])
+            initial_requirement = float(model.policy.requirements(notional)[0][0])
+            shortfall = initial_requirement - clearing.account_equity(self.account, model.mark)
+            amount = min(max(shortfall, 0.0), self.reserves)
+            if amount > 0.0:
+                self.reserves -= amount
+                clearing.deposit(self.account, amount)
+        elif draw < reaction.top_up + reaction.reduce:
+            cap = clearing.max_position(self.account, model.mark)
+            if abs(self.position) > cap:
+                self._trade_toward(int(math.copysign(cap, self.position)))
+
+
+class MarketMaker(TraderAgent):
+    """Quotes a depth profile around a reference price every step.
+
+    The reference is the mid (or last trade, or index when the book is empty), blended with the
+    index by ``anchor_weight`` and shifted against inventory by ``skew_ticks`` per lot. The half
+    spread widens with realised volatility and a share of the depth is pulled when volatility exceeds
+    ``vol_pull_ratio`` times the calm baseline. No quotes that would grow inventory past the limit.
+    """
+
+    kind = "market_maker"
+
+    def step(self) -> None:
+        """Cancel and requote."""
+        model = self.model
+        group: MarketMakerGroup = self.group
+        book = model.book
+        book.cancel_all(self.account)
+        reference = model.quote_reference(group.anchor_weight)
+        inventory = self.position
+        reference -= group.skew_ticks * inventory
+        vol_ratio = model.realised_vol / group.vol_baseline if model.realised_vol > 0 else 1.0
+        widen = max(1.0, 1.0 + group.vol_widen * (vol_ratio - 1.0))
+        half_spread = group.half_spread_ticks * widen
+        size_scale = 1.0 - model.liquidity_pull(self, group, vol_ratio)
+        quote_bid = inventory < group.inventory_limit
+        quote_ask = inventory > -group.inventory_limit
+        spacing = group.level_spacing_ticks * widen
+        for level in range(group.levels):
+            size = int(group.level_size * (1.0 + group.size_growth * level) * size_scale)
+            if size <= 0:
+                continue
+            offset = half_spread + level * spacing
+            if quote_bid:
+                price = int(math.floor(reference - offset))
+                if price >= 1:
+                    model.submit_limit(self.account, BUY, price, size)
+            if quote_ask:
+                price = int(math.ceil(reference + offset))
+                model.submit_limit(self.account, SELL, price, size)
+
+
+class NoiseTrader(TraderAgent):
+    """Random side; a market order, or a limit order a random number of ticks behind the touch."""
+
+    kind = "noise"
+
+    def step(self) -> None:
+        """Replace the previous order with one random order within the position limit."""
+        model = self.model
+        group: NoiseTraderGroup = self.group
+        model.book.cancel_all(self.account)  # an order lives until its owner acts again
+        rng = model.rng
+        side = BUY if rng.random() < 0.5 else SELL
+        position = self.position
+        if abs(position + side) > group.max_position and (position > 0) == (side > 0):
+            side = -side
+        size = int(rng.integers(group.min_size, group.max_size + 1))
+        if rng.random() < group.market_order_share:
+            model.submit_market(self.account, side, size)
+        else:
+            offset = int(rng.integers(0, group.max_offset_ticks + 1))
+            model.submit_limit(self.account, side, model.passive_price(side, offset), size)
+
+
+class Fundamentalist(TraderAgent):
+    """Buys below and sells above the fundamental value, in proportion to the mispricing."""
+
+    kind = "fundamentalist"
+
+    def step(self) -> None:
+        """Trade toward the fundamental when the mispricing exceeds the threshold."""
+        model = self.model
+        group: FundamentalistGroup = self.group
+        model.book.cancel_all(self.account)  # stale quotes are withdrawn each time it acts
+        mispricing = model.mispricing()
+        if abs(mispricing) < group.threshold:
+            return
+        side = BUY if mispricing > 0 else SELL
+        size = min(group.max_order, max(1, int(group.aggression * abs(mispricing))))
+        position = self.position
+        room = group.max_position - side * position
+        size = min(size, room)
+        if size <= 0:
+            return
+        if model.rng.random() < group.market_order_share:
+            model.submit_market(self.account, side, size)
+        else:
+            model.submit_limit(self.account, side, model.passive_price(side, -1), size)
+
+
+AGENT_CLASSES = {
+    "leveraged_trader": LeveragedTrader,
+    "market_maker": MarketMaker,
+    "noise": NoiseTrader,
+    "fundamentalist": Fundamentalist,
+}

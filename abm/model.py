@@ -1,0 +1,546 @@
+"""MarketModel: the Mesa model that wires book, clearing, margin policy, agents and shocks.
+
+One ``step()`` follows DESIGN.md: (1) shocks, (2) margin policy review, (3) the agents that act
+this step act in a random order, (4) mark price, (5-7) margin check, liquidation cascade rounds and
+waterfall, (8) recording. Build it from a scenario file, a :class:`~abm.config.Scenario`, or a dict,
+with dotted-key overrides as keyword arguments, so that ``mesa.batch_run`` works::
+
+    mesa.batch_run(MarketModel, parameters={"scenario": "scenarios/spiral.yaml",
+                                            "margin.maintenance": [0.02, 0.03]}, rng=[1, 2])
+
+Randomness: the single ``numpy.random.Generator`` Mesa makes from ``rng`` (``self.rng``) drives
+everything; with ``rng=None`` the scenario's ``seed`` is used, so a scenario alone is reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from abm.agents import AGENT_CLASSES, LeveragedTrader
+from abm.book import BUY, OrderBook
+from abm.clearing import ENGINE, KIND_CODES, Clearing
+from abm.config import LeveragedTraderGroup, MarketMakerGroup, Scenario
+from abm.margin import build_margin_policy
+from abm.metrics import summarise
+from abm.network import build_cascade_graph
+from abm.recorder import RunRecorder
+from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, RunResult
+from abm.shocks import ShockSchedule
+
+__all__ = ["MarketModel", "run_scenario"]
+
+_KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
+
+
+def _resolve(scenario: Any, overrides: Mapping[str, Any]) -> Scenario:
+    from abm import config
+
+    if isinstance(scenario, Scenario) and not overrides:
+        return scenario
+    strings = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    if isinstance(scenario, Scenario):
+        return config.scenario_from_dict(scenario.model_dump(mode="json"), strings)
+    if isinstance(scenario, Mapping):
+        return config.scenario_from_dict(scenario, strings)
+    if isinstance(scenario, str | Path):
+        return config.load_scenario(config.resolve_scenario(scenario), strings)
+    raise TypeError(
+        "scenario must be a path, a scenario name, a dict or an abm.config.Scenario "
+        f"(got {type(scenario).__name__})"
+    )
+
+
+class MarketModel(mesa.Model):
+    """Leveraged traders on one order book, marked and liquidated by one exchange.
+
+    Args:
+        scenario: Path or name of a scenario file, a mapping, or a validated Scenario.
+        rng: Seed or Generator for the run (Mesa's convention); None uses the scenario's seed.
+        check_invariants: Check zero-sum positions, conservation of money and an uncrossed book
+            after every step; a breach raises :class:`abm.clearing.InvariantError`.
+        liquidation_enabled: Override ``liquidation.enabled`` (False gives the counterfactual).
+        **overrides: Dotted scenario keys and values, e.g. ``**{"margin.maintenance": 0.03}``.
+    """
+
+    def __init__(
+        self,
+        scenario: Any = "spiral",
+        rng: Any = None,
+        *,
+        check_invariants: bool = False,
+        liquidation_enabled: bool | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = _resolve(scenario, overrides)
+        if rng is None:
+            rng = config.seed
+        super().__init__(rng=rng)
+        self.config = config
+        self.seed = int(rng) if isinstance(rng, int | np.integer) else None
+        self.check_invariants = check_invariants
+        self.liquidation_enabled = (
+            config.liquidation.enabled if liquidation_enabled is None else liquidation_enabled
+        )
+        market = config.market
+        self.tick_size = market.tick_size
+        self.contract_size = market.contract_size
+        self.horizon = config.steps
+
+        self.book = OrderBook()
+        self.policy = build_margin_policy(config.margin)
+        self.clearing = Clearing(
+            self.book,
+            self.policy,
+            config.liquidation,
+            contract_size=market.contract_size,
+            tick_size=market.tick_size,
+            call_buffer=config.margin.call_buffer,
+        )
+        self.shocks = ShockSchedule(config.shocks)
+        fundamental = config.fundamental
+        self.fundamental = float(fundamental.initial or market.initial_price)
+        self.fundamental_level = float(fundamental.long_run or self.fundamental)
+        self.mark = float(market.initial_price)
+        self._basis_ema = 0.0
+        self._marks = np.full(self.horizon + 1, np.nan)
+        self._marks[0] = self.mark
+        self.realised_vol = 0.0
+        self.liquidity_withdrawal = 0.0  # share of maker depth withdrawn by shocks
+        self.margin_calls_this_step = 0
+
+        self.recorder = RunRecorder(self.horizon)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "mark": lambda m: m.mark,
+                "index": lambda m: m.fundamental,
+                "liquidations": lambda m: m.clearing.step_liquidations,
+                "insurance_fund": lambda m: float(m.clearing.collateral[ENGINE]),
+                "mmr": lambda m: m.policy.mmr,
+            }
+        )
+        self._build_agents()
+        self._started = time.perf_counter()
+        self.wall_seconds = 0.0
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build_agents(self) -> None:
+        clearing = self.clearing
+        price = self.mark
+        self._agent_by_account: list[Any] = [None]
+        self._groups: list[tuple[Any, np.ndarray, float]] = []  # (config, account ids, arrival rate)
+        self.group_of_account: list[int] = [-1]
+        initial_positions: list[tuple[int, int]] = []
+        makers = []
+        for index, group in enumerate(self.config.agents):
+            accounts = clearing.add_accounts(group.count, group.collateral, group.kind)
+            agent_class = AGENT_CLASSES[group.kind]
+            agents = []
+            if isinstance(group, LeveragedTraderGroup):
+                leverage = self._draw_leverage(group, group.count)
+                sides = self._draw_sides(group, group.count)
+                for account, side, lev in zip(
+                    accounts.tolist(), sides.tolist(), leverage.tolist(), strict=True
+                ):
+                    agent = LeveragedTrader(self, account, group, index, side, lev)
+                    agents.append(agent)
+                    if group.initial_position:
+                        lots = side * int(lev * group.collateral / (price * self.contract_size))
+                        if lots:
+                            initial_positions.append((account, lots))
+            else:
+                agents = [agent_class(self, account, group, index) for account in accounts.tolist()]
+                if isinstance(group, MarketMakerGroup):
+                    makers.extend(agents)
+            self._agent_by_account.extend(agents)
+            self.group_of_account.extend([index] * group.count)
+            self._groups.append((group, accounts, group.arrival_rate))
+        self.makers = makers
+        self._maker_accounts = np.array([m.account for m in makers], dtype=np.int64)
+        self.counterparty_account = -1
+        if initial_positions:
+            # The other side of the initial leveraged positions: one fully funded, unlevered
+            # account (think of a basis trader short the future and long spot), never liquidated.
+            gross = sum(abs(lots) for _, lots in initial_positions) * price * self.contract_size
+            self.counterparty_account = int(clearing.add_accounts(1, gross + 1.0, "counterparty")[0])
+            clearing.checked[self.counterparty_account] = False
+            self._agent_by_account.append(None)
+            self.group_of_account.append(-1)
+            for account, lots in initial_positions:
+                clearing.open_position(account, lots, price, self.counterparty_account)
+        self.exogenous_account = -1
+        if self.shocks.needs_exogenous_account:
+            program = sum(s.quantity for s in self.shocks.shocks if s.type == "market_order")
+            collateral = 10.0 * program * price * self.contract_size + 1.0
+            self.exogenous_account = int(clearing.add_accounts(1, collateral, "exogenous")[0])
+            clearing.checked[self.exogenous_account] = False
+            self._agent_by_account.append(None)
+            self.group_of_account.append(-1)
+        # Makers quote once before the first step so the book is not empty at the open.
+        for maker in makers:
+            maker.step()
+
+    def _draw_leverage(self, group: LeveragedTraderGroup, count: int) -> np.ndarray:
+        spec = group.leverage
+        if spec.distribution == "fixed":
+            return np.full(count, float(spec.value))
+        if spec.distribution == "uniform":
+            return self.rng.uniform(spec.low, spec.high, count)
+        draws = spec.median * np.exp(spec.sigma * self.rng.standard_normal(count))
+        return np.clip(draws, 1.0, spec.cap if spec.cap is not None else np.inf)
+
+    def _draw_sides(self, group: LeveragedTraderGroup, count: int) -> np.ndarray:
+        if group.side == "long":
+            return np.ones(count, dtype=np.int64)
+        if group.side == "short":
+            return -np.ones(count, dtype=np.int64)
+        return np.where(self.rng.random(count) < group.long_share, 1, -1).astype(np.int64)
+
+    # ------------------------------------------------------------------ market helpers used by agents
+
+    def submit_limit(self, account: int, side: int, price_ticks: int, quantity: int) -> int:
+        """Submit a limit order for an account; fills are settled at once. Returns the order id."""
+        order_id, fills = self.book.submit_limit(account, side, max(1, price_ticks), quantity)
+        if fills:
+            self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        return order_id
+
+    def submit_market(self, account: int, side: int, quantity: int) -> int:
+        """Submit a market (IOC) order for an account; returns the lots filled."""
+        fills = self.book.submit_market(account, side, quantity)
+        if not fills:
+            return 0
+        lots, _ = self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        return lots
+
+    def quote_reference(self, anchor_weight: float = 0.0) -> float:
+        """Reference price in ticks for quoting: mid, else last trade, else index; blended with the index."""
+        book = self.book
+        mid = book.mid()
+        if mid is None:
+            last = book.last_price
+            mid = float(last) if last is not None else self.fundamental / self.tick_size
+        if anchor_weight > 0.0:
+            mid = (1.0 - anchor_weight) * mid + anchor_weight * self.fundamental / self.tick_size
+        return mid
+
+    def passive_price(self, side: int, offset: int = 0) -> int:
+        """A limit price ``offset`` ticks behind the touch on ``side`` (negative: improve, never cross)."""
+        book = self.book
+        if side == BUY:
+            best = book.best_bid()
+            base = best if best is not None else int(math.floor(self.quote_reference())) - 1
+            price = base - offset
+            ask = book.best_ask()
+            if ask is not None:
+                price = min(price, ask - 1)
+        else:
+            best = book.best_ask()
+            base = best if best is not None else int(math.ceil(self.quote_reference())) + 1
+            price = base + offset
+            bid = book.best_bid()
+            if bid is not None:
+                price = max(price, bid + 1)
+        return max(1, price)
+
+    def momentum(self, lookback: int) -> float:
+        """Log return of the mark over the last ``lookback`` steps (0 before enough history)."""
+        t = self.steps - 1
+        if t - lookback < 0:
+            return 0.0
+        return math.log(self._marks[t] / self._marks[t - lookback])
+
+    def mispricing(self) -> float:
+        """Log of fundamental over the current price (positive: the future is cheap)."""
+        mid = self.book.mid()
+        price = mid * self.tick_size if mid is not None else self.mark
+        return math.log(self.fundamental / price)
+
+    def liquidity_pull(self, maker, group: MarketMakerGroup, vol_ratio: float) -> float:
+        """Share of a maker's depth withheld this step: volatility pull combined with shocks."""
+        pull = group.pull_fraction if vol_ratio > group.vol_pull_ratio else 0.0
+        return 1.0 - (1.0 - pull) * (1.0 - self.liquidity_withdrawal)
+
+    # ------------------------------------------------------------------ marking
+
+    def compute_mark(self) -> float:
+        """The mark price from the configured source (falls back to the last mark when undefined)."""
+        source = self.config.market.mark_price.source
+        book = self.book
+        if source == "index":
+            return self.fundamental
+        if source == "last":
+            last = book.last_price
+            return last * self.tick_size if last is not None else self.mark
+        mid = book.mid()
+        if mid is None:
+            last = book.last_price
+            price = last * self.tick_size if last is not None else self.mark
+        else:
+            price = mid * self.tick_size
+        if source == "mid":
+            return price
+        alpha = 2.0 / (self.config.market.mark_price.ema_steps + 1.0)
+        return self.fundamental + (1.0 - alpha) * self._basis_ema + alpha * (price - self.fundamental)
+
+    # ------------------------------------------------------------------ the step
+
+    def _evolve_fundamental(self) -> None:
+        spec = self.config.fundamental
+        if spec.process == "constant" or spec.volatility == 0.0 and spec.drift == 0.0:
+            return
+        shock = spec.volatility * self.rng.standard_normal()
+        if spec.process == "gbm":
+            self.fundamental *= math.exp(spec.drift + shock)
+        else:
+            log_gap = math.log(self.fundamental_level / self.fundamental)
+            self.fundamental *= math.exp(spec.mean_reversion * log_gap + spec.drift + shock)
+
+    def _draw_actors(self) -> list:
+        rng = self.rng
+        chosen = [self._maker_accounts]
+        for group, accounts, rate in self._groups:
+            if isinstance(group, MarketMakerGroup) or rate <= 0.0 or len(accounts) == 0:
+                continue
+            k = int(rng.binomial(len(accounts), rate))
+            if k:
+                chosen.append(accounts[rng.choice(len(accounts), size=k, replace=False)])
+        n = self.clearing.n_accounts
+        called = np.flatnonzero(self.clearing.margin_called[:n])
+        if len(called):
+            chosen.append(called)
+        accounts = np.unique(np.concatenate(chosen))
+        accounts = accounts[rng.permutation(len(accounts))]
+        by_account = self._agent_by_account
+        return [by_account[a] for a in accounts.tolist() if by_account[a] is not None]
+
+    def step(self) -> None:
+        """Advance the market by one step (see the module docstring for the order)."""
+        t = self.steps - 1
+        if t >= self.horizon:
+            self.running = False
+            return
+        clearing = self.clearing
+        clearing.reset_step_counters()
+        # 1. events
+        self._evolve_fundamental()
+        self.shocks.apply(self, t)
+        # 2. margin policy review on the marks known so far
+        self.policy.review(t, self._marks[: t + 1])
+        self._update_realised_vol(t)
+        # 3. agents act
+        for agent in self._draw_actors():
+            agent.step()
+        # 4-7. mark, margin check, liquidation rounds, waterfall
+        check = clearing.run_liquidations(t, self.compute_mark, enabled=self.liquidation_enabled)
+        self.mark = self.compute_mark()
+        if self.config.market.mark_price.source == "index_ema_basis":
+            mid = self.book.mid()
+            if mid is not None:
+                alpha = 2.0 / (self.config.market.mark_price.ema_steps + 1.0)
+                basis = mid * self.tick_size - self.fundamental
+                self._basis_ema += alpha * (basis - self._basis_ema)
+        self._marks[t + 1] = self.mark
+        if self.check_invariants:
+            self._check_invariants(t)
+        # 8. data collection
+        self._record(t, check)
+        self.datacollector.collect(self)
+        if t + 1 >= self.horizon:
+            self.running = False
+            self.wall_seconds = time.perf_counter() - self._started
+
+    def _update_realised_vol(self, t: int) -> None:
+        window = self.config.market.vol_window
+        start = max(0, t - window)
+        marks = self._marks[start : t + 1]
+        if len(marks) >= 3:
+            self.realised_vol = float(np.std(np.diff(np.log(marks)), ddof=1))
+
+    def _check_invariants(self, t: int) -> None:
+        from abm.clearing import InvariantError
+
+        self.clearing.check_invariants(t, self.mark)
+        bid, ask = self.book.best_bid(), self.book.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise InvariantError(f"step {t}: book crossed (best bid {bid} >= best ask {ask})")
+
+    def _record(self, t: int, check) -> None:
+        clearing = self.clearing
+        book = self.book
+        tick = self.tick_size
+        bid, ask = book.best_bid(), book.best_ask()
+        mid = book.mid()
+        last = book.last_price
+        n = clearing.n_accounts
+        position = clearing.position[:n]
+        traders = clearing.kind[:n] == KIND_CODES["leveraged_trader"]
+        exposed = traders & (position != 0)
+        if exposed.any():
+            leverage = check.notional[exposed] / np.maximum(check.equity[exposed], 1e-12)
+            leverage = np.where(check.equity[exposed] > 0, leverage, np.nan)
+            mean_leverage = float(np.nanmean(leverage)) if np.isfinite(leverage).any() else float("nan")
+        else:
+            mean_leverage = float("nan")
+        band = max(1, int(round(0.01 * self.mark / tick)))
+        self.margin_calls_this_step = int(check.called.sum())
+        state = self.policy.state()
+        self.recorder.record(
+            {
+                "step": t,
+                "price": last * tick if last is not None else self.mark,
+                "mid": mid * tick if mid is not None else np.nan,
+                "mark": self.mark,
+                "index": self.fundamental,
+                "best_bid": bid * tick if bid is not None else np.nan,
+                "best_ask": ask * tick if ask is not None else np.nan,
+                "spread": (ask - bid) * tick if bid is not None and ask is not None else np.nan,
+                "depth_bid": book.depth(BUY, band),
+                "depth_ask": book.depth(-BUY, band),
+                "volume": clearing.step_volume,
+                "liquidations": clearing.step_liquidations,
+                "liquidated_notional": clearing.step_liquidated_notional,
+                "adl_volume": clearing.step_adl_volume,
+                "open_interest": int(position[position > 0].sum()),
+                "insurance_fund": float(clearing.collateral[ENGINE]),
+                "bad_debt": clearing.total_bad_debt,
+                "socialised_loss": clearing.total_socialised,
+                "margin_calls": self.margin_calls_this_step,
+                "imr": self.policy.imr,
+                "mmr": self.policy.mmr,
+                "realised_vol": self.realised_vol,
+                "mean_leverage": mean_leverage,
+                "cascade_rounds": clearing.step_rounds,
+            },
+            state,
+        )
+
+    # ------------------------------------------------------------------ running and results
+
+    def run(self, steps: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+        """Run to the horizon (or ``steps`` more steps), calling ``progress(k)`` every k steps done."""
+        remaining = self.horizon - (self.steps) if steps is None else steps
+        chunk = max(1, self.horizon // 200)
+        done_since = 0
+        for _ in range(remaining):
+            if not self.running:
+                break
+            self.step()
+            done_since += 1
+            if progress is not None and done_since >= chunk:
+                progress(done_since)
+                done_since = 0
+        if progress is not None and done_since:
+            progress(done_since)
+
+    def results(self) -> RunResult:
+        """Collect the run's tables, cascade graph and summary into a :class:`RunResult`."""
+        clearing = self.clearing
+        timeseries = self.recorder.to_frame()
+        trades = pd.DataFrame(
+            {
+                "step": np.array(clearing.trade_step, dtype=np.int64),
+                "round": np.array(clearing.trade_round, dtype=np.int64),
+                "price": np.array(clearing.trade_price, dtype=np.float64),
+                "quantity": np.array(clearing.trade_quantity, dtype=np.int64),
+                "taker": np.array(clearing.trade_taker, dtype=np.int64),
+                "maker": np.array(clearing.trade_maker, dtype=np.int64),
+                "taker_side": np.array(clearing.trade_side, dtype=np.int64),
+                "is_liquidation": np.array(clearing.trade_is_liquidation, dtype=bool),
+            },
+            columns=list(TRADE_COLUMNS),
+        )
+        liquidations = pd.DataFrame(clearing.liquidations, columns=[*LIQUIDATION_COLUMNS, "full"])
+        if not liquidations.empty:
+            liquidations["kind"] = liquidations["kind"].map(_KIND_NAMES)
+        else:
+            liquidations = liquidations.astype({"kind": object})
+        accounts = self.accounts_table()
+        cascade = build_cascade_graph(liquidations)
+        summary = summarise(timeseries, liquidations, cascade, self.config, self.policy)
+        return RunResult(
+            scenario=self.config,
+            seed=self.seed if self.seed is not None else -1,
+            timeseries=timeseries,
+            trades=trades,
+            liquidations=liquidations,
+            accounts=accounts,
+            cascade=cascade,
+            summary=summary,
+            wall_seconds=self.wall_seconds or (time.perf_counter() - self._started),
+            invariant_checks=self.check_invariants,
+        )
+
+    def accounts_table(self) -> pd.DataFrame:
+        """One row per account at the current mark (the engine's included when it holds inventory)."""
+        clearing = self.clearing
+        n = clearing.n_accounts
+        equity = clearing.equity(self.mark)
+        group_labels = []
+        for account in range(n):
+            index = self.group_of_account[account]
+            if index < 0:
+                group_labels.append(_KIND_NAMES[int(clearing.kind[account])])
+            else:
+                group = self.config.agents[index]
+                group_labels.append(group.label or f"{index}:{group.kind}")
+        leverage_target = np.full(n, np.nan)
+        for agent in self._agent_by_account:
+            if isinstance(agent, LeveragedTrader):
+                leverage_target[agent.account] = agent.leverage
+        table = pd.DataFrame(
+            {
+                "account_id": np.arange(n, dtype=np.int64),
+                "kind": [_KIND_NAMES[int(k)] for k in clearing.kind[:n]],
+                "group": group_labels,
+                "collateral": clearing.collateral[:n].copy(),
+                "position": clearing.position[:n].copy(),
+                "entry_price": clearing.entry_price[:n].copy(),
+                "equity": equity,
+                "liquidated": clearing.liquidated[:n].copy(),
+                "deposits": clearing.deposits[:n].copy(),
+                "initial_collateral": clearing.initial_collateral[:n].copy(),
+                "leverage_target": leverage_target,
+            },
+            columns=list(ACCOUNT_COLUMNS),
+        )
+        return table
+
+
+def run_scenario(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    check_invariants: bool = False,
+    progress: Callable[[int], None] | None = None,
+    liquidation_enabled: bool | None = None,
+) -> RunResult:
+    """Run one scenario to its horizon and return its results.
+
+    Args:
+        scenario: A validated scenario.
+        seed: Seed of the run's generator; None uses ``scenario.seed``.
+        check_invariants: Check every invariant after every step.
+        progress: Called with the number of steps just completed.
+        liquidation_enabled: Override ``liquidation.enabled`` (False: counterfactual).
+
+    Returns:
+        The run's :class:`RunResult`.
+    """
+    model = MarketModel(
+        scenario,
+        rng=scenario.seed if seed is None else seed,
+        check_invariants=check_invariants,
+        liquidation_enabled=liquidation_enabled,
+    )
+    model.run(progress=progress)
+    return model.results()
