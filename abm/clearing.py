@@ -13,9 +13,10 @@ Waterfall for an account below maintenance (DESIGN.md step 7):
 
 1. a market order for the position (or the part that restores ``target_ratio`` in partial mode)
    goes into the book, optionally limited at the bankruptcy price;
-2. what the book cannot take goes to the engine at the bankruptcy price while the insurance fund is
-   positive, otherwise to auto-deleveraging: profitable opposite positions ranked by PnL% x
-   leverage are closed against it at the bankruptcy price;
+2. what the book cannot take (an empty or too thin side, or the bankruptcy-price limit) goes to the
+   engine at the bankruptcy price while the insurance fund is positive, otherwise to
+   auto-deleveraging: profitable opposite positions ranked by PnL% x leverage are closed against
+   it at the bankruptcy price (and anything still left to the engine);
 3. a liquidation fee (share of the filled notional) moves from the account to the fund;
 4. a fully closed account left below zero is bad debt, paid by the fund; what the fund cannot pay is
    socialised over accounts in profit, pro rata to their profit.
@@ -127,6 +128,7 @@ class Clearing:
         self.total_socialised = 0.0
         self.total_deposits = 0.0
         self.initial_money = 0.0
+        self._mark_fn: Callable[[], float] = lambda: float("nan")
         self.add_accounts(1, float(liquidation.insurance_fund), "liquidation_engine")
         self.checked[ENGINE] = False
 
@@ -290,6 +292,7 @@ class Clearing:
             The final margin check of the step (margin calls are flagged from it).
         """
         config = self.liquidation
+        self._mark_fn = mark_fn
         mark = mark_fn()
         check = self.margin_check(mark)
         if not enabled:
@@ -328,7 +331,7 @@ class Clearing:
             check = self.margin_check(mark)
         if self.collateral[ENGINE] < 0.0:
             # The fund lost more than it held (bad debt, or unwinding inventory below its takeover price).
-            self._socialise(-float(self.collateral[ENGINE]), mark)
+            self._socialise(-float(self.collateral[ENGINE]), mark_fn())
         self._flag_calls(check)
         return check
 
@@ -360,30 +363,22 @@ class Clearing:
         quantity = int(min(quantity, lots_budget))
         full = quantity == abs(position)
         mid_before = self.book.mid()
-        fund_before = float(self.collateral[ENGINE])
-
         filled = 0
         value = 0.0
         adl_quantity = 0
-        if fund_before <= 0.0 and config.adl:
-            adl_quantity = self._auto_deleverage(account, quantity)
-        remaining = quantity - adl_quantity
-        if remaining > 0:
-            limit = None
-            if config.price_limit == "bankruptcy":
-                limit = self._bankruptcy_tick(account, side)
-            fills = self.book.submit_market(account, side, remaining, limit_price=limit)
+        limit = self._bankruptcy_tick(account, side) if config.price_limit == "bankruptcy" else None
+        fills = self.book.submit_market(account, side, quantity, limit_price=limit)
+        if fills:
             filled, value = self.settle(fills, step, round_index, is_liquidation=True)
-            remaining -= filled
+        remaining = quantity - filled
         if remaining > 0:
             # The book could not take it all: the engine backstops while the fund lasts, else ADL.
             if self.collateral[ENGINE] > 0.0 or not config.adl:
                 self._transfer_at_bankruptcy(account, ENGINE, remaining)
             else:
-                taken = self._auto_deleverage(account, remaining)
-                adl_quantity += taken
-                if taken < remaining:
-                    self._transfer_at_bankruptcy(account, ENGINE, remaining - taken)
+                adl_quantity = self._auto_deleverage(account, remaining)
+                if adl_quantity < remaining:
+                    self._transfer_at_bankruptcy(account, ENGINE, remaining - adl_quantity)
         fee = 0.0
         if filled > 0 and config.fee > 0.0:
             fee = min(config.fee * value * self.contract_size, max(float(self.collateral[account]), 0.0))
@@ -401,7 +396,7 @@ class Clearing:
             self.total_bad_debt += bad_debt
             self.step_bad_debt += bad_debt
             if self.collateral[ENGINE] < 0.0:
-                self._socialise(-float(self.collateral[ENGINE]), mark)
+                self._socialise(-float(self.collateral[ENGINE]), self._mark_fn())
         mid_after = self.book.mid()
         impact = (
             (mid_after - mid_before) * self.tick_size

@@ -1,0 +1,578 @@
+"""Run directory writer and reader.
+
+One run becomes one directory (by default ``outputs/<scenario>-<seed>-<8 hex>``) holding:
+
+- ``manifest.json``: resolved scenario, its hash, seed, versions, git commit, platform, command line,
+  times, and the sha256 and size of every other file;
+- ``summary.json``: the headline metrics (sorted keys, NaN/inf written as ``null``);
+- ``timeseries``, ``trades``, ``liquidations``, ``accounts`` tables as Parquet (CSV when pyarrow is
+  missing, noted as ``"table_format": "csv"`` in the manifest);
+- ``cascade.graphml``: the liquidation cascade DAG;
+- ``figures/*.png`` (see :mod:`abm.plots`).
+
+Writing is atomic: everything goes to a hidden temp directory beside the target, which is renamed into
+place only once complete, so a directory under the target name is always a finished run. An existing
+run directory is replaced only with ``force=True``. The same :class:`~abm.results.RunResult` gives
+byte-identical tables, ``summary.json`` and ``cascade.graphml``; only the manifest's times differ.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+import abm
+from abm.config import Scenario
+from abm.results import (
+    ACCOUNT_COLUMNS,
+    LIQUIDATION_COLUMNS,
+    TIMESERIES_COLUMNS,
+    TRADE_COLUMNS,
+    RunResult,
+)
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SUMMARY_NAME",
+    "CASCADE_NAME",
+    "FIGURES_DIR",
+    "TABLE_NAMES",
+    "OutputExistsError",
+    "canonical_json",
+    "scenario_sha256",
+    "default_run_dir",
+    "check_out_dir",
+    "write_run",
+    "read_run",
+]
+
+MANIFEST_NAME = "manifest.json"
+SUMMARY_NAME = "summary.json"
+CASCADE_NAME = "cascade.graphml"
+FIGURES_DIR = "figures"
+TABLE_NAMES = ("timeseries", "trades", "liquidations", "accounts")
+
+_REQUIRED_COLUMNS = {
+    "timeseries": TIMESERIES_COLUMNS,
+    "trades": TRADE_COLUMNS,
+    "liquidations": LIQUIDATION_COLUMNS,
+    "accounts": ACCOUNT_COLUMNS,
+}
+# Columns whose cells are lists of ints (the cascade parents of a liquidation).
+_LIST_COLUMNS = {"liquidations": ("parents",)}
+_VERSIONED_PACKAGES = ("numpy", "pandas", "mesa", "networkx", "pydantic", "matplotlib", "pyarrow")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class OutputExistsError(Exception):
+    """The output directory already exists (or cannot be replaced safely).
+
+    Args:
+        path: The existing output path.
+        reason: Why it cannot be written; by default it exists and ``force`` was not given.
+    """
+
+    def __init__(self, path: Path | str, reason: str | None = None) -> None:
+        self.path = Path(path)
+        if reason is None:
+            reason = "already exists; use --force to replace it"
+        super().__init__(f"output directory {self.path} {reason}")
+
+
+# --------------------------------------------------------------------------- hashing and names
+
+
+def canonical_json(obj: Any) -> str:
+    """Return the canonical JSON text of ``obj``: sorted keys, no spaces, NaN/inf refused.
+
+    Args:
+        obj: A JSON-serialisable value (plain Python types).
+
+    Returns:
+        The compact, key-sorted JSON text used for hashing.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def scenario_sha256(scenario: Scenario) -> str:
+    """Return the sha256 hex digest of the scenario's canonical JSON.
+
+    Args:
+        scenario: The resolved scenario.
+
+    Returns:
+        64 hex characters identifying the scenario's content.
+    """
+    payload = canonical_json(_scenario_payload(scenario))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def default_run_dir(scenario: Scenario, seed: int, base: Path = Path("outputs")) -> Path:
+    """Return the default run directory ``<base>/<scenario name>-<seed>-<8 hex>``.
+
+    The hex is the start of the sha256 of the canonical JSON of the scenario together with the seed,
+    so two runs share a directory only when both scenario and seed are the same. Characters of the
+    scenario name that are unsafe in file names become ``_``.
+
+    Args:
+        scenario: The resolved scenario.
+        seed: The run's seed.
+        base: The directory that holds run directories.
+
+    Returns:
+        The run directory path (not created).
+    """
+    payload = canonical_json({"scenario": _scenario_payload(scenario), "seed": int(seed)})
+    short_hash = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:8]
+    safe_name = _UNSAFE_NAME_CHARS.sub("_", scenario.name).strip("._") or "run"
+    return Path(base) / f"{safe_name}-{int(seed)}-{short_hash}"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_out_dir(path: Path | str, force: bool) -> None:
+    """Check that a run can be written to ``path``.
+
+    Args:
+        path: The target run directory.
+        force: Whether an existing run directory may be replaced.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false; or it exists but is not a directory,
+            or is a non-empty directory without a ``manifest.json`` (not a run directory, so it is never
+            deleted, even with ``force``).
+        PermissionError: The parent directory (or its nearest existing ancestor) is not writable.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise OutputExistsError(path)
+        if path.is_symlink() or not path.is_dir():
+            raise OutputExistsError(path, "exists and is not a directory; refusing to replace it")
+        # --force must never wipe an unrelated directory (say `--out .`): only a run directory or an
+        # empty one is replaced.
+        if not (path / MANIFEST_NAME).is_file() and any(path.iterdir()):
+            raise OutputExistsError(
+                path, f"is not a run directory (no {MANIFEST_NAME}); refusing to replace it even with --force"
+            )
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PermissionError(f"cannot create output directory {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write output directory {path}: {ancestor} is not writable")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_run(
+    result: RunResult,
+    out_dir: Path | str,
+    *,
+    force: bool = False,
+    command_line: Sequence[str] | str | None = None,
+    extra_manifest: Mapping[str, Any] | None = None,
+    figures: bool = True,
+) -> Path:
+    """Write a run directory atomically.
+
+    Everything is written to ``<parent>/.<name>.tmp-<random>`` and renamed to ``out_dir`` when
+    complete. With ``force`` an existing run directory is renamed aside, the new one renamed in, and
+    the old one deleted. On any error the temp directory is removed and the error re-raised.
+
+    The manifest's ``start_time`` and ``end_time`` come from ``result.extra["start_time"]`` /
+    ``result.extra["end_time"]`` (datetime or ISO text) when the model recorded them; otherwise the
+    end is the moment ``write_run`` is called and the start is the end minus ``result.wall_seconds``.
+
+    Args:
+        result: The finished run.
+        out_dir: The run directory to create.
+        force: Replace an existing run directory.
+        command_line: The command that produced the run (``sys.argv`` by default).
+        extra_manifest: Further manifest entries (e.g. sweep coordinates); they may not override the
+            entries written here.
+        figures: Whether to draw ``figures/*.png``.
+
+    Returns:
+        The run directory path.
+
+    Raises:
+        OutputExistsError: See :func:`check_out_dir`.
+        PermissionError: The parent directory is not writable.
+        ValueError: A table lacks a documented column, or ``extra_manifest`` clashes with a manifest key.
+    """
+    written_at = _utc_now()
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, force)
+    tables = {name: getattr(result, name) for name in TABLE_NAMES}
+    for name, frame in tables.items():
+        missing = [col for col in _REQUIRED_COLUMNS[name] if col not in frame.columns]
+        if missing:
+            raise ValueError(f"RunResult.{name} lacks the documented columns: {', '.join(missing)}")
+
+    parent = out_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    temp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    try:
+        # mkdtemp makes the directory private (0700); a run directory should follow the umask like any
+        # other directory, so that colleagues on a shared file system can read it.
+        temp_dir.chmod(0o777 & ~_current_umask())
+        use_parquet = _pyarrow_available()
+        table_format = "parquet" if use_parquet else "csv"
+        for name, frame in tables.items():
+            _write_table(
+                frame, temp_dir / f"{name}.{table_format}", _LIST_COLUMNS.get(name, ()), table_format
+            )
+        _write_json(temp_dir / SUMMARY_NAME, result.summary)
+        _write_graphml(result.cascade, temp_dir / CASCADE_NAME)
+        if figures:
+            from abm.plots import plot_run  # matplotlib is only imported when figures are wanted
+
+            plot_run(result, temp_dir / FIGURES_DIR)
+
+        manifest = _build_manifest(result, written_at, command_line, table_format)
+        if extra_manifest:
+            clashes = sorted(set(extra_manifest) & (set(manifest) | {"files"}))
+            if clashes:
+                raise ValueError(f"extra_manifest may not override manifest keys: {', '.join(clashes)}")
+            manifest.update(extra_manifest)
+        manifest["files"] = _file_digests(temp_dir)
+        _write_json(temp_dir / MANIFEST_NAME, manifest)
+        _move_into_place(temp_dir, out_dir, force)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _move_into_place(temp_dir: Path, out_dir: Path, force: bool) -> None:
+    # Re-check just before the rename: os.rename would silently replace an empty directory created
+    # since the first check.
+    if not (out_dir.exists() or out_dir.is_symlink()):
+        os.rename(temp_dir, out_dir)
+        return
+    check_out_dir(out_dir, force)
+    old_dir = out_dir.with_name(f".{out_dir.name}.old-{secrets.token_hex(4)}")
+    os.rename(out_dir, old_dir)
+    try:
+        os.rename(temp_dir, out_dir)
+    except BaseException:
+        os.rename(old_dir, out_dir)
+        raise
+    shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def _write_table(frame: pd.DataFrame, path: Path, list_columns: Sequence[str], table_format: str) -> None:
+    frame = frame.reset_index(drop=True)
+    if table_format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        for column in list_columns:
+            if column in frame.columns:
+                # An explicit type: inference gives `null` for an empty table and may pick int32.
+                values = pa.array([_int_list(v) for v in frame[column]], type=pa.list_(pa.int64()))
+                table = table.set_column(table.schema.get_field_index(column), column, values)
+        pq.write_table(table, path)
+    else:
+        frame = frame.copy()
+        for column in list_columns:
+            if column in frame.columns:
+                frame[column] = [_list_cell_to_text(v) for v in frame[column]]
+        frame.to_csv(path, index=False, lineterminator="\n")
+
+
+def _int_list(value: Any) -> list[int] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return [int(v) for v in value]
+
+
+def _list_cell_to_text(value: Any) -> str:
+    ints = _int_list(value)
+    return "" if ints is None else json.dumps(ints)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(_jsonable(data), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy / pandas / path values to plain JSON types; NaN and inf become None."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+        return [_jsonable(v) for v in items]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (_dt.datetime, _dt.date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"cannot write {type(value).__name__} value {value!r} to JSON")
+
+
+def _graphml_value(value: Any) -> Any:
+    """A value GraphML can hold (bool, int, float, str), or None to leave the attribute out."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray, Mapping)):
+        return json.dumps(_jsonable(value), sort_keys=True)
+    return str(value)
+
+
+def _graphml_attrs(data: Mapping[str, Any]) -> dict[str, Any]:
+    # GraphML has no null: a missing value is an absent <data> element.
+    converted = {str(k): _graphml_value(v) for k, v in data.items()}
+    return {k: v for k, v in converted.items() if v is not None}
+
+
+def _graphml_node(node: Any) -> Any:
+    if isinstance(node, (np.integer, np.floating, np.bool_)):
+        return node.item()
+    return node
+
+
+def _write_graphml(graph: nx.DiGraph, path: Path) -> None:
+    clean = graph.__class__()
+    clean.graph.update(_graphml_attrs(graph.graph))
+    for node, data in graph.nodes(data=True):
+        clean.add_node(_graphml_node(node), **_graphml_attrs(data))
+    for source, target, data in graph.edges(data=True):
+        clean.add_edge(_graphml_node(source), _graphml_node(target), **_graphml_attrs(data))
+    # The pure-Python writer gives the same bytes whether or not lxml is installed;
+    # numeric type inference gives one key per attribute when ints and floats mix.
+    nx.write_graphml_xml(clean, path, encoding="utf-8", infer_numeric_types=True)
+
+
+def _file_digests(run_dir: Path) -> dict[str, dict[str, Any]]:
+    digests = {}
+    for file_path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        relative = file_path.relative_to(run_dir).as_posix()
+        if relative == MANIFEST_NAME:
+            continue
+        digests[relative] = {"sha256": _sha256_file(file_path), "size": file_path.stat().st_size}
+    return digests
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _build_manifest(
+    result: RunResult,
+    written_at: _dt.datetime,
+    command_line: Sequence[str] | str | None,
+    table_format: str,
+) -> dict[str, Any]:
+    wall_seconds = float(result.wall_seconds)
+    end_time = _as_utc(result.extra.get("end_time")) or written_at
+    start_time = _as_utc(result.extra.get("start_time")) or end_time - _dt.timedelta(seconds=wall_seconds)
+    if command_line is None:
+        command_line = list(sys.argv)
+    elif not isinstance(command_line, str):
+        command_line = [str(part) for part in command_line]
+    commit, dirty = _git_state(Path(abm.__file__).parent)
+    manifest: dict[str, Any] = {
+        "scenario": _scenario_payload(result.scenario),
+        "scenario_sha256": scenario_sha256(result.scenario),
+        "seed": int(result.seed),
+        "abm_version": abm.__version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "versions": {name: _package_version(name) for name in _VERSIONED_PACKAGES},
+        "platform": platform.platform(),
+        "command_line": command_line,
+        "start_time": start_time.isoformat(),
+        "end_time": end_time.isoformat(),
+        "wall_seconds": wall_seconds,
+        "invariant_checks": bool(result.invariant_checks),
+        "table_format": table_format,
+    }
+    return manifest
+
+
+def _scenario_payload(scenario: Scenario) -> dict[str, Any]:
+    # The resolved scenario as the plain JSON mapping that is hashed and stored.
+    return _jsonable(scenario.model_dump(mode="json"))
+
+
+def _as_utc(value: Any) -> _dt.datetime | None:
+    if value is None:
+        return None
+    moment = _dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC)
+
+
+def _utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return str(importlib.import_module(name).__version__)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _pyarrow_available() -> bool:
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def _git_state(package_dir: Path) -> tuple[str | None, bool | None]:
+    """Commit and dirtiness of the checkout holding the package; (None, None) outside git."""
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(
+            ["git", *args], cwd=package_dir, capture_output=True, text=True, timeout=10, check=True
+        )
+        return completed.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    try:
+        # Untracked files are left out: scratch files beside the code do not change what ran.
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return commit, dirty
+
+
+def _current_umask() -> int:
+    # Reading /proc avoids the os.umask set-and-restore race with other threads where possible.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_run(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
+    """Read a run directory written by :func:`write_run`.
+
+    Args:
+        run_dir: The run directory.
+        verify: Check every file's sha256 and size against the manifest first.
+
+    Returns:
+        A dict with the tables (``timeseries``, ``trades``, ``liquidations``, ``accounts``) as
+        DataFrames (``liquidations.parents`` as lists of ints), ``summary`` and ``manifest`` as dicts,
+        ``cascade`` as a ``networkx.DiGraph`` (or None when the file is missing) and ``path``.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no manifest.
+        ValueError: ``verify`` is set and a file is missing or does not match the manifest.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: no {MANIFEST_NAME}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if verify:
+        _verify_files(run_dir, manifest.get("files", {}))
+    table_format = manifest.get("table_format", "parquet")
+    run: dict[str, Any] = {"path": run_dir, "manifest": manifest}
+    for name in TABLE_NAMES:
+        run[name] = _read_table(run_dir / f"{name}.{table_format}", _LIST_COLUMNS.get(name, ()), table_format)
+    run["summary"] = json.loads((run_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
+    cascade_path = run_dir / CASCADE_NAME
+    run["cascade"] = _read_graphml(cascade_path) if cascade_path.is_file() else None
+    return run
+
+
+def _verify_files(run_dir: Path, files: Mapping[str, Mapping[str, Any]]) -> None:
+    for relative, expected in files.items():
+        file_path = run_dir / relative
+        if not file_path.is_file():
+            raise ValueError(f"{run_dir}: {relative} is listed in the manifest but missing")
+        if file_path.stat().st_size != expected["size"] or _sha256_file(file_path) != expected["sha256"]:
+            raise ValueError(f"{run_dir}: {relative} does not match its manifest hash")
+
+
+def _read_table(path: Path, list_columns: Sequence[str], table_format: str) -> pd.DataFrame:
+    if table_format == "parquet":
+        frame = pd.read_parquet(path)
+        for column in list_columns:
+            if column in frame.columns:
+                frame[column] = pd.Series(
+                    [_int_list(v) for v in frame[column]], index=frame.index, dtype=object
+                )
+        return frame
+    frame = pd.read_csv(path, keep_default_na=True)
+    for column in list_columns:
+        if column in frame.columns:
+            frame[column] = pd.Series(
+                [json.loads(v) if isinstance(v, str) else None for v in frame[column]],
+                index=frame.index,
+                dtype=object,
+            )
+    return frame
+
+
+def _read_graphml(path: Path) -> nx.DiGraph:
+    try:
+        return nx.read_graphml(path, node_type=int)
+    except (ValueError, TypeError):
+        # Nodes that are not integers (a graph from a custom model) are kept as text.
+        return nx.read_graphml(path)

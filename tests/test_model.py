@@ -1,0 +1,189 @@
+"""End-to-end properties of MarketModel on the shipped scenarios and on random valid scenarios."""
+
+import math
+
+import mesa
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from abm import MarketModel
+from abm.clearing import ENGINE, InvariantError
+from abm.config import load_scenario, resolve_scenario, scenario_from_dict
+from abm.model import run_scenario
+
+
+@pytest.fixture(scope="module")
+def spiral():
+    return load_scenario(resolve_scenario("spiral"))
+
+
+@pytest.fixture(scope="module")
+def spiral_run(spiral):
+    return run_scenario(spiral, seed=7, check_invariants=True)
+
+
+@pytest.fixture(scope="module")
+def calm_run():
+    return run_scenario(load_scenario(resolve_scenario("calm")), seed=7, check_invariants=True)
+
+
+def test_spiral_cascades_at_least_three_links_deep(spiral_run):
+    assert spiral_run.summary["cascade_depth"] >= 3
+    assert spiral_run.summary["cascade_max_rounds"] >= 4
+    liquidations = spiral_run.liquidations
+    # Every edge of the DAG goes from round r to round r + 1 of the same step.
+    for parent, child in spiral_run.cascade.edges:
+        p, c = liquidations.loc[parent], liquidations.loc[child]
+        assert (p["step"], p["round"] + 1) == (c["step"], c["round"])
+
+
+def test_calm_liquidates_at_most_a_tenth_of_the_spiral(spiral_run, calm_run):
+    assert spiral_run.summary["liquidated_accounts"] > 0
+    assert calm_run.summary["liquidated_accounts"] <= spiral_run.summary["liquidated_accounts"] / 10
+
+
+def test_counterfactual_without_liquidation_has_a_smaller_drawdown(spiral, spiral_run):
+    counterfactual = run_scenario(spiral, seed=7, liquidation_enabled=False, check_invariants=True)
+    assert counterfactual.summary["liquidations"] == 0
+    amplification = spiral_run.summary["max_drawdown"] / counterfactual.summary["max_drawdown"]
+    assert amplification > 1.0
+
+
+def test_same_seed_gives_identical_tables(spiral):
+    first = run_scenario(spiral, seed=11)
+    second = run_scenario(spiral, seed=11)
+    for name in ("timeseries", "trades", "liquidations", "accounts"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
+    assert first.summary == second.summary
+    other = run_scenario(spiral, seed=12)
+    assert not first.trades.equals(other.trades)
+
+
+def test_tables_have_the_documented_columns(spiral_run):
+    from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TIMESERIES_COLUMNS, TRADE_COLUMNS
+
+    assert set(TIMESERIES_COLUMNS) <= set(spiral_run.timeseries.columns)
+    assert list(spiral_run.trades.columns) == list(TRADE_COLUMNS)
+    assert set(LIQUIDATION_COLUMNS) <= set(spiral_run.liquidations.columns)
+    assert list(spiral_run.accounts.columns) == list(ACCOUNT_COLUMNS)
+    assert len(spiral_run.timeseries) == spiral_run.scenario.steps
+    accounts = spiral_run.accounts
+    assert accounts["position"].sum() == 0
+    assert accounts.loc[ENGINE, "kind"] == "liquidation_engine"
+
+
+def test_invariant_breach_is_caught_with_step_and_accounts(spiral):
+    model = MarketModel(spiral, rng=3, check_invariants=True)
+    model.step()
+    model.clearing.position[5] += 1  # an injected breach of the zero-sum invariant
+    with pytest.raises(InvariantError, match=r"step 1: positions sum to 1"):
+        model.step()
+
+
+def test_money_conserved_and_positions_net_to_zero_every_step(spiral):
+    model = MarketModel(spiral, rng=5)
+    expected = model.clearing.initial_money
+    for _ in range(spiral.steps):
+        model.step()
+        clearing = model.clearing
+        assert clearing.position[: clearing.n_accounts].sum() == 0
+        total = clearing.money_total(model.mark)
+        assert math.isclose(total, expected + clearing.total_deposits, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_keyword_overrides_and_batch_run():
+    results = mesa.batch_run(
+        MarketModel,
+        parameters={"scenario": "calm", "steps": 30, "agents.1.count": [20, 40]},
+        rng=[1, 2],
+        max_steps=30,
+        number_processes=1,
+        display_progress=False,
+    )
+    assert len(results) == 4
+    assert {row["agents.1.count"] for row in results} == {20, 40}
+    assert all(np.isfinite(row["mark"]) for row in results)
+    model = MarketModel("calm", rng=1, **{"steps": 30, "agents.1.count": 20})
+    assert model.config.agents[1].count == 20 and model.horizon == 30
+
+
+# ----------------------------------------------------------------------------- random scenarios
+
+group_strategy = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("leveraged_trader"),
+            "count": st.integers(0, 30),
+            "collateral": st.floats(10.0, 1000.0),
+            "side": st.sampled_from(["long", "short", "mixed"]),
+            "leverage": st.fixed_dictionaries(
+                {"distribution": st.just("uniform"), "low": st.just(1.0), "high": st.floats(1.0, 9.0)}
+            ),
+            "strategy": st.sampled_from(["hold", "momentum", "value", "random"]),
+            "arrival_rate": st.floats(0.0, 1.0),
+            "reentry_rate": st.floats(0.0, 0.5),
+            "reserves": st.floats(0.0, 100.0),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("noise"),
+            "count": st.integers(0, 10),
+            "max_size": st.integers(1, 20),
+            "arrival_rate": st.floats(0.0, 1.0),
+        }
+    ),
+    st.fixed_dictionaries({"kind": st.just("fundamentalist"), "count": st.integers(0, 5)}),
+)
+
+
+@st.composite
+def scenarios(draw):
+    steps = draw(st.integers(1, 40))
+    maker = {
+        "kind": "market_maker",
+        "count": draw(st.integers(0, 3)),
+        "levels": draw(st.integers(1, 8)),
+        "level_size": draw(st.integers(1, 20)),
+    }
+    groups = [maker, *draw(st.lists(group_strategy, max_size=3))]
+    shocks = []
+    if draw(st.booleans()):
+        shocks.append({"type": "fundamental_jump", "step": draw(st.integers(0, steps - 1)), "size": -0.1})
+    if draw(st.booleans()):
+        shocks.append(
+            {
+                "type": "market_order",
+                "step": draw(st.integers(0, steps - 1)),
+                "quantity": draw(st.integers(1, 200)),
+                "over_steps": draw(st.integers(1, 3)),
+            }
+        )
+    return {
+        "name": "random",
+        "steps": steps,
+        "market": {"mark_price": draw(st.sampled_from(["mid", "last", "index", "index_ema_basis"]))},
+        "agents": groups,
+        "margin": {"rule": "fixed", "initial": 0.1, "maintenance": draw(st.floats(0.01, 0.09))},
+        "liquidation": {
+            "mode": draw(st.sampled_from(["full", "partial"])),
+            "insurance_fund": draw(st.floats(0.0, 1000.0)),
+            "adl": draw(st.booleans()),
+            "price_limit": draw(st.sampled_from(["none", "bankruptcy"])),
+            "max_lots_per_round": draw(st.one_of(st.none(), st.integers(1, 50))),
+        },
+        "shocks": shocks,
+    }
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=scenarios(), seed=st.integers(0, 2**32 - 1))
+def test_random_valid_scenarios_run_with_invariants(data, seed):
+    scenario = scenario_from_dict(data)
+    result = run_scenario(scenario, seed=seed, check_invariants=True)
+    money = result.timeseries[["mark", "insurance_fund", "bad_debt", "socialised_loss"]].to_numpy()
+    assert np.isfinite(money).all()
+    assert result.accounts["position"].sum() == 0

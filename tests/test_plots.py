@@ -1,0 +1,139 @@
+"""Tests of the run figures (abm.plots) on hand-built RunResults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from abm.config import Scenario
+from abm.plots import FIGURE_DPI, FIGURE_SIZE, plot_leverage, plot_margin, plot_price, plot_run
+from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TIMESERIES_COLUMNS, TRADE_COLUMNS, RunResult
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_scenario(steps: int) -> Scenario:
+    shocks = [{"type": "fundamental_jump", "step": steps // 2, "size": -0.2}] if steps > 1 else []
+    if steps > 4:
+        shocks.append({"type": "market_order", "step": 1, "quantity": 10, "over_steps": 3})
+    return Scenario.model_validate({"name": "plots", "steps": steps, "shocks": shocks})
+
+
+def make_timeseries(steps: int) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({column: rng.random(steps) for column in TIMESERIES_COLUMNS})
+    frame["step"] = np.arange(steps)
+    price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, steps)))
+    frame["price"], frame["mark"], frame["index"] = price, price, price * 0.999
+    frame["imr"], frame["mmr"] = 0.10, 0.05
+    # bad_debt is the running total, as the model records it
+    frame["bad_debt"] = np.cumsum(np.where(rng.random(steps) < 0.2, rng.random(steps), 0.0))
+    return frame
+
+
+def make_result(steps: int, with_liquidations: bool = True) -> RunResult:
+    liquidations = pd.DataFrame({column: [] for column in LIQUIDATION_COLUMNS})
+    if with_liquidations:
+        row = dict.fromkeys(LIQUIDATION_COLUMNS, 1.0)
+        row.update(liquidation_id=0, step=0, round=0, account_id=5, kind="leveraged_trader", side="sell")
+        row["parents"] = []
+        liquidations = pd.DataFrame([row], columns=list(LIQUIDATION_COLUMNS))
+    return RunResult(
+        scenario=make_scenario(steps),
+        seed=1,
+        timeseries=make_timeseries(steps),
+        trades=pd.DataFrame({column: [] for column in TRADE_COLUMNS}),
+        liquidations=liquidations,
+        accounts=pd.DataFrame({column: [] for column in ACCOUNT_COLUMNS}),
+        cascade=nx.DiGraph(),
+        summary={},
+    )
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 1000  # a drawn figure, not an empty canvas header
+    # IHDR holds the pixel size: fixed figure size x dpi.
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (round(FIGURE_SIZE[0] * FIGURE_DPI), round(FIGURE_SIZE[1] * FIGURE_DPI))
+
+
+@pytest.mark.parametrize(
+    ("steps", "with_liquidations"), [(200, True), (200, False), (1, True), (1, False)], ids=str
+)
+def test_plot_run_writes_valid_pngs(tmp_path, steps, with_liquidations):
+    paths = plot_run(make_result(steps, with_liquidations), tmp_path / "figures")
+    assert [p.name for p in paths] == ["price.png", "margin.png", "leverage.png"]
+    for path in paths:
+        assert path.parent == tmp_path / "figures"
+        assert_png(path)
+
+
+def test_each_plot_function_works_alone(tmp_path):
+    timeseries = make_timeseries(50)
+    shocks = make_scenario(50).shocks
+    assert_png(plot_price(timeseries, shocks, tmp_path / "p.png"))
+    assert_png(plot_price(timeseries, [], tmp_path / "p_no_shocks.png"))
+    assert_png(plot_margin(timeseries, tmp_path / "m.png"))
+    assert_png(plot_leverage(timeseries, tmp_path / "l.png"))
+
+
+def test_all_nan_series_still_draw(tmp_path):
+    # A run without trades has no last price; bad debt may be missing before the first liquidation.
+    timeseries = make_timeseries(20)
+    timeseries["price"] = np.nan
+    timeseries["bad_debt"] = np.nan
+    assert_png(plot_price(timeseries, [], tmp_path / "p.png"))
+    assert_png(plot_margin(timeseries, tmp_path / "m.png"))
+
+
+def test_shocks_change_the_price_figure(tmp_path):
+    timeseries = make_timeseries(50)
+    with_shocks = plot_price(timeseries, make_scenario(50).shocks, tmp_path / "with.png").read_bytes()
+    without = plot_price(timeseries, [], tmp_path / "without.png").read_bytes()
+    assert with_shocks != without
+
+
+def test_drawing_is_deterministic(tmp_path):
+    result = make_result(100)
+    first = [p.read_bytes() for p in plot_run(result, tmp_path / "a")]
+    second = [p.read_bytes() for p in plot_run(result, tmp_path / "b")]
+    assert first == second
+
+
+def test_plots_do_not_use_pyplot():
+    # A fresh interpreter, since other tests in this session may have imported pyplot themselves.
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import pandas as pd\n"
+        "from abm.plots import plot_margin\n"
+        "from abm.results import TIMESERIES_COLUMNS\n"
+        "frame = pd.DataFrame({c: [0.1, 0.2] for c in TIMESERIES_COLUMNS}).assign(step=[0, 1])\n"
+        "plot_margin(frame, pathlib.Path(tempfile.mkdtemp()) / 'm.png')\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "agg"}
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(REPO_ROOT)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("steps", "edges"),
+    [([0, 1, 2], [-0.5, 0.5, 1.5, 2.5]), ([0, 2], [-1.0, 1.0, 3.0]), ([7], [6.5, 7.5])],
+)
+def test_bar_edges_lie_halfway_between_steps(steps, edges):
+    from abm.plots import _bar_edges
+
+    assert _bar_edges(np.array(steps)).tolist() == edges
