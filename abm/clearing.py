@@ -352,7 +352,6 @@ class Clearing:
         config = self.liquidation
         self.book.cancel_all(account)  # the exchange pulls the account's resting orders first
         position = int(self.position[account])
-        sign = 1 if position > 0 else -1
         side = SELL if position > 0 else BUY
         equity_before = float(check.equity[account])
         quantity = abs(position)
@@ -426,7 +425,7 @@ class Clearing:
             "adl_quantity": adl_quantity,
             "price_impact": impact,
             "parents": list(parents),
-            "full": full and sign != 0,
+            "full": full,
         }
         self.liquidations.append(record)
         return record

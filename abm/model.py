@@ -18,6 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ from abm.shocks import ShockSchedule
 __all__ = ["MarketModel", "run_scenario"]
 
 _KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
+# Column types of the liquidations table, so that an empty table is typed too.
+_LIQUIDATION_DTYPES = {
+    "liquidation_id": "int64",
+    "step": "int64",
+    "round": "int64",
+    "account_id": "int64",
+    "kind": "int64",
+    "side": "int64",
+    "quantity": "int64",
+    "filled_quantity": "int64",
+    "average_price": "float64",
+    "mark_before": "float64",
+    "notional": "float64",
+    "equity_before": "float64",
+    "equity_after": "float64",
+    "bad_debt": "float64",
+    "adl_quantity": "int64",
+    "price_impact": "float64",
+    "parents": "object",
+    "full": "bool",
+}
 
 
 def _resolve(scenario: Any, overrides: Mapping[str, Any]) -> Scenario:
@@ -129,6 +151,7 @@ class MarketModel(mesa.Model):
         )
         self._build_agents()
         self._started = time.perf_counter()
+        self.start_time = datetime.now(UTC).isoformat(timespec="seconds")
         self.wall_seconds = 0.0
 
     # ------------------------------------------------------------------ set-up
@@ -459,11 +482,9 @@ class MarketModel(mesa.Model):
             },
             columns=list(TRADE_COLUMNS),
         )
-        liquidations = pd.DataFrame(clearing.liquidations, columns=[*LIQUIDATION_COLUMNS, "full"])
-        if not liquidations.empty:
-            liquidations["kind"] = liquidations["kind"].map(_KIND_NAMES)
-        else:
-            liquidations = liquidations.astype({"kind": object})
+        liquidations = pd.DataFrame(clearing.liquidations, columns=list(LIQUIDATION_COLUMNS))
+        liquidations = liquidations.astype(_LIQUIDATION_DTYPES)
+        liquidations["kind"] = liquidations["kind"].map(_KIND_NAMES).astype(object)
         accounts = self.accounts_table()
         cascade = build_cascade_graph(liquidations)
         summary = summarise(timeseries, liquidations, cascade, self.config, self.policy)
@@ -478,6 +499,10 @@ class MarketModel(mesa.Model):
             summary=summary,
             wall_seconds=self.wall_seconds or (time.perf_counter() - self._started),
             invariant_checks=self.check_invariants,
+            extra={
+                "start_time": self.start_time,
+                "end_time": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
         )
 
     def accounts_table(self) -> pd.DataFrame:

@@ -61,6 +61,7 @@ LIQUIDATION_COLUMNS = (
     "adl_quantity",
     "price_impact",
     "parents",
+    "full",
 )
 ACCOUNT_COLUMNS = (
     "account_id",

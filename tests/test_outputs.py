@@ -89,6 +89,7 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
             "adl_quantity": np.zeros(n_liquidations, dtype=np.int64),
             "price_impact": np.linspace(0.1, 0.3, n_liquidations),
             "parents": pd.Series(liquidation_parents, dtype=object),
+            "full": np.ones(n_liquidations, dtype=bool),
         },
         columns=list(LIQUIDATION_COLUMNS),
     )
