@@ -1,0 +1,426 @@
+"""The ``abm`` command line: validate, run (with a fake model and writer) and list."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+import pytest
+
+from abm import cli, config
+from abm.config import Scenario
+from abm.results import RunResult
+
+VALID = """\
+name: demo
+steps: 40
+agents:
+  - kind: market_maker
+    count: 2
+  - kind: leveraged_trader
+    count: 10
+    leverage: {distribution: uniform, low: 2, high: 5}
+margin:
+  rule: fixed
+  initial: 0.1
+  maintenance: 0.05
+"""
+
+
+class FakeRunAPI:
+    """Stand-ins for ``abm.model.run_scenario`` and ``abm.outputs``, recording their calls."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        # Figures the fake model reports, keyed by liquidation.enabled.
+        self.max_drawdown = {True: 0.30, False: 0.12}
+        self.liquidation_rows = {True: 4, False: 1}
+        self.failure: BaseException | None = None
+        self.write_failure: BaseException | None = None
+        self.runs: list[dict[str, Any]] = []
+        self.writes: list[dict[str, Any]] = []
+        self.OutputExistsError = type("OutputExistsError", (Exception,), {})
+
+    def run_scenario(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        *,
+        check_invariants: bool = False,
+        progress: Any = None,
+    ) -> RunResult:
+        self.runs.append(
+            {"scenario": scenario, "seed": seed, "check": check_invariants, "progress": progress}
+        )
+        if self.failure is not None:
+            raise self.failure
+        if progress is not None:
+            for _ in range(scenario.steps):
+                progress(1)
+        enabled = scenario.liquidation.enabled
+        rows = self.liquidation_rows[enabled]
+        return RunResult(
+            scenario=scenario,
+            seed=seed,
+            timeseries=pd.DataFrame({"step": range(scenario.steps)}),
+            trades=pd.DataFrame(),
+            liquidations=pd.DataFrame({"liquidation_id": range(rows)}),
+            accounts=pd.DataFrame(),
+            cascade=nx.DiGraph(),
+            summary={"max_drawdown": self.max_drawdown[enabled], "liquidations": rows, "bad_debt": 12.5},
+            wall_seconds=0.25,
+        )
+
+    def default_run_dir(self, scenario: Scenario, seed: int, base: Path = Path("outputs")) -> Path:
+        return self.base / "outputs" / f"{scenario.name}-{seed}"
+
+    def check_out_dir(self, path: Path | str, force: bool) -> None:
+        if Path(path).exists() and not force:
+            raise self.OutputExistsError(f"output directory {path} already exists; use --force to replace it")
+
+    def write_run(
+        self, result: RunResult, out_dir: Path | str, *, force: bool, command_line: Any, extra_manifest: Any
+    ) -> Path:
+        self.writes.append(
+            {
+                "result": result,
+                "out_dir": Path(out_dir),
+                "force": force,
+                "command_line": command_line,
+                "extra_manifest": extra_manifest,
+                "summary": dict(result.summary),
+            }
+        )
+        if self.write_failure is not None:
+            raise self.write_failure
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        return Path(out_dir)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeRunAPI:
+    api = FakeRunAPI(tmp_path)
+    model = types.ModuleType("abm.model")
+    model.run_scenario = api.run_scenario
+    outputs = types.ModuleType("abm.outputs")
+    outputs.OutputExistsError = api.OutputExistsError
+    outputs.default_run_dir = api.default_run_dir
+    outputs.check_out_dir = api.check_out_dir
+    outputs.write_run = api.write_run
+    monkeypatch.setitem(sys.modules, "abm.model", model)
+    monkeypatch.setitem(sys.modules, "abm.outputs", outputs)
+    monkeypatch.delenv("ABM_DEBUG", raising=False)
+    return api
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Path:
+    file = tmp_path / "demo.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    return file
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def test_validate_ok(scenario_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", str(scenario_file)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "ok: demo (40 steps, 2 agent groups, margin rule fixed)\n"
+    assert captured.err == ""
+
+
+def test_validate_applies_set(scenario_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(
+        [
+            "validate",
+            str(scenario_file),
+            "--set",
+            "steps=250",
+            "--set",
+            "margin={rule: ewma_vol}",
+            "--set",
+            "agents=[]",
+        ]
+    )
+    assert status == 0
+    assert capsys.readouterr().out == "ok: demo (250 steps, 0 agent groups, margin rule ewma_vol)\n"
+
+
+def test_validate_by_scenario_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text("name: tiny\nsteps: 5\n", encoding="utf-8")
+    monkeypatch.setattr(config, "SCENARIOS_DIR", folder)
+    assert cli.main(["validate", "tiny"]) == 0
+    assert capsys.readouterr().out == "ok: tiny (5 steps, 0 agent groups, margin rule fixed)\n"
+    assert cli.main(["validate", "tinny"]) == 2
+    assert "did you mean 'tiny'?" in capsys.readouterr().err
+
+
+def test_validate_error_lines_name_file_and_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text("name: demo\nsteps: 0\n", encoding="utf-8")
+    assert cli.main(["validate", str(file)]) == 2
+    assert capsys.readouterr().err == f"error: {file}: steps: must be >= 1 (got 0) (line 2)\n"
+
+
+# --------------------------------------------------------------------------- run
+
+
+def test_run_plumbs_seed_steps_and_set(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "run"
+    argv = ["run", str(scenario_file), "--seed", "7", "--steps", "50", "--set", "agents.1.count=3"]
+    argv += ["--out", str(out_dir), "--no-progress"]
+    assert cli.main(argv) == 0
+    (run,) = fake.runs
+    assert run["seed"] == 7 and run["scenario"].seed == 7
+    assert run["scenario"].steps == 50
+    assert run["scenario"].agents[1].count == 3
+    assert run["check"] is False and run["progress"] is None
+    (write,) = fake.writes
+    assert write["out_dir"] == out_dir and write["force"] is False
+    assert write["command_line"] == ["abm", *argv]
+    assert write["extra_manifest"]["overrides"] == ["agents.1.count=3", "seed=7", "steps=50"]
+    assert write["extra_manifest"]["scenario_file"] == str(scenario_file)
+    assert out_dir.is_dir()
+    assert capsys.readouterr().out.splitlines()[-1] == f"run directory: {out_dir}"
+
+
+def test_seed_flag_wins_over_set(fake: FakeRunAPI, scenario_file: Path, tmp_path: Path) -> None:
+    argv = ["run", str(scenario_file), "--set", "seed=3", "--seed", "9", "--out", str(tmp_path / "r")]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    assert fake.runs[0]["seed"] == 9
+
+
+def test_run_check_flag_and_progress_callback(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", str(scenario_file), "--check", "--out", str(tmp_path / "r")]) == 0
+    (run,) = fake.runs
+    assert run["check"] is True
+    assert callable(run["progress"])
+    # The fake run takes well under tqdm's one-second delay: no bar is drawn.
+    assert capsys.readouterr().err == ""
+
+
+def test_run_bad_override_value_is_refused_before_running(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = cli.main(["run", str(scenario_file), "--seed", "-1", "--out", str(tmp_path / "r")])
+    assert status == 2
+    assert "seed: must be >= 0 (got -1) (set by override 'seed=-1')" in capsys.readouterr().err
+    assert fake.runs == []
+
+
+def test_existing_out_dir_needs_force(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    (out_dir / "keep.txt").write_text("old run", encoding="utf-8")
+    assert cli.main(["run", str(scenario_file), "--out", str(out_dir), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "already exists" in captured.err and "Traceback" not in captured.err
+    assert fake.runs == [] and fake.writes == []
+    assert (out_dir / "keep.txt").read_text(encoding="utf-8") == "old run"
+
+    assert cli.main(["run", str(scenario_file), "--out", str(out_dir), "--no-progress", "--force"]) == 0
+    assert fake.writes[0]["force"] is True
+
+
+def test_default_out_dir_comes_from_outputs(fake: FakeRunAPI, scenario_file: Path, tmp_path: Path) -> None:
+    assert cli.main(["run", str(scenario_file), "--seed", "4", "--no-progress"]) == 0
+    assert fake.writes[0]["out_dir"] == tmp_path / "outputs" / "demo-4"
+
+
+def test_run_by_scenario_name(
+    fake: FakeRunAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario_file: Path
+) -> None:
+    monkeypatch.setattr(config, "SCENARIOS_DIR", scenario_file.parent)
+    assert cli.main(["run", "demo", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert fake.runs[0]["scenario"].name == "demo"
+
+
+def test_counterfactual_amplification(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", str(scenario_file), "--seed", "5", "--counterfactual", "--out", str(tmp_path / "r")]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    main_run, counterfactual_run = fake.runs
+    assert main_run["scenario"].liquidation.enabled is True
+    assert counterfactual_run["scenario"].liquidation.enabled is False
+    assert counterfactual_run["seed"] == main_run["seed"] == 5
+    # Apart from liquidation.enabled, the two runs see the same scenario.
+    same = counterfactual_run["scenario"].model_copy(update={"liquidation": main_run["scenario"].liquidation})
+    assert same == main_run["scenario"]
+
+    summary = fake.writes[0]["summary"]
+    expected = fake.max_drawdown[True] / fake.max_drawdown[False]
+    assert summary["amplification"] == pytest.approx(expected)
+    assert summary["counterfactual_max_drawdown"] == fake.max_drawdown[False]
+    assert summary["counterfactual_liquidations"] == fake.liquidation_rows[False]
+    assert summary["max_drawdown"] == fake.max_drawdown[True]
+
+    rows = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()[1:-1])
+    assert rows["amplification"] == f"{expected:.6g}"
+    assert rows["max_drawdown"] == "0.3"
+    assert rows["counterfactual_liquidations"] == str(fake.liquidation_rows[False])
+
+
+def test_counterfactual_without_drawdown_has_no_amplification(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.max_drawdown[False] = 0.0
+    argv = ["run", str(scenario_file), "--counterfactual", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert cli.main(argv) == 0
+    assert fake.writes[0]["summary"]["amplification"] is None
+    assert "amplification                n/a" in capsys.readouterr().out
+
+
+def test_summary_table_is_aligned(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", str(scenario_file), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[:-1]
+    assert table[0].split() == ["metric", "value"]
+    assert [line.split()[0] for line in table[1:]] == [
+        "max_drawdown",
+        "liquidations",
+        "bad_debt",
+        "wall_seconds",
+    ]
+    value_column = {line.index(line.split()[1], len(line.split()[0])) for line in table}
+    assert len(value_column) == 1
+
+
+def test_interrupt_writes_nothing(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.failure = KeyboardInterrupt()
+    out_dir = tmp_path / "r"
+    assert cli.main(["run", str(scenario_file), "--out", str(out_dir), "--no-progress"]) == 130
+    assert "interrupted: nothing written" in capsys.readouterr().err
+    assert fake.writes == [] and not out_dir.exists()
+
+
+def test_model_failure_is_an_internal_error(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.failure = RuntimeError("book crossed")
+    out_dir = tmp_path / "r"
+    assert cli.main(["run", str(scenario_file), "--out", str(out_dir), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: book crossed" in err
+    assert "--check" in err and "Traceback" not in err
+    assert fake.writes == [] and not out_dir.exists()
+
+
+def test_debug_env_shows_traceback(
+    fake: FakeRunAPI,
+    scenario_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake.failure = RuntimeError("book crossed")
+    monkeypatch.setenv("ABM_DEBUG", "1")
+    assert cli.main(["run", str(scenario_file), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_writer_failure_is_an_internal_error(
+    fake: FakeRunAPI, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.write_failure = ValueError("RunResult.trades lacks the documented columns: price")
+    assert cli.main(["run", str(scenario_file), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: ValueError" in err and "Traceback" not in err
+
+
+def test_missing_model_module_is_an_internal_error(
+    scenario_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "abm.model", None)  # makes `import abm.model` raise ImportError
+    monkeypatch.delenv("ABM_DEBUG", raising=False)
+    assert cli.main(["run", str(scenario_file), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: ") and "abm.model" in err
+
+
+# --------------------------------------------------------------------------- list and parser
+
+
+def test_list_shows_first_description_line_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "spiral.yaml").write_text(
+        "name: spiral\ndescription: |\n  Crowded longs, thin book.\n  More detail here.\n", encoding="utf-8"
+    )
+    (folder / "calm.yaml").write_text("name: calm\ndescription: No shock.\n", encoding="utf-8")
+    (folder / "bare.yaml").write_text("name: bare\n", encoding="utf-8")
+    (folder / "broken.yaml").write_text("name: a\nname: b\n", encoding="utf-8")
+    (folder / "notes.txt").write_text("not a scenario", encoding="utf-8")
+    monkeypatch.setattr(config, "SCENARIOS_DIR", folder)
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "bare",
+        "broken  (unreadable: name: duplicate key 'name', also set at line 1 (line 2))",
+        "calm    No shock.",
+        "spiral  Crowded longs, thin book.",
+    ]
+
+
+def test_list_without_scenarios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(config, "SCENARIOS_DIR", tmp_path)
+    assert cli.main(["list"]) == 0
+    assert capsys.readouterr().out == f"no scenarios in {tmp_path}\n"
+
+
+def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == sorted(path.stem for path in config.SCENARIOS_DIR.glob("*.yaml"))
+
+
+def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert cli.main(["frobnicate"]) == 2
+    assert cli.main(["run", "x.yaml", "--seed", "soon"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert cli.main(["--help"]) == 0
+    assert "validate" in capsys.readouterr().out
+
+
+def test_module_entry_point_exit_status(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\nsteps: -5\n", encoding="utf-8")
+    repo = Path(cli.__file__).resolve().parent.parent
+    environment = {**os.environ, "PYTHONPATH": str(repo)}
+    environment.pop("ABM_DEBUG", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "abm.cli", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        env=environment,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == f"error: {bad}: steps: must be >= 1 (got -5) (line 2)\n"

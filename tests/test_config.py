@@ -1,0 +1,562 @@
+"""Scenario loading: every way a scenario file can be wrong, and the good paths.
+
+The table of bad files is checked three ways: :func:`load_scenario` raises a ScenarioError
+naming the dotted path (and the line where there is one), ``abm validate`` exits 2 without a
+traceback, and ``abm run --out DIR`` exits 2 before writing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sys
+import textwrap
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from abm import cli, config
+from abm.config import (
+    MAX_ALIASES,
+    MAX_FILE_BYTES,
+    Scenario,
+    ScenarioError,
+    apply_overrides,
+    available_scenarios,
+    load_scenario,
+    read_yaml_mapping,
+    resolve_scenario,
+    scenario_from_dict,
+    scenario_hash,
+)
+from abm.margin.settings import TieredMargin
+
+VALID = """\
+name: demo
+steps: 100
+agents:
+  - kind: market_maker
+    count: 2
+  - kind: leveraged_trader
+    count: 10
+    leverage: {distribution: uniform, low: 2, high: 5}
+margin:
+  rule: fixed
+  initial: 0.1
+  maintenance: 0.05
+"""
+
+MISSING = object()
+DIRECTORY = object()
+
+
+def _bomb() -> str:
+    # Five levels of ten aliases: 40 aliases (under MAX_ALIASES) that expand to 111,111 nodes.
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for name, previous in zip("bcde", "abcd", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
+    return "\n".join(lines) + "\nname: bomb\n"
+
+
+def _many_aliases() -> str:
+    return "x: &x 1\nlist: [" + ", ".join(["*x"] * (MAX_ALIASES + 1)) + "]\nname: aliases\n"
+
+
+def _too_large() -> bytes:
+    line = b"# " + b"x" * 1021 + b"\n"  # 1 KiB per line
+    return b"name: big\n" + line * (MAX_FILE_BYTES // len(line) + 1)
+
+
+@dataclass(frozen=True)
+class BadCase:
+    """One bad scenario: its content, overrides, and where the error must point."""
+
+    id: str
+    content: str | bytes | object
+    path: str
+    line: int | None
+    fragment: str
+    overrides: tuple[str, ...] = ()
+
+
+BAD_CASES = [
+    BadCase("wrong_type", "name: demo\nsteps: [1, 2]\n", "steps", 2, "expected a whole number, got a list"),
+    BadCase("out_of_range", "name: demo\nsteps: 0\n", "steps", 2, "must be >= 1 (got 0)"),
+    BadCase("unknown_key", "name: demo\ncolour: red\n", "colour", 2, "unknown key 'colour'"),
+    BadCase(
+        "misspelt_key",
+        "name: demo\nagents:\n  - kind: noise\n    cont: 3\n",
+        "agents.0.cont",
+        4,
+        "unknown key 'cont'; did you mean 'count'?",
+    ),
+    BadCase(
+        "missing_required_key",
+        "name: demo\nagents:\n  - kind: noise\n    collateral: 5.0\n",
+        "agents.0.count",
+        3,
+        "missing required key 'count'",
+    ),
+    BadCase("missing_name", "steps: 10\n", "name", None, "missing required key 'name'"),
+    BadCase(
+        "maintenance_above_initial",
+        "name: demo\nmargin:\n  rule: fixed\n  initial: 0.05\n  maintenance: 0.1\n",
+        "margin.maintenance",
+        5,
+        "must be below initial",
+    ),
+    BadCase(
+        "unknown_agent_kind",
+        "name: demo\nagents:\n  - kind: whale\n    count: 3\n",
+        "agents.0.kind",
+        3,
+        "use one of leveraged_trader, market_maker, noise, fundamentalist",
+    ),
+    BadCase(
+        "misspelt_agent_kind",
+        "name: demo\nagents:\n  - kind: market-maker\n    count: 3\n",
+        "agents.0.kind",
+        3,
+        "did you mean 'market_maker'?",
+    ),
+    BadCase(
+        "missing_agent_kind", "name: demo\nagents:\n  - count: 3\n", "agents.0.kind", 3, "missing 'kind'"
+    ),
+    BadCase("agents_not_a_list", "name: demo\nagents:\n  kind: noise\n", "agents", 2, "expected a list"),
+    BadCase(
+        "unknown_margin_rule",
+        "name: demo\nmargin:\n  rule: fixd\n",
+        "margin.rule",
+        3,
+        "did you mean 'fixed'?",
+    ),
+    BadCase(
+        "unknown_shock_type",
+        "name: demo\nshocks:\n  - {type: crash, step: 1}\n",
+        "shocks.0.type",
+        3,
+        "use one of fundamental_jump, market_order",
+    ),
+    BadCase("empty_file", "", "(file)", None, "file is empty"),
+    BadCase("comments_only", "# just a comment\n\n", "(file)", None, "file is empty"),
+    BadCase("not_yaml", "name: demo\n\tsteps: 3\n", "(file)", 2, "not valid YAML"),
+    BadCase("two_documents", "name: a\n---\nname: b\n", "(file)", 2, "expected a single document"),
+    BadCase("python_tag", "name: !!python/object:os.system x\n", "(file)", 1, "not valid YAML"),
+    BadCase("top_level_list", "- name: demo\n- steps: 3\n", "(top level)", 1, "got a list"),
+    BadCase("top_level_text", "just some words\n", "(top level)", 1, "got text 'just some words'"),
+    BadCase("missing_file", MISSING, "(file)", None, "file not found"),
+    BadCase("directory", DIRECTORY, "(file)", None, "is a directory"),
+    BadCase(
+        "duplicate_key",
+        "name: demo\nsteps: 10\nagents:\n  - kind: noise\n    count: 1\n    count: 2\n",
+        "agents.0.count",
+        6,
+        "duplicate key 'count', also set at line 5",
+    ),
+    BadCase("duplicate_top_key", "name: a\nsteps: 3\nname: b\n", "name", 3, "also set at line 1"),
+    BadCase("yaml_bomb", _bomb(), "(file)", 5, "YAML bomb"),
+    BadCase("too_many_aliases", _many_aliases(), "(file)", 2, f"more than {MAX_ALIASES} aliases"),
+    BadCase("recursive_alias", "name: demo\nloop: &a [*a]\n", "(file)", 2, "recursive alias"),
+    BadCase("larger_than_5_mb", _too_large(), "(file)", None, "5 MB limit"),
+    BadCase("not_utf8", b"steps: 10\nname: caf\xe9\n", "(file)", 2, "not UTF-8 text: byte 0xe9"),
+    BadCase("number_as_text", 'name: demo\nsteps: "100"\n', "steps", 2, "number written as text ('100')"),
+    BadCase(
+        "float_as_text",
+        "name: demo\nmarket:\n  tick_size: '0.5'\n",
+        "market.tick_size",
+        3,
+        "number written as text",
+    ),
+    BadCase(
+        "exponent_without_dot",
+        "name: demo\nagents:\n  - kind: noise\n    count: 1e3\n",
+        "agents.0.count",
+        4,
+        "(YAML reads 1e3 as text: write 1000 or 1.0e+3)",
+    ),
+    BadCase("whole_float_for_int", "name: demo\nsteps: 100.0\n", "steps", 2, "write 100"),
+    BadCase("infinite_number", "name: demo\nmarket:\n  tick_size: .inf\n", "market.tick_size", 3, "finite"),
+    BadCase("date_as_text", "name: 2020-03-12\n", "name", 1, "put it in quotes"),
+    BadCase(
+        "percentage_as_whole_number",
+        "name: demo\nmargin:\n  rule: fixed\n  maintenance: 5\n",
+        "margin.maintenance",
+        4,
+        "rates are fractions: 0.05 means 5%",
+    ),
+    BadCase(
+        "confidence_as_percentage",
+        "name: demo\nmargin:\n  rule: ewma_vol\n  confidence: 99\n",
+        "margin.confidence",
+        4,
+        "rates are fractions: 0.05 means 5%",
+    ),
+    BadCase(
+        "shock_beyond_horizon",
+        "name: demo\nsteps: 100\nshocks:\n  - type: fundamental_jump\n    step: 100\n    size: -0.1\n",
+        "shocks.0.step",
+        5,
+        "beyond the horizon",
+    ),
+    BadCase(
+        "leverage_above_one_over_initial",
+        VALID.replace("high: 5", "high: 20"),
+        "agents.1.leverage",
+        8,
+        "can reach 20x, above 1 / initial margin = 10x",
+    ),
+    BadCase(
+        "uncapped_lognormal_leverage",
+        VALID.replace(
+            "{distribution: uniform, low: 2, high: 5}", "{distribution: lognormal, median: 3, sigma: 0.5}"
+        ),
+        "agents.1.leverage",
+        8,
+        "lognormal leverage without a cap: set cap to at most 10x",
+    ),
+    BadCase(
+        "uniform_low_above_high",
+        VALID.replace("low: 2, high: 5", "low: 6, high: 5"),
+        "agents.1.leverage.low",
+        8,
+        "low must not exceed high",
+    ),
+    BadCase(
+        "min_size_above_max_size",
+        "name: demo\nagents:\n  - kind: noise\n    count: 3\n    min_size: 10\n    max_size: 5\n",
+        "agents.0.min_size",
+        5,
+        "min_size must not exceed max_size",
+    ),
+    BadCase(
+        "tiers_not_increasing",
+        "name: demo\nmargin:\n  rule: tiered\n  tiers:\n"
+        "    - {notional_floor: 0, initial: 0.1, maintenance: 0.05}\n"
+        "    - {notional_floor: 0, initial: 0.2, maintenance: 0.1}\n",
+        "margin.tiers",
+        4,
+        "strictly increasing",
+    ),
+    BadCase(
+        "reactions_not_summing_to_one",
+        VALID.replace("high: 5}", "high: 5}\n    margin_call: {top_up: 0.5, reduce: 0.5, ignore: 0.5}"),
+        "agents.1.margin_call",
+        9,
+        "must sum to 1",
+    ),
+    BadCase(
+        "unknown_mark_price_shorthand",
+        "name: demo\nmarket:\n  mark_price: median\n",
+        "market.mark_price.source",
+        3,
+        "must be one of last, mid, index, index_ema_basis (got 'median')",
+    ),
+    BadCase("bad_override_path", VALID, "name", None, "goes through 'name'", ("name.first=x",)),
+    BadCase(
+        "override_index_out_of_range", VALID, "agents.5", None, "'agents' has 2 items", ("agents.5.count=1",)
+    ),
+    BadCase("override_list_by_name", VALID, "agents.noise", None, "is a list", ("agents.noise.count=1",)),
+    BadCase("override_without_equals", VALID, "steps", None, "dotted.key=value", ("steps",)),
+    BadCase("override_bad_yaml", VALID, "steps", None, "not valid YAML", ("steps=[1,",)),
+    BadCase(
+        "override_bad_value",
+        VALID,
+        "agents.1.count",
+        None,
+        "(set by override 'agents.1.count=many')",
+        ("agents.1.count=many",),
+    ),
+]
+
+
+def _materialise(tmp_path: Path, case: BadCase) -> Path:
+    file = tmp_path / f"{case.id}.yaml"
+    if case.content is MISSING:
+        return file
+    if case.content is DIRECTORY:
+        file.mkdir()
+        return file
+    if isinstance(case.content, bytes):
+        file.write_bytes(case.content)
+    else:
+        file.write_text(case.content, encoding="utf-8")
+    return file
+
+
+def _set_args(overrides: tuple[str, ...]) -> list[str]:
+    return [part for override in overrides for part in ("--set", override)]
+
+
+@pytest.fixture
+def forbidden_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins for the model and writer that fail the test if a bad scenario reaches them."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a bad scenario must be refused before the model or the writer is used")
+
+    model = types.ModuleType("abm.model")
+    model.run_scenario = refuse
+    outputs = types.ModuleType("abm.outputs")
+    outputs.OutputExistsError = type("OutputExistsError", (Exception,), {})
+    outputs.check_out_dir = outputs.default_run_dir = outputs.write_run = refuse
+    monkeypatch.setitem(sys.modules, "abm.model", model)
+    monkeypatch.setitem(sys.modules, "abm.outputs", outputs)
+
+
+def test_table_has_at_least_25_distinct_cases() -> None:
+    assert len({case.id for case in BAD_CASES}) == len(BAD_CASES) >= 25
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda case: case.id)
+def test_bad_scenario_names_path_and_line(tmp_path: Path, case: BadCase) -> None:
+    file = _materialise(tmp_path, case)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(file, case.overrides)
+    error = caught.value
+    at_path = [line for line in error.errors if line.startswith(f"{case.path}: ")]
+    assert at_path, error.errors
+    assert any(case.fragment in line for line in at_path), error.errors
+    if case.line is not None:
+        assert any(line.endswith(f"(line {case.line})") for line in at_path if case.fragment in line), (
+            error.errors
+        )
+    else:
+        assert not any("(line " in line for line in at_path if case.fragment in line), error.errors
+    assert str(error).startswith(f"{file}: invalid scenario")
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda case: case.id)
+def test_bad_scenario_validate_exits_2(
+    tmp_path: Path, case: BadCase, capsys: pytest.CaptureFixture[str], forbidden_model: None
+) -> None:
+    file = _materialise(tmp_path, case)
+    status = cli.main(["validate", str(file), *_set_args(case.overrides)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    assert f"{case.path}: " in captured.err
+    assert all(line.startswith("error: ") for line in captured.err.splitlines())
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda case: case.id)
+def test_bad_scenario_run_writes_nothing(
+    tmp_path: Path, case: BadCase, capsys: pytest.CaptureFixture[str], forbidden_model: None
+) -> None:
+    file = _materialise(tmp_path, case)
+    before = set(tmp_path.iterdir())
+    out_dir = tmp_path / "run"
+    status = cli.main(["run", str(file), "--out", str(out_dir), "--no-progress", *_set_args(case.overrides)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "Traceback" not in captured.out + captured.err
+    assert f"{case.path}: " in captured.err
+    assert not out_dir.exists()
+    assert set(tmp_path.iterdir()) == before
+
+
+# --------------------------------------------------------------------------- good files
+
+
+def test_minimal_file_gets_the_defaults(tmp_path: Path) -> None:
+    file = tmp_path / "minimal.yaml"
+    file.write_text("name: minimal\n", encoding="utf-8")
+    scenario = load_scenario(file)
+    assert scenario == Scenario(name="minimal")
+    assert scenario.margin.rule == "fixed"
+    assert scenario.agents == []
+
+
+def test_valid_file_loads_every_section(tmp_path: Path) -> None:
+    file = tmp_path / "valid.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    scenario = load_scenario(file)
+    assert [group.kind for group in scenario.agents] == ["market_maker", "leveraged_trader"]
+    assert scenario.agents[1].leverage.high == 5.0
+    assert (scenario.margin.initial, scenario.margin.maintenance) == (0.1, 0.05)
+
+
+def test_mark_price_shorthand(tmp_path: Path) -> None:
+    file = tmp_path / "mark.yaml"
+    file.write_text("name: demo\nmarket:\n  mark_price: index\n", encoding="utf-8")
+    assert load_scenario(file).market.mark_price.source == "index"
+
+
+def test_overrides_of_nested_and_list_keys(tmp_path: Path) -> None:
+    file = tmp_path / "valid.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    scenario = load_scenario(
+        file,
+        [
+            "agents.1.count=1000",
+            "agents.1.leverage.high=8",
+            "margin.maintenance=0.04",
+            "market.mark_price=last",
+            "liquidation={mode: partial, target_ratio: 2.0}",
+            "shocks=[{type: fundamental_jump, step: 50, size: -0.05}]",
+            "description=two words",
+        ],
+    )
+    assert scenario.agents[1].count == 1000
+    assert scenario.agents[1].leverage.high == 8.0
+    assert scenario.margin.maintenance == 0.04
+    assert scenario.market.mark_price.source == "last"
+    assert (scenario.liquidation.mode, scenario.liquidation.target_ratio) == ("partial", 2.0)
+    assert scenario.shocks[0].step == 50 and scenario.shocks[0].size == -0.05
+    assert scenario.description == "two words"
+
+
+def test_later_override_wins(tmp_path: Path) -> None:
+    file = tmp_path / "valid.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    assert load_scenario(file, ["steps=10", "steps=20"]).steps == 20
+
+
+def test_apply_overrides_parses_values_as_yaml_and_creates_keys() -> None:
+    data = {"name": "demo", "agents": [{"kind": "noise", "count": 1}]}
+    result = apply_overrides(
+        data,
+        ["a.b.int=3", "a.b.float=0.05", "a.b.flag=true", "a.b.list=[1,2]", "a.b.map={a: 1}", "a.b.none="],
+    )
+    assert result["a"]["b"] == {
+        "int": 3,
+        "float": 0.05,
+        "flag": True,
+        "list": [1, 2],
+        "map": {"a": 1},
+        "none": None,
+    }
+    assert data == {"name": "demo", "agents": [{"kind": "noise", "count": 1}]}
+
+
+def test_apply_overrides_does_not_mutate_or_share() -> None:
+    shared = {"count": 1}
+    data = {"agents": [shared, shared]}
+    result = apply_overrides(data, ["agents.0.count=5"])
+    assert result["agents"] == [{"count": 5}, {"count": 1}]
+    assert shared == {"count": 1}
+
+
+def test_override_creates_missing_margin_apc_section(tmp_path: Path) -> None:
+    file = tmp_path / "valid.yaml"
+    file.write_text(VALID, encoding="utf-8")
+    scenario = load_scenario(file, ["margin.apc.buffer=0.25"])
+    assert scenario.margin.apc is not None and scenario.margin.apc.buffer == 0.25
+
+
+def test_anchors_and_merge_keys_are_allowed(tmp_path: Path) -> None:
+    file = tmp_path / "merge.yaml"
+    file.write_text(
+        textwrap.dedent(
+            """\
+            name: merged
+            agents:
+              - &noise {kind: noise, count: 3, min_size: 2, max_size: 4}
+              - <<: *noise
+                count: 7
+            """
+        ),
+        encoding="utf-8",
+    )
+    first, second = load_scenario(file).agents
+    assert (first.count, second.count) == (3, 7)
+    assert (second.min_size, second.max_size) == (2, 4)
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "bom.yaml"
+    file.write_bytes(b"\xef\xbb\xbfname: bom\n")
+    assert load_scenario(file).name == "bom"
+
+
+def test_errors_are_reported_together_in_file_order(tmp_path: Path) -> None:
+    file = tmp_path / "many.yaml"
+    file.write_text("name: demo\nsteps: 0\nseed: -1\nmarket:\n  tick_size: 0\n", encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(file)
+    assert [line.split(":")[0] for line in caught.value.errors] == ["steps", "seed", "market.tick_size"]
+
+
+def test_scenario_from_dict_gives_paths_without_lines() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict({"name": "demo", "agents": [{"kind": "noise", "cont": 1}]})
+    assert caught.value.errors == [
+        "agents.0.count: missing required key 'count'",
+        "agents.0.cont: unknown key 'cont'; did you mean 'count'?",
+    ]
+    assert caught.value.source is None
+
+
+def test_scenario_from_dict_applies_overrides_without_touching_input() -> None:
+    data = {"name": "demo", "steps": 10}
+    assert scenario_from_dict(data, ["steps=30"]).steps == 30
+    assert data == {"name": "demo", "steps": 10}
+
+
+def test_scenario_error_text_and_pickle() -> None:
+    error = ScenarioError(
+        ["steps: must be >= 1 (got 0) (line 2)", "seed: must be >= 0 (got -1) (line 3)"], "x.yaml"
+    )
+    assert str(error).splitlines() == [
+        "x.yaml: invalid scenario (2 problems)",
+        "  steps: must be >= 1 (got 0) (line 2)",
+        "  seed: must be >= 0 (got -1) (line 3)",
+    ]
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.errors, copy.source) == (error.errors, error.source)
+
+
+def test_read_yaml_mapping_does_not_validate(tmp_path: Path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text("base: spiral\ngrid: {seed: [1, 2]}\n", encoding="utf-8")
+    assert read_yaml_mapping(file) == {"base": "spiral", "grid": {"seed": [1, 2]}}
+
+
+# --------------------------------------------------------------------------- names and hashes
+
+
+def test_resolve_scenario_by_path_and_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "spiral.yaml").write_text("name: spiral\n", encoding="utf-8")
+    (folder / "calm.yaml").write_text("name: calm\n", encoding="utf-8")
+    monkeypatch.setattr(config, "SCENARIOS_DIR", folder)
+    assert resolve_scenario("spiral") == folder / "spiral.yaml"
+    assert resolve_scenario(folder / "calm.yaml") == folder / "calm.yaml"
+    assert available_scenarios() == ["calm", "spiral"]
+    with pytest.raises(ScenarioError) as caught:
+        resolve_scenario("spirl")
+    (line,) = caught.value.errors
+    assert "did you mean 'spiral'?" in line and "available scenarios: calm, spiral" in line
+
+
+def test_default_scenarios_dir_is_the_repository_folder() -> None:
+    assert config.SCENARIOS_DIR == Path(config.__file__).resolve().parent.parent / "scenarios"
+
+
+def test_scenario_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
+    first = tmp_path / "first.yaml"
+    first.write_text("name: demo\nsteps: 10\nseed: 3\n", encoding="utf-8")
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text("seed: 3\n# same content, other order\nsteps: 10\nname: demo\n", encoding="utf-8")
+    scenario = load_scenario(first)
+    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    assert scenario_hash(scenario) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert scenario_hash(load_scenario(reordered)) == scenario_hash(scenario)
+    assert scenario_hash(load_scenario(first, ["seed=4"])) != scenario_hash(scenario)
+
+
+def test_tiered_margin_loads(tmp_path: Path) -> None:
+    file = tmp_path / "tiered.yaml"
+    file.write_text(
+        "name: demo\nmargin:\n  rule: tiered\n  tiers:\n"
+        "    - {notional_floor: 0, initial: 0.1, maintenance: 0.05}\n"
+        "    - {notional_floor: 100000, initial: 0.2, maintenance: 0.1}\n",
+        encoding="utf-8",
+    )
+    margin = load_scenario(file).margin
+    assert isinstance(margin, TieredMargin)
+    assert [tier.notional_floor for tier in margin.tiers] == [0.0, 100000.0]
