@@ -8,8 +8,17 @@ Definitions (all computed from the run's tables):
   the cascade DAG in links (see :mod:`abm.network`);
 * ``bad_debt``: losses beyond zero equity; ``insurance_fund_min``; ``insurance_fund_used``: largest
   fall of the fund from its running peak; ``adl_volume``; ``socialised_loss``;
-* margin figures: ``mmr_peak_to_trough`` (max over t of running max / running min of the
-  maintenance rate), ``margin_calls`` (account-steps inside the call buffer).
+* procyclicality of the margin rule: ``mmr_peak_to_trough`` and ``margin_held_peak_to_trough``
+  (peak over trough of the maintenance rate and of the total initial margin asked), ``mmr_largest_increase``
+  (largest relative rise over ``market.vol_window`` steps), ``margin_calls`` (account-steps inside the call
+  buffer), ``margin_call_amount`` / ``margin_call_peak`` (cash the calls demand: initial requirement minus
+  equity, summed / at the worst step);
+* cost in normal times: ``calm_margin_per_notional``, the mean initial margin held per unit of gross
+  notional before the first shock (the whole run when there is none);
+* coverage: ``coverage_exceptions`` of ``coverage_observations`` (steps where the adverse move over the
+  rule's ``horizon`` exceeded the maintenance rate in force, long and short sides counted separately),
+  ``kupiec_lr`` and ``kupiec_pvalue`` at the rule's confidence (``DEFAULT_HORIZON`` steps and
+  ``DEFAULT_CONFIDENCE`` for rules without those parameters).
 """
 
 from __future__ import annotations
@@ -20,9 +29,13 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.margin import measures as margin_measures
 from abm.network import cascade_measures
 
-__all__ = ["max_drawdown", "summarise"]
+__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "margin_summary", "max_drawdown", "summarise"]
+
+DEFAULT_HORIZON = 30
+DEFAULT_CONFIDENCE = 0.99
 
 
 def max_drawdown(prices: np.ndarray) -> float:
@@ -77,6 +90,45 @@ def summarise(
         "volume": int(timeseries["volume"].sum()),
         "mmr_max": float(np.nanmax(mmr)) if len(mmr) else float("nan"),
         "mmr_min": float(np.nanmin(mmr)) if len(mmr) else float("nan"),
-        "mmr_peak_to_trough": float(np.nanmax(mmr) / np.nanmin(mmr)) if len(mmr) else float("nan"),
     }
+    summary.update(margin_summary(timeseries, scenario))
     return summary
+
+
+def margin_summary(timeseries: pd.DataFrame, scenario) -> dict[str, Any]:
+    """Procyclicality, calm-time cost and coverage of the margin rule (see the module docstring)."""
+    if len(timeseries) == 0:
+        return {}
+    margin = scenario.margin
+    horizon = int(getattr(margin, "horizon", DEFAULT_HORIZON))
+    confidence = float(getattr(margin, "confidence", DEFAULT_CONFIDENCE))
+    mmr = timeseries["mmr"].to_numpy()
+    held = timeseries["margin_held"].to_numpy()
+    first_shock = min((shock.step for shock in scenario.shocks), default=None)
+    calm = timeseries["step"].to_numpy() < (first_shock if first_shock is not None else np.inf)
+    calls = margin_measures.margin_call_liquidity(
+        timeseries["margin_calls"].to_numpy(), timeseries["margin_call_amount"].to_numpy()
+    )
+    exceptions, observations = margin_measures.coverage_exceptions(
+        timeseries["mark"].to_numpy(), mmr, horizon
+    )
+    if observations > 0:
+        kupiec_lr, kupiec_pvalue = margin_measures.kupiec_pof(exceptions, observations, 1.0 - confidence)
+    else:
+        kupiec_lr, kupiec_pvalue = float("nan"), float("nan")
+    return {
+        "mmr_peak_to_trough": margin_measures.peak_to_trough(mmr),
+        "mmr_largest_increase": margin_measures.largest_increase(mmr, scenario.market.vol_window),
+        "margin_held_peak_to_trough": margin_measures.peak_to_trough(held[held > 0]),
+        "margin_call_amount": calls["total_amount"],
+        "margin_call_peak": calls["peak_amount"],
+        "calm_margin_per_notional": margin_measures.calm_cost(
+            held, timeseries["gross_notional"].to_numpy(), calm
+        ),
+        "coverage_horizon": horizon,
+        "coverage_confidence": confidence,
+        "coverage_exceptions": int(exceptions),
+        "coverage_observations": int(observations),
+        "kupiec_lr": float(kupiec_lr),
+        "kupiec_pvalue": float(kupiec_pvalue),
+    }

@@ -416,6 +416,12 @@ class MarketModel(mesa.Model):
             mean_leverage = float("nan")
         band = max(1, int(round(0.01 * self.mark / tick)))
         self.margin_calls_this_step = int(check.called.sum())
+        # Margin the rule asks of every checked account, and the cash its calls demand.
+        held = (position != 0) & clearing.checked[:n]
+        margin_held = float(check.initial_requirement[held].sum())
+        gross_notional = float(check.notional[held].sum())
+        call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
+        margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
         state = self.policy.state()
         self.recorder.record(
             {
@@ -438,6 +444,9 @@ class MarketModel(mesa.Model):
                 "bad_debt": clearing.total_bad_debt,
                 "socialised_loss": clearing.total_socialised,
                 "margin_calls": self.margin_calls_this_step,
+                "margin_call_amount": margin_call_amount,
+                "margin_held": margin_held,
+                "gross_notional": gross_notional,
                 "imr": self.policy.imr,
                 "mmr": self.policy.mmr,
                 "realised_vol": self.realised_vol,

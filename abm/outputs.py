@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 import abm
-from abm.config import Scenario
+from abm.config import Scenario, scenario_hash
 from abm.results import (
     ACCOUNT_COLUMNS,
     LIQUIDATION_COLUMNS,
@@ -114,7 +114,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def scenario_sha256(scenario: Scenario) -> str:
-    """Return the sha256 hex digest of the scenario's canonical JSON.
+    """Return the sha256 hex digest of the scenario's canonical JSON (:func:`abm.config.scenario_hash`).
 
     Args:
         scenario: The resolved scenario.
@@ -122,8 +122,8 @@ def scenario_sha256(scenario: Scenario) -> str:
     Returns:
         64 hex characters identifying the scenario's content.
     """
-    payload = canonical_json(_scenario_payload(scenario))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    # One definition of the scenario hash: the manifest and `abm.config` must never disagree.
+    return scenario_hash(scenario)
 
 
 def default_run_dir(scenario: Scenario, seed: int, base: Path = Path("outputs")) -> Path:

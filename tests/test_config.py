@@ -33,6 +33,7 @@ from abm.config import (
     scenario_hash,
 )
 from abm.margin.settings import TieredMargin
+from abm.outputs import scenario_sha256
 
 VALID = """\
 name: demo
@@ -179,6 +180,20 @@ BAD_CASES = [
     ),
     BadCase("whole_float_for_int", "name: demo\nsteps: 100.0\n", "steps", 2, "write 100"),
     BadCase("infinite_number", "name: demo\nmarket:\n  tick_size: .inf\n", "market.tick_size", 3, "finite"),
+    BadCase(
+        "infinite_number_in_margin",
+        "name: demo\nmargin:\n  rule: fixed\n  apc:\n    speed_limit: .inf\n",
+        "margin.apc.speed_limit",
+        5,
+        "must be a finite number (got inf)",
+    ),
+    BadCase(
+        "nan_in_margin",
+        "name: demo\nmargin:\n  rule: dynamic_leverage\n  base_volatility: .nan\n",
+        "margin.base_volatility",
+        4,
+        "must be a finite number (got nan)",
+    ),
     BadCase("date_as_text", "name: 2020-03-12\n", "name", 1, "put it in quotes"),
     BadCase(
         "percentage_as_whole_number",
@@ -534,7 +549,9 @@ def test_resolve_scenario_by_path_and_by_name(tmp_path: Path, monkeypatch: pytes
 
 
 def test_default_scenarios_dir_is_the_repository_folder() -> None:
-    assert config.SCENARIOS_DIR == Path(config.__file__).resolve().parent.parent / "scenarios"
+    # This file is <repo>/tests/test_config.py; the package now sits one level deeper (abm/config/).
+    assert config.SCENARIOS_DIR == Path(__file__).resolve().parent.parent / "scenarios"
+    assert config.SCENARIOS_DIR.is_dir()
 
 
 def test_scenario_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
@@ -547,6 +564,20 @@ def test_scenario_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
     assert scenario_hash(scenario) == hashlib.sha256(canonical.encode()).hexdigest()
     assert scenario_hash(load_scenario(reordered)) == scenario_hash(scenario)
     assert scenario_hash(load_scenario(first, ["seed=4"])) != scenario_hash(scenario)
+
+
+def test_run_manifest_hash_is_the_config_hash(tmp_path: Path) -> None:
+    file = tmp_path / "tiered.yaml"
+    file.write_text(
+        "name: demo\nsteps: 10\nmargin:\n  rule: tiered\n  tiers:\n"
+        "    - {notional_floor: 0, initial: 0.1, maintenance: 0.05}\n"
+        "    - {notional_floor: 100000, initial: 0.2, maintenance: 0.1}\n",
+        encoding="utf-8",
+    )
+    scenario = load_scenario(file)
+    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert scenario_sha256(scenario) == scenario_hash(scenario) == expected
 
 
 def test_tiered_margin_loads(tmp_path: Path) -> None:

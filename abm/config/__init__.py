@@ -1,0 +1,96 @@
+"""Scenario schema (pydantic v2) and loading.
+
+A scenario file is YAML with the top-level sections ``name``, ``description``, ``steps``,
+``seed``, ``market``, ``fundamental``, ``agents``, ``margin``, ``liquidation`` and ``shocks``.
+Every section is a strict pydantic model: unknown keys are rejected, numbers written as text
+are rejected, and every error names the field by its dotted path (``agents.1.count``).
+
+Use :func:`load_scenario` to read a file, :func:`scenario_from_dict` for plain mappings, and
+:func:`apply_overrides` for the ``--set dotted.key=value`` overrides of the command line.
+
+The package is split into :mod:`~abm.config.schema` (the models), :mod:`~abm.config.reading`
+(safe YAML reading, size and alias limits, overrides) and :mod:`~abm.config.loading` (validation
+messages and the load functions); everything public is re-exported here. ``SCENARIOS_DIR`` is
+read from this package when a name is looked up, so setting ``abm.config.SCENARIOS_DIR`` takes
+effect; the reading limits (``MAX_FILE_BYTES`` ...) are read from :mod:`abm.config.reading`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from abm.config.loading import (
+    available_scenarios,
+    load_scenario,
+    resolve_scenario,
+    scenario_from_dict,
+    scenario_hash,
+)
+from abm.config.reading import (
+    MAX_ALIASES,
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    ScenarioError,
+    apply_overrides,
+    read_yaml_mapping,
+)
+from abm.config.schema import (
+    AGENT_KINDS,
+    SHOCK_TYPES,
+    AgentGroup,
+    Fraction,
+    FundamentalConfig,
+    FundamentalistGroup,
+    FundamentalJump,
+    LeverageDistribution,
+    LeveragedTraderGroup,
+    LiquidationConfig,
+    MarginCallReaction,
+    MarginConfig,
+    MarketConfig,
+    MarketMakerGroup,
+    MarketOrderShock,
+    MarkPriceConfig,
+    NoiseTraderGroup,
+    PositiveFloat,
+    Scenario,
+    Shock,
+)
+
+__all__ = [
+    "AGENT_KINDS",
+    "MAX_ALIASES",
+    "MAX_EXPANDED_NODES",
+    "MAX_FILE_BYTES",
+    "SCENARIOS_DIR",
+    "SHOCK_TYPES",
+    "AgentGroup",
+    "Fraction",
+    "FundamentalConfig",
+    "FundamentalJump",
+    "FundamentalistGroup",
+    "LeverageDistribution",
+    "LeveragedTraderGroup",
+    "LiquidationConfig",
+    "MarginCallReaction",
+    "MarginConfig",
+    "MarkPriceConfig",
+    "MarketConfig",
+    "MarketMakerGroup",
+    "MarketOrderShock",
+    "NoiseTraderGroup",
+    "PositiveFloat",
+    "Scenario",
+    "ScenarioError",
+    "Shock",
+    "apply_overrides",
+    "available_scenarios",
+    "load_scenario",
+    "read_yaml_mapping",
+    "resolve_scenario",
+    "scenario_from_dict",
+    "scenario_hash",
+]
+
+# abm/config/__init__.py -> the repository root is three levels up.
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
