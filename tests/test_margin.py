@@ -290,6 +290,38 @@ def test_buffer_is_built_in_calm_and_released_when_short_vol_jumps():
     assert states[330]["buffer_level"] == 0.0
 
 
+def test_buffer_on_initial_only_leaves_the_liquidation_line():
+    prices = _calm_then_stress(300, 30, 0.001, 0.01, seed=5)
+    config = {
+        "rule": "fixed",
+        "initial": 0.1,
+        "maintenance": 0.05,
+        "apc": {"buffer": 0.25, "buffer_on": "initial"},
+    }
+    states = _run(build_margin_policy(config), prices)
+    assert states[300]["imr"] == pytest.approx(0.125)  # calm: initial carries the buffer
+    assert states[300]["mmr"] == pytest.approx(0.05)  # the maintenance line does not move
+    assert states[330]["imr"] == pytest.approx(0.1)  # released in the stress
+
+
+def test_rebuild_after_keeps_the_buffer_released_after_the_stress_reading():
+    # A stress burst of 30 steps, then calm again: without hysteresis the buffer comes back as soon as
+    # the short/long volatility ratio falls below 2; with rebuild_after=n it stays released for n steps
+    # after the last review that saw the ratio above 2.
+    prices = _calm_then_stress(300, 30, 0.001, 0.01, seed=5)
+    calm_again = prices[-1] * np.exp(np.cumsum(np.full(120, 0.0)))
+    prices = np.concatenate([prices, calm_again])
+    base = {"rule": "fixed", "initial": 0.1, "maintenance": 0.05}
+    plain = _run(build_margin_policy({**base, "apc": {"buffer": 0.25}}), prices)
+    held = _run(build_margin_policy({**base, "apc": {"buffer": 0.25, "rebuild_after": 60}}), prices)
+    stressed = [step for step, state in enumerate(plain) if state["vol_ratio"] > 2.0]
+    last = max(stressed)
+    first_rebuilt = next(step for step in range(last + 1, len(prices)) if plain[step]["buffer_level"] > 0)
+    assert first_rebuilt == last + 1  # without hysteresis: rebuilt at the first calm reading
+    assert all(held[step]["buffer_level"] == 0.0 for step in range(last, last + 61))
+    assert held[last + 61]["buffer_level"] == pytest.approx(0.25)
+
+
 def test_speed_limit_caps_each_change_and_then_catches_up():
     # A calm path, then one jump of 30%: the EWMA target jumps at once, the rate climbs 10% per review.
     returns = np.full(80, 0.001)

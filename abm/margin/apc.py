@@ -6,7 +6,9 @@ initial and the maintenance rate, element-wise, which keeps ``mmr <= imr``):
 1. ``stressed_weight`` w: ``rate = (1 - w) * raw + w * stressed`` (EMIR Art. 28(1)(b)).
 2. ``floor_lookback`` L: ``rate = max(rate, rule rate on the last L steps)`` (Art. 28(1)(c)).
 3. ``buffer`` b: ``rate * (1 + b)`` in calm; ``rate`` once short/long volatility > ``release_ratio``
-   (Art. 28(1)(a)).
+   (Art. 28(1)(a)); added to both rates, or with ``buffer_on: initial`` to the initial rate only, so
+   that the liquidation line does not move; with ``rebuild_after`` n the buffer stays released until n
+   steps after the last review that saw the ratio above ``release_ratio``.
 4. ``speed_limit`` s: ``clip(rate, ref * (1 - s), ref * (1 + s))`` with ``ref`` the latest announced rate.
 5. ``notice_steps``: the result is announced now and takes effect that many steps later.
 
@@ -85,7 +87,11 @@ def volatility_ratio(prices: np.ndarray, short_window: int, long_window: int) ->
 
 
 def target_rates(
-    rule: MarginRule, apc: ApcConfig | None, raw: tuple[float, float], prices: np.ndarray
+    rule: MarginRule,
+    apc: ApcConfig | None,
+    raw: tuple[float, float],
+    prices: np.ndarray,
+    hold_release: bool = False,
 ) -> ApcOutcome:
     """Apply the stressed weight, the floor and the buffer (in that order) to a rule's raw rates.
 
@@ -94,6 +100,8 @@ def target_rates(
         apc: The APC settings, or None for no tools.
         raw: The rule's raw ``(imr, mmr)`` at this review.
         prices: Mark-price history ``prices[0..step]``.
+        hold_release: Keep the buffer released although the volatility ratio is back below the release
+            ratio (the policy's ``rebuild_after`` hysteresis).
 
     Returns:
         The target rates (before the speed limit and notice) with the figures of each tool.
@@ -116,10 +124,11 @@ def target_rates(
             floor_mmr = floor[1]
     if apc.buffer is not None:
         ratio = volatility_ratio(prices, *buffer_windows(apc))
-        released = not math.isnan(ratio) and ratio > apc.release_ratio
+        released = hold_release or (not math.isnan(ratio) and ratio > apc.release_ratio)
         buffer_level = 0.0 if released else apc.buffer
         imr = min(imr * (1 + buffer_level), 1.0)
-        mmr = min(mmr * (1 + buffer_level), imr)
+        if apc.buffer_on == "both":
+            mmr = min(mmr * (1 + buffer_level), imr)
     return ApcOutcome(imr, mmr, stressed_mmr, floor_mmr, buffer_level, ratio)
 
 

@@ -82,6 +82,7 @@ class MarginPolicy:
         self._catching_up = False
         self._raw: _Pair = (_NAN, _NAN)
         self._outcome = ApcOutcome(_NAN, _NAN)
+        self._last_release_step: int | None = None  # last review that saw a stress (buffer hysteresis)
         start = rule.initial_rates()
         self._in_force: _Pair | None = None
         self._target: _Pair | None = None
@@ -233,7 +234,15 @@ class MarginPolicy:
         raw = self.rule.rates(step, prices)
         self._check(raw, f"rates() at step {step}")
         self._raw = (float(raw[0]), float(raw[1]))
-        self._outcome = target_rates(self.rule, self._apc, self._raw, prices)
+        apc = self._apc
+        hold_release = (
+            apc is not None
+            and self._last_release_step is not None
+            and step - self._last_release_step <= apc.rebuild_after
+        )
+        self._outcome = target_rates(self.rule, apc, self._raw, prices, hold_release)
+        if apc is not None and apc.buffer is not None and self._outcome.vol_ratio > apc.release_ratio:
+            self._last_release_step = step
         target = (self._outcome.imr, self._outcome.mmr)
         if self._in_force is None:
             self._in_force = target  # the first rates of a rule without initial_rates() start at once

@@ -42,6 +42,12 @@ class ApcConfig(_Strict):
     release_ratio: float = Field(
         default=2.0, gt=1.0, description="Short/long vol ratio above which the buffer is released."
     )
+    rebuild_after: int = Field(
+        default=0, ge=0, description="Steps a released buffer stays released after the last stress reading."
+    )
+    buffer_on: Literal["both", "initial"] = Field(
+        default="both", description="Rates the buffer is added to: both, or the initial rate only."
+    )
     stressed_weight: Fraction | None = None
     stressed_volatility: float | None = Field(
         default=None, gt=0.0, description="Per-step sigma of the stressed period."
