@@ -8,6 +8,8 @@ took over from liquidations the book could not absorb.
 Money convention: ``equity = collateral + position * (mark - entry_price) * contract_size``. Every
 trade is settled on both sides at the same price, so ``sum(collateral) + sum(unrealised PnL)``
 changes only by deposits and withdrawals (the conservation invariant), and ``sum(position) == 0``.
+Funding payments move collateral between longs and shorts (zero-sum); a collateral haircut is an
+outside change in value, tracked in ``total_revaluation``, which the invariant adds like a deposit.
 
 Waterfall for an account below maintenance (DESIGN.md step 7):
 
@@ -48,11 +50,36 @@ KIND_CODES = {
     "fundamentalist": 4,
     "counterparty": 5,
     "exogenous": 6,
+    "value_fund": 7,
+    "ar1_noise": 8,
 }
 
 
 class InvariantError(RuntimeError):
-    """An accounting or market invariant was breached; the message names step and accounts."""
+    """An accounting or market invariant was breached; the message names step, invariant and accounts.
+
+    Args:
+        message: The full description.
+        step: The step at whose end the breach was found.
+        invariant: Its short name (see :mod:`abm.invariants`), e.g. ``"conservation"``.
+        accounts: Ids of the accounts involved.
+    """
+
+    def __init__(
+        self, message: str, *, step: int | None = None, invariant: str | None = None, accounts=()
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.invariant = invariant
+        self.accounts = tuple(int(account) for account in accounts)
+
+    def __reduce__(self):
+        # Keep the attributes across processes (sweeps run in workers).
+        return _rebuild_invariant_error, (str(self), self.step, self.invariant, self.accounts)
+
+
+def _rebuild_invariant_error(message, step, invariant, accounts) -> InvariantError:
+    return InvariantError(message, step=step, invariant=invariant, accounts=accounts)
 
 
 @dataclass(slots=True)
@@ -126,7 +153,13 @@ class Clearing:
         self.step_rounds = 0
         self.total_bad_debt = 0.0
         self.total_socialised = 0.0
-        self.total_deposits = 0.0
+        self.total_deposits = 0.0  # net of withdrawals
+        # Outside changes in the value of collateral (haircuts; negative for a loss), counted in the
+        # conservation invariant like a withdrawal, but apart from deposits: nobody took the money out.
+        self.total_revaluation = 0.0
+        self.total_funding = 0.0  # gross funding paid by the paying side (scenario shocks)
+        self.total_fees = 0.0  # liquidation fees moved into the fund
+        self.bookings = 0  # float bookings so far: sets the rounding tolerance (abm.invariants)
         self.initial_money = 0.0
         self._mark_fn: Callable[[], float] = lambda: float("nan")
         self.add_accounts(1, float(liquidation.insurance_fund), "liquidation_engine")
@@ -170,6 +203,36 @@ class Clearing:
         self.deposits[account] += amount
         self.total_deposits += amount
 
+    def withdraw(self, account: int, amount: float) -> None:
+        """Move ``amount`` out of an account to the outside (a negative deposit in ``deposits``)."""
+        self.collateral[account] -= amount
+        self.deposits[account] -= amount
+        self.total_deposits -= amount
+
+    def revalue_collateral(self, accounts: np.ndarray, fraction: float) -> float:
+        """Cut the positive collateral of ``accounts`` by ``fraction`` (a haircut); returns the value lost.
+
+        The loss is recorded in ``total_revaluation``, which the conservation invariant includes.
+        """
+        accounts = np.asarray(accounts, dtype=np.int64)
+        loss = np.maximum(self.collateral[accounts], 0.0) * fraction
+        self.collateral[accounts] -= loss
+        lost = float(loss.sum())
+        self.total_revaluation -= lost
+        return lost
+
+    def pay_funding(self, rate: float, mark: float) -> float:
+        """Funding: every position pays ``rate x position x mark`` (longs pay shorts when rate > 0).
+
+        Zero-sum because positions net to zero; returns the gross amount paid by the paying side.
+        """
+        n = self.n_accounts
+        payment = self.position[:n] * (rate * mark * self.contract_size)
+        self.collateral[:n] -= payment
+        paid = float(payment[payment > 0].sum())
+        self.total_funding += paid
+        return paid
+
     def open_position(self, account: int, quantity: int, price: float, counterparty: int) -> None:
         """Book an initial position against a counterparty account at ``price`` (set-up only)."""
         if quantity > 0:
@@ -199,6 +262,7 @@ class Clearing:
             elif (new > 0) != (old > 0):
                 self.entry_price[account] = price  # flipped: the remainder opened at this price
         self.position[account] = new
+        self.bookings += 1
 
     def _trade(self, buyer: int, seller: int, quantity: int, price: float) -> None:
         self._apply(buyer, quantity, price)
@@ -383,6 +447,7 @@ class Clearing:
             fee = min(config.fee * value * self.contract_size, max(float(self.collateral[account]), 0.0))
             self.collateral[account] -= fee
             self.collateral[ENGINE] += fee
+            self.total_fees += fee
         bad_debt = 0.0
         if self.position[account] == 0 and abs(self.collateral[account]) < 1e-9:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
@@ -515,23 +580,13 @@ class Clearing:
         return float(np.sum(self.equity(mark)))
 
     def check_invariants(self, step: int, mark: float) -> None:
-        """Raise InvariantError when positions do not net to zero or money is not conserved."""
-        n = self.n_accounts
-        net = int(self.position[:n].sum())
-        if net != 0:
-            holders = np.flatnonzero(self.position[:n])[:10].tolist()
-            raise InvariantError(f"step {step}: positions sum to {net}, not 0 (accounts {holders} ...)")
-        expected = self.initial_money + self.total_deposits
-        total = self.money_total(mark)
-        tolerance = 1e-9 * max(1.0, abs(expected)) + 1e-6
-        if abs(total - expected) > tolerance:
-            raise InvariantError(
-                f"step {step}: money not conserved: accounts hold {total:.10g}, expected {expected:.10g} "
-                f"(difference {total - expected:.3g})"
-            )
-        bad = np.flatnonzero(~np.isfinite(self.collateral[:n]) | ~np.isfinite(self.entry_price[:n]))
-        if len(bad):
-            raise InvariantError(f"step {step}: non-finite collateral or entry price in accounts {bad[:10]}")
+        """Raise InvariantError on a non-finite ledger, positions not netting to zero or money not conserved.
+
+        The checks and their tolerance are those of :func:`abm.invariants.check_clearing`.
+        """
+        from abm.invariants import check_clearing  # abm.invariants imports this module
+
+        check_clearing(self, step, mark)
 
     def reset_step_counters(self) -> None:
         """Zero the per-step counters the recorder reads."""

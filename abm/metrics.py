@@ -8,7 +8,9 @@ Definitions (all computed from the run's tables):
   the cascade DAG in links (see :mod:`abm.network`);
 * ``bad_debt``: losses beyond zero equity; ``insurance_fund_min``; ``insurance_fund_used``: largest
   fall of the fund from its running peak; ``adl_volume``; ``socialised_loss``;
-* procyclicality of the margin rule: ``mmr_peak_to_trough`` and ``margin_held_peak_to_trough``
+* procyclicality of the margin rule: ``mmr_stress_increase`` (peak maintenance rate after the first
+  shock over the mean rate in force before it, minus one: the rise traders face relative to what they
+  held), ``mmr_peak_to_trough`` and ``margin_held_peak_to_trough``
   (peak over trough of the maintenance rate and of the total initial margin asked), ``mmr_largest_increase``
   (largest relative rise over ``market.vol_window`` steps), ``margin_calls`` (account-steps inside the call
   buffer), ``margin_call_amount`` / ``margin_call_peak`` (cash the calls demand: initial requirement minus
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from abm.margin import measures as margin_measures
-from abm.network import cascade_measures
+from abm.network import cascade_measures, network_summary
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "margin_summary", "max_drawdown", "summarise"]
 
@@ -92,7 +94,16 @@ def summarise(
         "mmr_min": float(np.nanmin(mmr)) if len(mmr) else float("nan"),
     }
     summary.update(margin_summary(timeseries, scenario))
+    summary.update(network_summary(cascade))
     return summary
+
+
+def _stress_increase(rates: np.ndarray, calm: np.ndarray) -> float:
+    # Peak after the calm part over the mean rate held in calm, minus one: how much more margin the
+    # rule asks in the stress than traders held before it (NaN without both parts).
+    if not calm.any() or calm.all():
+        return float("nan")
+    return float(np.nanmax(rates[~calm]) / np.nanmean(rates[calm]) - 1.0)
 
 
 def margin_summary(timeseries: pd.DataFrame, scenario) -> dict[str, Any]:
@@ -119,6 +130,7 @@ def margin_summary(timeseries: pd.DataFrame, scenario) -> dict[str, Any]:
     return {
         "mmr_peak_to_trough": margin_measures.peak_to_trough(mmr),
         "mmr_largest_increase": margin_measures.largest_increase(mmr, scenario.market.vol_window),
+        "mmr_stress_increase": _stress_increase(mmr, calm),
         "margin_held_peak_to_trough": margin_measures.peak_to_trough(held[held > 0]),
         "margin_call_amount": calls["total_amount"],
         "margin_call_peak": calls["peak_amount"],

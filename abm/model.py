@@ -32,7 +32,13 @@ from abm.clearing import ENGINE, KIND_CODES, Clearing
 from abm.config import LeveragedTraderGroup, MarketMakerGroup, Scenario
 from abm.margin import build_margin_policy
 from abm.metrics import summarise
-from abm.network import build_cascade_graph
+from abm.network import (
+    build_cascade_graph,
+    build_exposure_graph,
+    build_trade_graph,
+    exposures_from_accounts,
+    trade_network_summary,
+)
 from abm.recorder import RunRecorder
 from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, RunResult
 from abm.shocks import ShockSchedule
@@ -131,6 +137,13 @@ class MarketModel(mesa.Model):
         fundamental = config.fundamental
         self.fundamental = float(fundamental.initial or market.initial_price)
         self.fundamental_level = float(fundamental.long_run or self.fundamental)
+        # The exchange's oracle index: the fundamental, unless a shock holds it stale or misprints it.
+        self.index = self.fundamental
+        self.index_stale = False
+        self.index_error = 0.0
+        # Drift / volatility of the fundamental set by a regime shock (None: the configured values).
+        self.regime_drift: float | None = None
+        self.regime_volatility: float | None = None
         self.mark = float(market.initial_price)
         self._basis_ema = 0.0
         self._marks = np.full(self.horizon + 1, np.nan)
@@ -143,13 +156,20 @@ class MarketModel(mesa.Model):
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "mark": lambda m: m.mark,
-                "index": lambda m: m.fundamental,
+                "index": lambda m: m.index,
                 "liquidations": lambda m: m.clearing.step_liquidations,
                 "insurance_fund": lambda m: float(m.clearing.collateral[ENGINE]),
                 "mmr": lambda m: m.policy.mmr,
             }
         )
         self._build_agents()
+        # Made now when checking, so that a breach in step 0 can name the accounts it changed.
+        self._invariant_checker = None
+        self.last_money_breakdown = None
+        if check_invariants:
+            from abm.invariants import InvariantChecker
+
+            self._invariant_checker = InvariantChecker(self.clearing, self.book)
         self._started = time.perf_counter()
         self.start_time = datetime.now(UTC).isoformat(timespec="seconds")
         self.wall_seconds = 0.0
@@ -161,6 +181,7 @@ class MarketModel(mesa.Model):
         price = self.mark
         self._agent_by_account: list[Any] = [None]
         self._groups: list[tuple[Any, np.ndarray, float]] = []  # (config, account ids, arrival rate)
+        self.group_configs: list[Any] = list(self.config.agents)  # plus groups joining mid-run
         self.group_of_account: list[int] = [-1]
         initial_positions: list[tuple[int, int]] = []
         makers = []
@@ -211,6 +232,49 @@ class MarketModel(mesa.Model):
         # Makers quote once before the first step so the book is not empty at the open.
         for maker in makers:
             maker.step()
+
+    def add_leveraged_traders(self, group: LeveragedTraderGroup, count: int) -> np.ndarray:
+        """New traders of ``group`` join mid-run (a trader_inflow shock) and take their positions.
+
+        With ``group.initial_position`` each position is booked at the mark against the counterparty
+        (kept fully funded by a deposit); otherwise each newcomer sends a market order for it.
+
+        Returns:
+            The new account ids.
+        """
+        clearing = self.clearing
+        index = next((i for i, known in enumerate(self.group_configs) if known is group), None)
+        if index is None:
+            index = len(self.group_configs)
+            self.group_configs.append(group)
+            self._groups.append((group, np.empty(0, dtype=np.int64), group.arrival_rate))
+        accounts = clearing.add_accounts(count, group.collateral, group.kind)
+        leverage = self._draw_leverage(group, count)
+        sides = self._draw_sides(group, count)
+        agents = [
+            LeveragedTrader(self, account, group, index, side, lev)
+            for account, side, lev in zip(accounts.tolist(), sides.tolist(), leverage.tolist(), strict=True)
+        ]
+        self._agent_by_account.extend(agents)
+        self.group_of_account.extend([index] * count)
+        _, known_accounts, rate = self._groups[index]
+        self._groups[index] = (group, np.concatenate([known_accounts, accounts]), rate)
+        for agent in agents:
+            cap = clearing.max_position(agent.account, self.mark)
+            lots = agent.side * min(abs(agent.target_lots(agent.side)), cap)
+            if lots == 0:
+                continue
+            if group.initial_position:
+                if self.counterparty_account < 0:
+                    self.counterparty_account = int(clearing.add_accounts(1, 0.0, "counterparty")[0])
+                    clearing.checked[self.counterparty_account] = False
+                    self._agent_by_account.append(None)
+                    self.group_of_account.append(-1)
+                clearing.deposit(self.counterparty_account, abs(lots) * self.mark * self.contract_size)
+                clearing.open_position(agent.account, lots, self.mark, self.counterparty_account)
+            else:
+                self.submit_market(agent.account, BUY if lots > 0 else -BUY, abs(lots))
+        return accounts
 
     def _draw_leverage(self, group: LeveragedTraderGroup, count: int) -> np.ndarray:
         spec = group.leverage
@@ -300,7 +364,7 @@ class MarketModel(mesa.Model):
         source = self.config.market.mark_price.source
         book = self.book
         if source == "index":
-            return self.fundamental
+            return self.index
         if source == "last":
             last = book.last_price
             return last * self.tick_size if last is not None else self.mark
@@ -313,20 +377,30 @@ class MarketModel(mesa.Model):
         if source == "mid":
             return price
         alpha = 2.0 / (self.config.market.mark_price.ema_steps + 1.0)
-        return self.fundamental + (1.0 - alpha) * self._basis_ema + alpha * (price - self.fundamental)
+        return self.index + (1.0 - alpha) * self._basis_ema + alpha * (price - self.index)
 
     # ------------------------------------------------------------------ the step
 
     def _evolve_fundamental(self) -> None:
         spec = self.config.fundamental
-        if spec.process == "constant" or spec.volatility == 0.0 and spec.drift == 0.0:
+        regime = self.regime_drift is not None or self.regime_volatility is not None
+        drift = spec.drift if self.regime_drift is None else self.regime_drift
+        volatility = spec.volatility if self.regime_volatility is None else self.regime_volatility
+        if spec.process == "constant" and not regime or volatility == 0.0 and drift == 0.0:
             return
-        shock = spec.volatility * self.rng.standard_normal()
-        if spec.process == "gbm":
-            self.fundamental *= math.exp(spec.drift + shock)
-        else:
+        shock = volatility * self.rng.standard_normal()
+        if spec.process == "ou":
             log_gap = math.log(self.fundamental_level / self.fundamental)
-            self.fundamental *= math.exp(spec.mean_reversion * log_gap + spec.drift + shock)
+            self.fundamental *= math.exp(spec.mean_reversion * log_gap + drift + shock)
+            if self.regime_drift is not None:
+                # A drift regime reprices: the level moves too, so the process does not revert the fall.
+                self.fundamental_level *= math.exp(self.regime_drift)
+        else:
+            self.fundamental *= math.exp(drift + shock)
+
+    def _publish_index(self) -> None:
+        if not self.index_stale:
+            self.index = self.fundamental * (1.0 + self.index_error)
 
     def _draw_actors(self) -> list:
         rng = self.rng
@@ -354,9 +428,10 @@ class MarketModel(mesa.Model):
             return
         clearing = self.clearing
         clearing.reset_step_counters()
-        # 1. events
-        self._evolve_fundamental()
+        # 1. events (shocks first: a regime or an index fault starting now acts on this step's index)
         self.shocks.apply(self, t)
+        self._evolve_fundamental()
+        self._publish_index()
         # 2. margin policy review on the marks known so far
         self.policy.review(t, self._marks[: t + 1])
         self._update_realised_vol(t)
@@ -370,7 +445,7 @@ class MarketModel(mesa.Model):
             mid = self.book.mid()
             if mid is not None:
                 alpha = 2.0 / (self.config.market.mark_price.ema_steps + 1.0)
-                basis = mid * self.tick_size - self.fundamental
+                basis = mid * self.tick_size - self.index
                 self._basis_ema += alpha * (basis - self._basis_ema)
         self._marks[t + 1] = self.mark
         if self.check_invariants:
@@ -390,12 +465,12 @@ class MarketModel(mesa.Model):
             self.realised_vol = float(np.std(np.diff(np.log(marks)), ddof=1))
 
     def _check_invariants(self, t: int) -> None:
-        from abm.clearing import InvariantError
+        # Ledger (zero sum, conservation, finite) and book (crossed, structure); see abm.invariants.
+        if self._invariant_checker is None:
+            from abm.invariants import InvariantChecker
 
-        self.clearing.check_invariants(t, self.mark)
-        bid, ask = self.book.best_bid(), self.book.best_ask()
-        if bid is not None and ask is not None and bid >= ask:
-            raise InvariantError(f"step {t}: book crossed (best bid {bid} >= best ask {ask})")
+            self._invariant_checker = InvariantChecker(self.clearing, self.book)
+        self.last_money_breakdown = self._invariant_checker.check(t, self.mark)
 
     def _record(self, t: int, check) -> None:
         clearing = self.clearing
@@ -429,7 +504,7 @@ class MarketModel(mesa.Model):
                 "price": last * tick if last is not None else self.mark,
                 "mid": mid * tick if mid is not None else np.nan,
                 "mark": self.mark,
-                "index": self.fundamental,
+                "index": self.index,
                 "best_bid": bid * tick if bid is not None else np.nan,
                 "best_ask": ask * tick if ask is not None else np.nan,
                 "spread": (ask - bid) * tick if bid is not None and ask is not None else np.nan,
@@ -455,6 +530,12 @@ class MarketModel(mesa.Model):
             },
             state,
         )
+        # For the stress figures: the book around the mid, and every account before the first shock.
+        self.recorder.record_depth(book, mid if mid is not None else self.mark / tick)
+        first_shock = min((shock.step for shock in self.config.shocks), default=0)
+        if t == max(first_shock - 1, 0):
+            kinds = [_KIND_NAMES[int(code)] for code in clearing.kind[:n]]
+            self.recorder.snapshot_accounts("before_stress", t, kinds, position, check.equity, check.notional)
 
     # ------------------------------------------------------------------ running and results
 
@@ -497,6 +578,22 @@ class MarketModel(mesa.Model):
         accounts = self.accounts_table()
         cascade = build_cascade_graph(liquidations)
         summary = summarise(timeseries, liquidations, cascade, self.config, self.policy)
+        n = clearing.n_accounts
+        self.recorder.snapshot_accounts(
+            "end",
+            max(self.steps - 1, 0),
+            accounts["kind"],
+            clearing.position[:n],
+            accounts["equity"].to_numpy(),
+            np.abs(clearing.position[:n]) * self.mark * self.contract_size,
+        )
+        snapshots = self.recorder.snapshots_frame()
+        trade_graph = build_trade_graph(trades, accounts, liquidations, self.contract_size)
+        before = snapshots[snapshots["snapshot"] == "before_stress"]
+        exposure_graph = build_exposure_graph(
+            exposures_from_accounts(before)
+        )
+        summary.update(trade_network_summary(trade_graph, exposure_graph))
         return RunResult(
             scenario=self.config,
             seed=self.seed if self.seed is not None else -1,
@@ -510,9 +607,20 @@ class MarketModel(mesa.Model):
             invariant_checks=self.check_invariants,
             extra={
                 "start_time": self.start_time,
+                "seed_sequence": self._seed_sequence(),
                 "end_time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "trade_graph": trade_graph,
+                "depth_profile": self.recorder.depth_frame(),
+                "account_snapshots": snapshots,
             },
         )
+
+    def _seed_sequence(self) -> dict[str, Any] | None:
+        """Entropy and spawn key of the SeedSequence behind ``self.rng`` (for the manifest)."""
+        seed_seq = getattr(self.rng.bit_generator, "seed_seq", None)
+        if not isinstance(seed_seq, np.random.SeedSequence):
+            return None
+        return {"entropy": int(seed_seq.entropy), "spawn_key": [int(k) for k in seed_seq.spawn_key]}
 
     def accounts_table(self) -> pd.DataFrame:
         """One row per account at the current mark (the engine's included when it holds inventory)."""
@@ -525,7 +633,7 @@ class MarketModel(mesa.Model):
             if index < 0:
                 group_labels.append(_KIND_NAMES[int(clearing.kind[account])])
             else:
-                group = self.config.agents[index]
+                group = self.group_configs[index]
                 group_labels.append(group.label or f"{index}:{group.kind}")
         leverage_target = np.full(n, np.nan)
         for agent in self._agent_by_account:

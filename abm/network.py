@@ -1,25 +1,98 @@
-"""The liquidation cascade as a networkx directed acyclic graph, and its measures.
+"""Networks of a run: the liquidation cascade DAG, the trade network and the exposure graph.
 
-Nodes are liquidations (by ``liquidation_id``) with attributes ``account``, ``step``, ``round``,
-``notional``, ``price_impact`` and ``side``. An edge ``a -> b`` means liquidation ``a`` (round
-``r-1`` of a step) moved the price against the account of ``b``, which first breached in round ``r``
-of the same step (the attribution rule of :mod:`abm.clearing`).
+Everything is a :mod:`networkx` graph and every measure is computed with networkx on it.
 
-Measures (all exact on the graph):
+**Cascade DAG** (:func:`build_cascade_graph`). Nodes are liquidations (by ``liquidation_id``) with
+attributes ``account``, ``step``, ``round``, ``notional``, ``price_impact`` and ``side``. An edge
+``a -> b`` means liquidation ``a`` (round ``r-1`` of a step) moved the price against the account of
+``b``, which first breached in round ``r > 0`` of the same step: ``a``'s order went the way that hurts
+``b`` (a sell for a long, a buy for a short) and filled something in the book. Round-0 breaches have no
+parent (they are roots); so do breaches of a step's later rounds that no order of the round before
+went against (attribution rule of :mod:`abm.clearing`). Measures (all exact on the graph):
 
 * ``cascades``: number of weakly connected components (a lone liquidation is a cascade of size 1);
-* ``largest_cascade``: nodes in the largest component;
-* ``cascade_depth``: longest path, in edges (links), over the whole graph;
-* ``branching_ratio``: triggered liquidations (those with a parent) / all liquidations, the mean
-  number of liquidations each one triggers when every triggered one is counted once.
+* ``largest_cascade``: nodes in the largest component (ties: the one with the smallest node id);
+  ``largest_cascade_depth``: longest path inside it, in edges;
+* ``cascade_depth``: longest path over the whole graph, in edges (a lone liquidation has depth 0);
+* ``branching_ratio``: the mean number of liquidations each liquidation triggers, where a triggered
+  liquidation with ``k`` parents counts ``1/k`` for each parent. Summed over all nodes this credit
+  is the number of nodes with a parent, so ``m = triggered / liquidations = 1 - roots / liquidations``.
+  In a forest (one parent each) roots equal cascades and the mean cascade size is ``1 / (1 - m)``,
+  the Galton-Watson relation of a subcritical branching process; ``m >= 1`` would mean supercritical;
+* the cascade size distribution: :func:`cascade_sizes` (sizes, largest first) and
+  :func:`cascade_size_distribution` (how many cascades have each size).
+
+**Trade network** (:func:`build_trade_graph`). Nodes are accounts (attributes ``kind`` and ``group``
+from the accounts table; the liquidation engine is account 0, and :data:`ADL_NODE` stands for the
+pool of auto-deleveraged positions, whose individual accounts the tables do not record). An edge
+``taker -> maker`` aggregates the fills in which ``taker`` hit ``maker``'s resting order: ``notional``
+(price x lots x contract size), ``lots`` and ``trades``, and the same three for the forced flow only
+(``liquidation_notional``, ...: fills of liquidation orders and of the engine unwinding its
+inventory). The part of a liquidation the book could not take is an edge ``account -> 0`` (taken by
+the engine at the bankruptcy price) or ``account -> ADL_NODE``, valued at the mark before the
+liquidation, with ``backstop_lots`` recording those lots.
+
+Measures: the counterparties of last resort (:func:`liquidation_absorption`: who received the forced
+flow, by account and by kind, as shares of its notional), its Herfindahl index
+(:func:`herfindahl`, the sum of squared account shares: 1 when one account took everything, ``1/n``
+when ``n`` took equal parts), and the centrality of the market makers (:func:`maker_centrality`:
+share of all traded notional a maker was a party to, eigenvector centrality on notional, and
+betweenness centrality on trading links, each link one hop: who stands between the other accounts).
+
+**Exposure graph** (:func:`build_exposure_graph`): a bipartite accounts-assets graph with networkx's
+bipartite convention (node attribute ``bipartite`` 0 for accounts, 1 for assets). Today's model has one
+asset; a multi-asset model adds rows to the exposures table and the measures (:func:`crowding_measures`)
+work per asset unchanged.
 """
 
 from __future__ import annotations
 
-import networkx as nx
-import pandas as pd
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["build_cascade_graph", "cascade_measures", "cascade_sizes"]
+import networkx as nx
+import numpy as np
+import pandas as pd
+from networkx.algorithms import bipartite
+
+__all__ = [
+    "ADL_NODE",
+    "ENGINE_NODE",
+    "BETWEENNESS_MAX_NODES",
+    "build_cascade_graph",
+    "cascade_measures",
+    "cascade_sizes",
+    "cascade_size_distribution",
+    "cascade_components",
+    "build_trade_graph",
+    "liquidation_absorption",
+    "absorption_by_kind",
+    "herfindahl",
+    "maker_centrality",
+    "trade_network_measures",
+    "build_exposure_graph",
+    "exposures_from_accounts",
+    "crowding_measures",
+    "network_summary",
+    "trade_network_summary",
+]
+
+ENGINE_NODE = 0
+ADL_NODE = -1
+# Exact betweenness costs O(nodes x edges); above this many traded accounts it is left out (None).
+BETWEENNESS_MAX_NODES = 1000
+_FLOW_ATTRIBUTES = (
+    "notional",
+    "lots",
+    "trades",
+    "liquidation_notional",
+    "liquidation_lots",
+    "liquidation_trades",
+    "backstop_lots",
+)
+
+
+# --------------------------------------------------------------------------- the cascade DAG
 
 
 def build_cascade_graph(liquidations: pd.DataFrame) -> nx.DiGraph:
@@ -55,16 +128,519 @@ def cascade_sizes(graph: nx.DiGraph) -> list[int]:
     return sorted((len(c) for c in nx.weakly_connected_components(graph)), reverse=True)
 
 
+def cascade_size_distribution(graph: nx.DiGraph) -> dict[int, int]:
+    """How many cascades have each size.
+
+    Args:
+        graph: A cascade DAG.
+
+    Returns:
+        ``{size: number of cascades of that size}``, sizes ascending (empty for an empty graph).
+    """
+    sizes, counts = np.unique(np.asarray(cascade_sizes(graph), dtype=np.int64), return_counts=True)
+    return {int(size): int(count) for size, count in zip(sizes, counts, strict=True)}
+
+
+def cascade_components(graph: nx.DiGraph) -> pd.DataFrame:
+    """One row per cascade (weakly connected component), largest first.
+
+    Args:
+        graph: A cascade DAG as built by :func:`build_cascade_graph`.
+
+    Returns:
+        Columns ``cascade`` (rank, 0 = largest), ``size``, ``depth`` (longest path in edges), ``roots``
+        (nodes without a parent), ``first_node`` (smallest liquidation id), ``step`` (of the first
+        node) and ``notional`` (sum over its nodes, 0 where the attribute is missing).
+    """
+    rows = []
+    for nodes in nx.weakly_connected_components(graph):
+        component = graph.subgraph(nodes)
+        first = min(nodes)
+        rows.append(
+            {
+                "size": len(nodes),
+                "depth": int(nx.dag_longest_path_length(component)),
+                "roots": sum(1 for node in nodes if graph.in_degree(node) == 0),
+                "first_node": first,
+                "step": graph.nodes[first].get("step", -1),
+                "notional": float(sum(graph.nodes[node].get("notional", 0.0) for node in nodes)),
+            }
+        )
+    columns = ["cascade", "size", "depth", "roots", "first_node", "step", "notional"]
+    if not rows:
+        return pd.DataFrame({column: pd.Series(dtype="int64") for column in columns}).astype(
+            {"notional": "float64"}
+        )
+    table = pd.DataFrame(rows).sort_values(["size", "first_node"], ascending=[False, True])
+    table.insert(0, "cascade", np.arange(len(table), dtype=np.int64))
+    return table.reset_index(drop=True)[columns]
+
+
 def cascade_measures(graph: nx.DiGraph) -> dict[str, float]:
-    """Headline measures of a cascade DAG (see the module docstring for definitions)."""
+    """Headline measures of a cascade DAG (see the module docstring for definitions).
+
+    Args:
+        graph: A cascade DAG.
+
+    Returns:
+        ``cascades``, ``largest_cascade``, ``largest_cascade_depth``, ``cascade_depth``,
+        ``branching_ratio``, ``mean_cascade_size`` (all 0 for an empty graph).
+    """
     n = graph.number_of_nodes()
     if n == 0:
-        return {"cascades": 0, "largest_cascade": 0, "cascade_depth": 0, "branching_ratio": 0.0}
-    sizes = cascade_sizes(graph)
+        return {
+            "cascades": 0,
+            "largest_cascade": 0,
+            "largest_cascade_depth": 0,
+            "cascade_depth": 0,
+            "branching_ratio": 0.0,
+            "mean_cascade_size": 0.0,
+        }
+    components = cascade_components(graph)
     triggered = sum(1 for node in graph.nodes if graph.in_degree(node) > 0)
     return {
-        "cascades": len(sizes),
-        "largest_cascade": sizes[0],
+        "cascades": len(components),
+        "largest_cascade": int(components["size"].iloc[0]),
+        "largest_cascade_depth": int(components["depth"].iloc[0]),
         "cascade_depth": int(nx.dag_longest_path_length(graph)),
         "branching_ratio": triggered / n,
+        "mean_cascade_size": n / len(components),
     }
+
+
+# --------------------------------------------------------------------------- the trade network
+
+
+def build_trade_graph(
+    trades: pd.DataFrame,
+    accounts: pd.DataFrame | None = None,
+    liquidations: pd.DataFrame | None = None,
+    contract_size: float = 1.0,
+) -> nx.DiGraph:
+    """Build the trade network: who traded with whom, weighted by notional (see the module docstring).
+
+    Args:
+        trades: The trades table (``TRADE_COLUMNS``: ``price``, ``quantity``, ``taker``, ``maker``,
+            ``is_liquidation``).
+        accounts: The accounts table; every account becomes a node with its ``kind`` and ``group``
+            (accounts that never traded are isolated nodes). Without it, nodes are the accounts in
+            the trades and their kind is ``"unknown"`` (the engine's is always known).
+        liquidations: The liquidations table; adds the engine backstop and ADL edges for the lots the
+            book did not take.
+        contract_size: Units of underlying per lot (notional = price x lots x contract size).
+
+    Returns:
+        A ``networkx.DiGraph`` with edges ``taker -> maker`` carrying ``notional``, ``lots``,
+        ``trades``, ``liquidation_notional``, ``liquidation_lots``, ``liquidation_trades`` and
+        ``backstop_lots``.
+    """
+    graph = nx.DiGraph(contract_size=float(contract_size))
+    if accounts is not None and len(accounts):
+        for row in accounts.itertuples(index=False):
+            graph.add_node(
+                int(row.account_id), kind=str(row.kind), group=str(getattr(row, "group", row.kind))
+            )
+    flows = _trade_flows(trades, contract_size)
+    if liquidations is not None and len(liquidations):
+        flows = pd.concat([flows, _backstop_flows(liquidations, contract_size)], ignore_index=True)
+    if len(flows):
+        totals = flows.groupby(["source", "target"], sort=True)[list(_FLOW_ATTRIBUTES)].sum()
+        for (source, target), values in zip(totals.index, totals.to_dict("records"), strict=True):
+            attributes = {
+                name: (float(value) if name.endswith("notional") else int(value))
+                for name, value in values.items()
+            }
+            graph.add_edge(int(source), int(target), **attributes)
+    for node, data in graph.nodes(data=True):
+        if node == ENGINE_NODE:
+            data["kind"] = data.get("kind", "liquidation_engine")
+        elif node == ADL_NODE:
+            data["kind"] = "auto_deleveraging"
+        data.setdefault("kind", "unknown")
+        data.setdefault("group", data["kind"])
+    return graph
+
+
+def _trade_flows(trades: pd.DataFrame, contract_size: float) -> pd.DataFrame:
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame(columns=["source", "target", *_FLOW_ATTRIBUTES])
+    lots = trades["quantity"].to_numpy(dtype=np.int64)
+    notional = trades["price"].to_numpy(dtype=float) * lots * contract_size
+    forced = trades["is_liquidation"].to_numpy(dtype=bool)
+    return pd.DataFrame(
+        {
+            "source": trades["taker"].to_numpy(dtype=np.int64),
+            "target": trades["maker"].to_numpy(dtype=np.int64),
+            "notional": notional,
+            "lots": lots,
+            "trades": np.ones(len(trades), dtype=np.int64),
+            "liquidation_notional": np.where(forced, notional, 0.0),
+            "liquidation_lots": np.where(forced, lots, 0),
+            "liquidation_trades": forced.astype(np.int64),
+            "backstop_lots": np.zeros(len(trades), dtype=np.int64),
+        }
+    )
+
+
+def _backstop_flows(liquidations: pd.DataFrame, contract_size: float) -> pd.DataFrame:
+    quantity = liquidations["quantity"].to_numpy(dtype=np.int64)
+    filled = liquidations["filled_quantity"].to_numpy(dtype=np.int64)
+    adl = liquidations["adl_quantity"].to_numpy(dtype=np.int64)
+    engine = quantity - filled - adl
+    mark = liquidations["mark_before"].to_numpy(dtype=float)
+    source = liquidations["account_id"].to_numpy(dtype=np.int64)
+    parts = []
+    for target, lots in ((ENGINE_NODE, engine), (ADL_NODE, adl)):
+        taken = lots > 0
+        lots = lots[taken]
+        # The bankruptcy price of each transfer is not in the table: the mark before is the best proxy.
+        notional = mark[taken] * lots * contract_size
+        parts.append(
+            pd.DataFrame(
+                {
+                    "source": source[taken],
+                    "target": np.full(int(taken.sum()), target, dtype=np.int64),
+                    "notional": notional,
+                    "lots": lots,
+                    "trades": np.ones(len(lots), dtype=np.int64),
+                    "liquidation_notional": notional,
+                    "liquidation_lots": lots,
+                    "liquidation_trades": np.ones(len(lots), dtype=np.int64),
+                    "backstop_lots": lots,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def liquidation_absorption(graph: nx.DiGraph) -> pd.DataFrame:
+    """The counterparties of last resort: who received the forced (liquidation) flow.
+
+    Args:
+        graph: A trade network from :func:`build_trade_graph`.
+
+    Returns:
+        One row per account that absorbed forced flow, largest first (ties by account id): ``account``,
+        ``kind``, ``notional``, ``lots`` and ``share`` (of all forced notional).
+    """
+    absorbed = dict(graph.in_degree(weight="liquidation_notional"))
+    lots = dict(graph.in_degree(weight="liquidation_lots"))
+    rows = [
+        {
+            "account": node,
+            "kind": graph.nodes[node]["kind"],
+            "notional": float(value),
+            "lots": int(lots[node]),
+        }
+        for node, value in absorbed.items()
+        if value > 0
+    ]
+    columns = ["account", "kind", "notional", "lots", "share"]
+    if not rows:
+        return pd.DataFrame(
+            {
+                "account": pd.Series(dtype="int64"),
+                "kind": pd.Series(dtype=object),
+                "notional": pd.Series(dtype="float64"),
+                "lots": pd.Series(dtype="int64"),
+                "share": pd.Series(dtype="float64"),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values(["notional", "account"], ascending=[False, True])
+    table["share"] = table["notional"] / table["notional"].sum()
+    return table.reset_index(drop=True)[columns]
+
+
+def absorption_by_kind(graph: nx.DiGraph) -> dict[str, float]:
+    """Share of the forced notional each kind of account absorbed (kinds sorted by name)."""
+    table = liquidation_absorption(graph)
+    if table.empty:
+        return {}
+    shares = table.groupby("kind", sort=True)["share"].sum()
+    return {str(kind): float(share) for kind, share in shares.items()}
+
+
+def herfindahl(shares: Iterable[float]) -> float:
+    """Herfindahl-Hirschman index of shares: the sum of their squares (0 for no shares).
+
+    Args:
+        shares: Shares that sum to 1 (not renormalised).
+
+    Returns:
+        A number in ``(0, 1]`` for proper shares.
+    """
+    values = np.asarray(list(shares), dtype=float)
+    return float(np.sum(values**2))
+
+
+def maker_centrality(
+    graph: nx.DiGraph, makers: Iterable[int] | None = None, betweenness: bool = True
+) -> pd.DataFrame:
+    """Centrality of the market makers in the trade network (undirected, weighted by notional).
+
+    Args:
+        graph: A trade network from :func:`build_trade_graph`.
+        makers: Account ids to report; by default the nodes of kind ``market_maker``.
+        betweenness: Compute betweenness (the costly measure: O(nodes x links)); NaN when False.
+
+    Returns:
+        One row per maker (sorted by account): ``account``, ``degree_share`` (its notional-weighted
+        degree over the total traded notional: the share of all notional it was a party to),
+        ``eigenvector`` (eigenvector centrality on notional, unit Euclidean norm) and ``betweenness``
+        (normalised, one hop per trading link; NaN above ``BETWEENNESS_MAX_NODES`` traded nodes).
+    """
+    if makers is None:
+        makers = [node for node, kind in graph.nodes(data="kind") if kind == "market_maker"]
+    makers = sorted(int(m) for m in makers if m in graph)
+    columns = ["account", "degree_share", "eigenvector", "betweenness"]
+    undirected = _traded_undirected(graph)
+    if not makers or undirected.number_of_edges() == 0:
+        frame = pd.DataFrame({"account": pd.Series(makers, dtype="int64")})
+        for column in columns[1:]:
+            frame[column] = 0.0
+        return frame
+    degree = dict(undirected.degree(weight="notional"))
+    total = undirected.size(weight="notional")
+    eigenvector = _eigenvector(undirected)
+    between = _betweenness(undirected) if betweenness else None
+    rows = [
+        {
+            "account": maker,
+            "degree_share": degree.get(maker, 0.0) / total,
+            "eigenvector": eigenvector.get(maker, 0.0),
+            "betweenness": between.get(maker, 0.0) if between is not None else float("nan"),
+        }
+        for maker in makers
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _traded_undirected(graph: nx.DiGraph) -> nx.Graph:
+    """Accounts that traded, one undirected edge per pair with the notional of both directions."""
+    undirected = nx.Graph()
+    for source, target, notional in graph.edges(data="notional", default=0.0):
+        if source == target or notional <= 0:
+            continue
+        if undirected.has_edge(source, target):
+            undirected[source][target]["notional"] += notional
+        else:
+            undirected.add_edge(source, target, notional=notional)
+    return undirected
+
+
+def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
+    # Power iteration from a uniform start, not the ARPACK solver: ARPACK starts from a random vector,
+    # so its last digits would differ between two runs of the same seed. Weights are scaled to at most 1
+    # (the centrality does not depend on their scale) so that networkx's shift by the identity keeps
+    # the iteration converging on near-bipartite taker-maker graphs.
+    largest = max((notional for _, _, notional in undirected.edges(data="notional")), default=0.0)
+    if largest <= 0:
+        return {}
+    scaled = nx.Graph()
+    scaled.add_weighted_edges_from((a, b, w / largest) for a, b, w in undirected.edges(data="notional"))
+    try:
+        return nx.eigenvector_centrality(scaled, weight="weight", max_iter=10_000, tol=1e-10)
+    except nx.PowerIterationFailedConvergence:
+        return {}
+
+
+def _betweenness(undirected: nx.Graph) -> dict[int, float] | None:
+    if undirected.number_of_nodes() > BETWEENNESS_MAX_NODES:
+        return None
+    # Hops, not 1/notional distances: weighted shortest paths cost three times as much here, and who
+    # links whom matters more for intermediation than how much each link carried.
+    return nx.betweenness_centrality(undirected, normalized=True)
+
+
+def trade_network_measures(graph: nx.DiGraph, betweenness: bool = False) -> dict[str, Any]:
+    """Scalar measures of a trade network (all keys prefixed for the run summary).
+
+    Args:
+        graph: A trade network from :func:`build_trade_graph`.
+        betweenness: Add ``maker_betweenness_max``. Off by default: on a 600-step spiral it costs about
+            a quarter of the run, too much for every run of a sweep; the report shows it per maker.
+
+    Returns:
+        ``trade_network_accounts`` (nodes that traded), ``trade_network_links`` (account pairs that
+        traded), ``absorption_hhi``, ``absorption_top_account`` and ``absorption_top_share`` (None /
+        0 without forced flow), ``absorption_share_<kind>`` for every kind that absorbed something,
+        ``maker_notional_share`` (share of all traded notional with a maker on at least one side),
+        ``maker_eigenvector_max`` and, when asked for, ``maker_betweenness_max`` (None above
+        ``BETWEENNESS_MAX_NODES``).
+    """
+    undirected = _traded_undirected(graph)
+    absorption = liquidation_absorption(graph)
+    measures: dict[str, Any] = {
+        "trade_network_accounts": undirected.number_of_nodes(),
+        "trade_network_links": undirected.number_of_edges(),
+        "absorption_hhi": herfindahl(absorption["share"]),
+        "absorption_top_account": int(absorption["account"].iloc[0]) if len(absorption) else None,
+        "absorption_top_share": float(absorption["share"].iloc[0]) if len(absorption) else 0.0,
+    }
+    for kind, share in absorption_by_kind(graph).items():
+        measures[f"absorption_share_{kind}"] = share
+    makers = maker_centrality(graph, betweenness=betweenness)
+    has_makers = len(makers) > 0
+    maker_set = set(makers["account"].tolist())
+    total = undirected.size(weight="notional")
+    with_maker = sum(
+        notional for a, b, notional in undirected.edges(data="notional") if a in maker_set or b in maker_set
+    )
+    measures["maker_notional_share"] = float(with_maker / total) if total > 0 else 0.0
+    measures["maker_eigenvector_max"] = float(makers["eigenvector"].max()) if has_makers else None
+    if betweenness:
+        largest = makers["betweenness"].max() if has_makers else float("nan")
+        measures["maker_betweenness_max"] = float(largest) if np.isfinite(largest) else None
+    return measures
+
+
+# --------------------------------------------------------------------------- the exposure graph
+
+
+def exposures_from_accounts(
+    accounts: pd.DataFrame, mark: float | None = None, contract_size: float = 1.0, asset: str = "future"
+) -> pd.DataFrame:
+    """The exposures table of a single-asset model from an accounts table (or a snapshot of it).
+
+    Args:
+        accounts: Rows with ``account_id``, ``position`` and optionally ``kind`` and ``notional``.
+        mark: The asset's mark price; None takes the table's own ``notional`` column (as in an
+            account snapshot).
+        contract_size: Units of underlying per lot.
+        asset: The asset's name.
+
+    Returns:
+        Columns ``account_id``, ``kind``, ``asset``, ``position`` (signed lots) and ``notional``
+        (``|position| x mark x contract size``), one row per account with a position.
+
+    Raises:
+        ValueError: ``mark`` is None and the table has no ``notional`` column.
+    """
+    held = accounts[accounts["position"].to_numpy() != 0]
+    kinds = held["kind"].astype(str).to_numpy() if "kind" in held else np.full(len(held), "unknown")
+    position = held["position"].to_numpy(dtype=np.int64)
+    if mark is None:
+        if "notional" not in held:
+            raise ValueError("exposures_from_accounts: no mark given and no 'notional' column")
+        notional = np.abs(held["notional"].to_numpy(dtype=float))
+    else:
+        notional = np.abs(position) * float(mark) * contract_size
+    return pd.DataFrame(
+        {
+            "account_id": held["account_id"].to_numpy(dtype=np.int64),
+            "kind": kinds,
+            "asset": np.full(len(held), asset, dtype=object),
+            "position": position,
+            "notional": notional,
+        }
+    )
+
+
+def build_exposure_graph(exposures: pd.DataFrame) -> nx.Graph:
+    """Bipartite accounts-assets graph (networkx ``bipartite`` attribute: 0 accounts, 1 assets).
+
+    Account nodes are the integer account ids (attribute ``kind``); asset nodes are the asset names
+    (strings, so they never clash with account ids). An edge carries ``position`` (signed lots),
+    ``side`` (+1 long, -1 short) and ``notional``.
+
+    Args:
+        exposures: Columns ``account_id``, ``asset``, ``position``, ``notional`` and optionally
+            ``kind`` (see :func:`exposures_from_accounts`).
+
+    Returns:
+        The bipartite graph.
+    """
+    graph = nx.Graph()
+    for row in exposures.itertuples(index=False):
+        account, asset = int(row.account_id), str(row.asset)
+        graph.add_node(account, bipartite=0, kind=str(getattr(row, "kind", "unknown")))
+        graph.add_node(asset, bipartite=1)
+        graph.add_edge(
+            account,
+            asset,
+            position=int(row.position),
+            side=int(np.sign(row.position)),
+            notional=float(row.notional),
+        )
+    return graph
+
+
+def crowding_measures(graph: nx.Graph) -> dict[str, dict[str, float]]:
+    """How crowded each asset is, from a bipartite exposure graph.
+
+    Args:
+        graph: From :func:`build_exposure_graph`.
+
+    Returns:
+        Per asset: ``holders`` (accounts exposed), ``long_share`` (long notional over gross notional),
+        ``crowded_side`` (+1 when longs hold at least half, else -1), ``crowded_side_holders`` and
+        ``crowded_side_hhi`` (Herfindahl index of the holders' shares of the crowded side's notional).
+    """
+    assets = sorted(node for node, part in graph.nodes(data="bipartite") if part == 1)
+    accounts = {node for node, part in graph.nodes(data="bipartite") if part == 0}
+    measures: dict[str, dict[str, float]] = {}
+    # Each asset's degree in the bipartite graph is its number of holders (networkx bipartite helper).
+    holders, _ = bipartite.degrees(graph, accounts) if accounts else ({}, {})
+    holders = dict(holders)
+    for asset in assets:
+        edges = list(graph.edges(asset, data=True))
+        notional = np.array([data["notional"] for _, _, data in edges], dtype=float)
+        side = np.array([data["side"] for _, _, data in edges], dtype=np.int64)
+        gross = float(notional.sum())
+        long_share = float(notional[side > 0].sum() / gross) if gross > 0 else 0.0
+        crowded = 1 if long_share >= 0.5 else -1
+        crowd = notional[side == crowded]
+        crowd_total = float(crowd.sum())
+        measures[asset] = {
+            "holders": int(holders.get(asset, len(edges))),
+            "long_share": long_share,
+            "crowded_side": crowded,
+            "crowded_side_holders": int(len(crowd)),
+            "crowded_side_hhi": herfindahl(crowd / crowd_total) if crowd_total > 0 else 0.0,
+        }
+    return measures
+
+
+# --------------------------------------------------------------------------- run summary
+
+
+def network_summary(cascade: nx.DiGraph) -> dict[str, Any]:
+    """Cascade figures for ``summary.json`` beyond the headline ones of :func:`cascade_measures`.
+
+    Args:
+        cascade: The run's cascade DAG.
+
+    Returns:
+        ``largest_cascade_depth``, ``mean_cascade_size`` and ``single_liquidation_cascades`` (cascades
+        of size 1); scalars only, the full size distribution is in ``cascade.graphml``.
+    """
+    measures = cascade_measures(cascade)
+    return {
+        "largest_cascade_depth": int(measures["largest_cascade_depth"]),
+        "mean_cascade_size": float(measures["mean_cascade_size"]),
+        "single_liquidation_cascades": int(cascade_size_distribution(cascade).get(1, 0)),
+    }
+
+
+def trade_network_summary(
+    trade_graph: nx.DiGraph, exposure_graph: nx.Graph | None = None, asset: str = "future"
+) -> dict[str, Any]:
+    """Trade-network (and, when given, exposure) figures for ``summary.json``.
+
+    Args:
+        trade_graph: From :func:`build_trade_graph`.
+        exposure_graph: From :func:`build_exposure_graph` (e.g. of the positions before the stress).
+        asset: The asset whose crowding goes into the summary.
+
+    Returns:
+        :func:`trade_network_measures`, plus ``exposure_long_share``, ``exposure_crowded_side_holders``
+        and ``exposure_crowded_side_hhi`` of ``asset`` when the exposure graph holds it.
+    """
+    summary = trade_network_measures(trade_graph)
+    if exposure_graph is not None:
+        crowding: Mapping[str, float] | None = crowding_measures(exposure_graph).get(asset)
+        if crowding is not None:
+            summary["exposure_long_share"] = crowding["long_share"]
+            summary["exposure_crowded_side_holders"] = crowding["crowded_side_holders"]
+            summary["exposure_crowded_side_hhi"] = crowding["crowded_side_hhi"]
+    return summary

@@ -7,7 +7,10 @@ One run becomes one directory (by default ``outputs/<scenario>-<seed>-<8 hex>``)
 - ``summary.json``: the headline metrics (sorted keys, NaN/inf written as ``null``);
 - ``timeseries``, ``trades``, ``liquidations``, ``accounts`` tables as Parquet (CSV when pyarrow is
   missing, noted as ``"table_format": "csv"`` in the manifest);
-- ``cascade.graphml``: the liquidation cascade DAG;
+- ``cascade.graphml``: the liquidation cascade DAG; ``trades.graphml``: the trade network (see
+  :mod:`abm.network`);
+- ``book_depth`` (depth profile per step) and ``account_snapshots`` (positions and leverage before the
+  stress and at the end) tables, when the model recorded them (``RunResult.extra``);
 - ``figures/*.png`` (see :mod:`abm.plots`).
 
 Writing is atomic: everything goes to a hidden temp directory beside the target, which is renamed into
@@ -54,6 +57,8 @@ __all__ = [
     "MANIFEST_NAME",
     "SUMMARY_NAME",
     "CASCADE_NAME",
+    "TRADE_GRAPH_NAME",
+    "STRESS_TABLES",
     "FIGURES_DIR",
     "TABLE_NAMES",
     "OutputExistsError",
@@ -68,6 +73,9 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 SUMMARY_NAME = "summary.json"
 CASCADE_NAME = "cascade.graphml"
+TRADE_GRAPH_NAME = "trades.graphml"
+# Optional tables: file name -> key of RunResult.extra that holds the DataFrame.
+STRESS_TABLES = {"book_depth": "depth_profile", "account_snapshots": "account_snapshots"}
 FIGURES_DIR = "figures"
 TABLE_NAMES = ("timeseries", "trades", "liquidations", "accounts")
 
@@ -247,10 +255,14 @@ def write_run(
             )
         _write_json(temp_dir / SUMMARY_NAME, result.summary)
         _write_graphml(result.cascade, temp_dir / CASCADE_NAME)
+        _write_graphml(_trade_graph(result), temp_dir / TRADE_GRAPH_NAME)
+        for name, key in STRESS_TABLES.items():
+            if isinstance(result.extra.get(key), pd.DataFrame):
+                _write_table(result.extra[key], temp_dir / f"{name}.{table_format}", (), table_format)
         if figures:
-            from abm.plots import plot_run  # matplotlib is only imported when figures are wanted
+            from abm.plots import plot_all  # matplotlib is only imported when figures are wanted
 
-            plot_run(result, temp_dir / FIGURES_DIR)
+            plot_all(result, temp_dir / FIGURES_DIR)
 
         manifest = _build_manifest(result, written_at, command_line, table_format)
         if extra_manifest:
@@ -387,6 +399,16 @@ def _write_graphml(graph: nx.DiGraph, path: Path) -> None:
     nx.write_graphml_xml(clean, path, encoding="utf-8", infer_numeric_types=True)
 
 
+def _trade_graph(result: RunResult) -> nx.DiGraph:
+    graph = result.extra.get("trade_graph")
+    if isinstance(graph, nx.DiGraph):
+        return graph
+    from abm.network import build_trade_graph
+
+    contract_size = result.scenario.market.contract_size
+    return build_trade_graph(result.trades, result.accounts, result.liquidations, contract_size)
+
+
 def _file_digests(run_dir: Path) -> dict[str, dict[str, Any]]:
     digests = {}
     for file_path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
@@ -437,9 +459,23 @@ def _build_manifest(
         "end_time": end_time.isoformat(),
         "wall_seconds": wall_seconds,
         "invariant_checks": bool(result.invariant_checks),
+        # A run whose check breached an invariant stops before writing, so a checked run here passed.
+        "invariant_check_result": "passed" if result.invariant_checks else "not checked",
+        "seed_sequence": _seed_sequence(result),
         "table_format": table_format,
     }
     return manifest
+
+
+def _seed_sequence(result: RunResult) -> dict[str, Any] | None:
+    """Entropy and spawn key of the run's ``numpy.random.SeedSequence`` (rebuilds the generator exactly)."""
+    recorded = result.extra.get("seed_sequence")
+    if isinstance(recorded, Mapping):
+        return {"entropy": recorded.get("entropy"), "spawn_key": list(recorded.get("spawn_key", ()))}
+    if int(result.seed) >= 0:
+        # The model seeds numpy.random.default_rng(seed): its SeedSequence has the seed as entropy.
+        return {"entropy": int(result.seed), "spawn_key": []}
+    return None
 
 
 def _scenario_payload(scenario: Scenario) -> dict[str, Any]:
@@ -518,7 +554,8 @@ def read_run(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
     Returns:
         A dict with the tables (``timeseries``, ``trades``, ``liquidations``, ``accounts``) as
         DataFrames (``liquidations.parents`` as lists of ints), ``summary`` and ``manifest`` as dicts,
-        ``cascade`` as a ``networkx.DiGraph`` (or None when the file is missing) and ``path``.
+        ``cascade`` and ``trade_graph`` as ``networkx.DiGraph`` (None when the file is missing), the
+        ``STRESS_TABLES`` (None when missing) and ``path``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no manifest.
@@ -538,6 +575,11 @@ def read_run(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
     run["summary"] = json.loads((run_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
     cascade_path = run_dir / CASCADE_NAME
     run["cascade"] = _read_graphml(cascade_path) if cascade_path.is_file() else None
+    trade_graph_path = run_dir / TRADE_GRAPH_NAME
+    run["trade_graph"] = _read_graphml(trade_graph_path) if trade_graph_path.is_file() else None
+    for name in STRESS_TABLES:
+        path = run_dir / f"{name}.{table_format}"
+        run[name] = _read_table(path, (), table_format) if path.is_file() else None
     return run
 
 

@@ -7,27 +7,64 @@ dpi are fixed so that figures of different runs line up side by side.
 The time-series columns used are documented in :data:`abm.results.TIMESERIES_COLUMNS`; per-step
 flows (``liquidated_notional``) are drawn as bars, levels and running totals (``insurance_fund``,
 ``open_interest``, ``bad_debt``, which the model records as the total to date) as lines.
+
+:func:`plot_run` draws the three time-series figures; :func:`plot_stress` the figures of the stress
+itself: the order book depth as a heat map around it, the leverage distribution before and after it,
+the cascade DAG drawn by round and the cascade size distribution on log-log axes. :func:`plot_all`
+draws both sets (what a run directory holds) and :func:`plot_tables` does the same from the tables of
+a run directory read back with :func:`abm.outputs.read_run`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from abm.recorder import DEPTH_BUCKET_WIDTH, DEPTH_BUCKETS, depth_bucket_columns
 from abm.results import RunResult
 
-__all__ = ["FIGURE_SIZE", "FIGURE_DPI", "plot_run", "plot_price", "plot_margin", "plot_leverage"]
+__all__ = [
+    "FIGURE_SIZE",
+    "FIGURE_DPI",
+    "FIGURE_NAMES",
+    "plot_run",
+    "plot_stress",
+    "plot_all",
+    "plot_tables",
+    "plot_price",
+    "plot_margin",
+    "plot_leverage",
+    "plot_depth",
+    "plot_leverage_distribution",
+    "plot_cascade",
+    "plot_cascade_sizes",
+    "stress_window",
+]
 
 FIGURE_SIZE = (10.0, 6.0)
 FIGURE_DPI = 100
+# Every figure a run can have, in report order, with its caption.
+FIGURE_NAMES = {
+    "price.png": "Price, mark and index, with the liquidated notional per step",
+    "depth.png": "Order book depth around the stress",
+    "margin.png": "Margin rates, insurance fund and bad debt",
+    "leverage.png": "Mean leverage and open interest",
+    "leverage_distribution.png": "Leverage of the traders before and after the stress",
+    "cascade.png": "The liquidation cascade DAG, by step and round",
+    "cascade_sizes.png": "Cascade size distribution",
+}
 _SHOCK_COLOUR = "tab:red"
+_STRESS_MARGIN_STEPS = 30  # steps shown either side of the stress in the depth heat map
 
 
 def plot_run(result: RunResult, fig_dir: Path | str) -> list[Path]:
@@ -138,6 +175,327 @@ def plot_leverage(timeseries: pd.DataFrame, path: Path | str) -> Path:
     interest_axes.set_ylabel("open interest (lots)")
     interest_axes.set_xlabel("step")
     return _save(figure, path)
+
+
+def plot_all(result: RunResult, fig_dir: Path | str) -> list[Path]:
+    """Draw every figure of a run: :func:`plot_run` and then :func:`plot_stress`.
+
+    Args:
+        result: The finished run (depth profile and account snapshots are read from ``result.extra``).
+        fig_dir: Directory for the PNG files (created if missing).
+
+    Returns:
+        The paths written.
+    """
+    paths = plot_run(result, fig_dir)
+    paths += plot_stress(
+        result.timeseries,
+        result.scenario.shocks,
+        result.cascade,
+        fig_dir,
+        depth_profile=result.extra.get("depth_profile"),
+        snapshots=result.extra.get("account_snapshots"),
+    )
+    return paths
+
+
+def plot_tables(run: Mapping[str, Any], shocks: Iterable[Any], fig_dir: Path | str) -> list[Path]:
+    """Draw every figure a run directory's tables allow (the mapping :func:`abm.outputs.read_run` returns).
+
+    Args:
+        run: With ``timeseries`` and optionally ``cascade``, ``book_depth``, ``account_snapshots``.
+        shocks: Scenario shocks (objects or mappings with ``step``, optionally ``over_steps``).
+        fig_dir: Directory for the PNG files (created if missing).
+
+    Returns:
+        The paths written.
+    """
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    shock_list = [_as_shock(shock) for shock in shocks]
+    timeseries = run["timeseries"]
+    paths = [
+        plot_price(timeseries, shock_list, fig_dir / "price.png"),
+        plot_margin(timeseries, fig_dir / "margin.png"),
+        plot_leverage(timeseries, fig_dir / "leverage.png"),
+    ]
+    cascade = run.get("cascade")
+    paths += plot_stress(
+        timeseries,
+        shock_list,
+        cascade if cascade is not None else nx.DiGraph(),
+        fig_dir,
+        depth_profile=run.get("book_depth"),
+        snapshots=run.get("account_snapshots"),
+    )
+    return paths
+
+
+def plot_stress(
+    timeseries: pd.DataFrame,
+    shocks: Iterable[Any],
+    cascade: nx.DiGraph,
+    fig_dir: Path | str,
+    *,
+    depth_profile: pd.DataFrame | None = None,
+    snapshots: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Draw the figures of the stress: depth heat map, leverage distribution, cascade DAG and sizes.
+
+    Args:
+        timeseries: The run's time series.
+        shocks: Scenario shocks.
+        cascade: The cascade DAG.
+        fig_dir: Directory for the PNG files (created if missing).
+        depth_profile: The book depth table (``depth.png`` is skipped without it).
+        snapshots: The account snapshots (``leverage_distribution.png`` is skipped without them).
+
+    Returns:
+        The paths written: ``depth.png``, ``leverage_distribution.png``, ``cascade.png``,
+        ``cascade_sizes.png`` (those whose data exist).
+    """
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    shock_list = list(shocks)
+    paths = []
+    if depth_profile is not None:
+        paths.append(plot_depth(depth_profile, timeseries, shock_list, fig_dir / "depth.png"))
+    if snapshots is not None:
+        paths.append(plot_leverage_distribution(snapshots, fig_dir / "leverage_distribution.png"))
+    paths.append(plot_cascade(cascade, fig_dir / "cascade.png"))
+    paths.append(plot_cascade_sizes(cascade, fig_dir / "cascade_sizes.png"))
+    return paths
+
+
+def stress_window(
+    timeseries: pd.DataFrame, shocks: Iterable[Any], margin: int = _STRESS_MARGIN_STEPS
+) -> tuple[int, int]:
+    """The steps around the stress: from the first shock to the last liquidation, ``margin`` either side.
+
+    Without shocks the first liquidation starts the window; without either, the whole run is shown.
+
+    Args:
+        timeseries: The run's time series (``step``, ``liquidations``).
+        shocks: Scenario shocks.
+        margin: Steps added either side.
+
+    Returns:
+        ``(first, last)`` steps, inclusive, within the run.
+    """
+    steps = timeseries["step"].to_numpy()
+    if len(steps) == 0:
+        return 0, 0
+    first_step, last_step = int(steps.min()), int(steps.max())
+    liquidated = steps[pd.to_numeric(timeseries["liquidations"], errors="coerce").fillna(0).to_numpy() > 0]
+    starts = [int(getattr(shock, "step", shock)) for shock in shocks]
+    if len(liquidated):
+        starts.append(int(liquidated.min()))
+    if not starts:
+        return first_step, last_step
+    start = min(starts)
+    end = int(liquidated.max()) if len(liquidated) else max(starts)
+    return max(first_step, start - margin), min(last_step, max(end, start) + margin)
+
+
+def plot_depth(
+    depth_profile: pd.DataFrame, timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str
+) -> Path:
+    """Heat map of the resting lots by distance from the mid, over the steps around the stress.
+
+    Args:
+        depth_profile: ``step`` and the bucket columns of :func:`abm.recorder.depth_bucket_columns`.
+        timeseries: The run's time series (for the window and the liquidations marked on top).
+        shocks: Scenario shocks (dotted lines).
+        path: The PNG file to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    figure, (depth_axes, liquidation_axes) = _two_panels(height_ratios=(3, 1))
+    first, last = stress_window(timeseries, shocks)
+    window = depth_profile[(depth_profile["step"] >= first) & (depth_profile["step"] <= last)]
+    lots = window[depth_bucket_columns()].to_numpy(dtype=float).T
+    steps = window["step"].to_numpy(dtype=float)
+    edges_pct = np.arange(-DEPTH_BUCKETS, DEPTH_BUCKETS + 1) * DEPTH_BUCKET_WIDTH * 100.0
+    if len(steps) and np.nanmax(lots, initial=0.0) > 0:
+        # Log colours: a thin book is the story, so the few-lot buckets must stay visible.
+        shown = np.where(lots > 0, lots, np.nan)
+        mesh = depth_axes.pcolormesh(
+            _bar_edges(steps), edges_pct, shown, norm=LogNorm(vmin=1.0, vmax=np.nanmax(lots)), cmap="viridis"
+        )
+        figure.colorbar(mesh, ax=depth_axes, label="resting lots")
+    else:
+        depth_axes.text(0.5, 0.5, "empty book", transform=depth_axes.transAxes, ha="center")
+    depth_axes.axhline(0.0, color="white", linewidth=0.8)
+    depth_axes.set_ylabel("distance from mid (%)\nbids below, asks above")
+    depth_axes.set_title(f"Order book depth, steps {first}-{last}")
+
+    in_window = (timeseries["step"] >= first) & (timeseries["step"] <= last)
+    shown_series = timeseries[in_window]
+    _line(
+        liquidation_axes, shown_series["step"].to_numpy(), shown_series["liquidations"], label="liquidations"
+    )
+    liquidation_axes.set_ylabel("liquidations")
+    liquidation_axes.set_xlabel("step")
+    for axes in (depth_axes, liquidation_axes):
+        _mark_shocks(axes, [s for s in shocks if first <= getattr(s, "step", s) <= last])
+    return _save(figure, path)
+
+
+def plot_leverage_distribution(snapshots: pd.DataFrame, path: Path | str) -> Path:
+    """Histograms of the leveraged traders' leverage before the stress and at the end.
+
+    Args:
+        snapshots: Account snapshots (``snapshot``, ``kind``, ``position``, ``leverage``); the
+            ``before_stress`` and ``end`` snapshots are drawn. Accounts with a position and no
+            positive equity are counted in the legend as underwater.
+        path: The PNG file to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    traders = snapshots[snapshots["kind"] == "leveraged_trader"]
+    open_leverage = traders["leverage"].to_numpy(dtype=float)[traders["position"].to_numpy() != 0]
+    finite = open_leverage[np.isfinite(open_leverage) & (open_leverage > 0)]
+    if len(finite):
+        bins = np.geomspace(max(finite.min() * 0.9, 1e-3), finite.max() * 1.1, 31)
+    else:
+        bins = np.geomspace(1.0, 100.0, 31)
+    for label, colour, name in (
+        ("before_stress", "tab:blue", "before the stress"),
+        ("end", "tab:red", "end"),
+    ):
+        rows = traders[traders["snapshot"] == label]
+        if rows.empty:
+            continue
+        step = int(rows["step"].iloc[0])
+        open_rows = rows[rows["position"].to_numpy() != 0]
+        leverage = open_rows["leverage"].to_numpy(dtype=float)
+        underwater = int(np.sum(~np.isfinite(leverage)))
+        values = leverage[np.isfinite(leverage) & (leverage > 0)]
+        axes.hist(
+            values,
+            bins=bins,
+            alpha=0.55,
+            color=colour,
+            label=f"{name} (step {step}): {len(open_rows)} of {len(rows)} open, {underwater} underwater",
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("leverage (notional / equity)")
+    axes.set_ylabel("traders")
+    axes.set_title("Leverage of the leveraged traders with an open position")
+    axes.legend(loc="best", fontsize="small")
+    return _save(figure, path)
+
+
+def plot_cascade(cascade: nx.DiGraph, path: Path | str) -> Path:
+    """Draw the cascade DAG: x = step and round, y = the liquidated accounts in order.
+
+    Every (step, round) with a liquidation gets a column, in time order, so the rounds of a spiral are
+    legible however far apart the steps are; rows are the liquidated accounts sorted by id. Node size
+    follows notional, colour the round; edges go from cause (left) to effect (right).
+
+    Args:
+        cascade: The cascade DAG (node attributes ``step``, ``round``, ``account``, ``notional``).
+        path: The PNG file to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    if cascade.number_of_nodes() == 0:
+        axes.text(0.5, 0.5, "no liquidations", transform=axes.transAxes, ha="center")
+        axes.set_axis_off()
+        return _save(figure, path)
+    nodes = sorted(cascade.nodes)
+    # Graphs read back or built by other code may lack attributes: a missing step or round is 0 and a
+    # missing account is the node itself.
+    place = {
+        n: (
+            int(cascade.nodes[n].get("step", 0)),
+            int(cascade.nodes[n].get("round", 0)),
+            cascade.nodes[n].get("account", n),
+        )
+        for n in nodes
+    }
+    stages = sorted({(step, round_index) for step, round_index, _ in place.values()})
+    column = {stage: i for i, stage in enumerate(stages)}
+    accounts = sorted({account for _, _, account in place.values()})
+    row = {account: i for i, account in enumerate(accounts)}
+    positions = {
+        n: (column[(step, round_index)], row[account]) for n, (step, round_index, account) in place.items()
+    }
+    notional = np.array([cascade.nodes[n].get("notional", 0.0) for n in nodes], dtype=float)
+    scale = notional / notional.max() if notional.max() > 0 else np.ones_like(notional)
+    # Straight lines, no arrow heads: a cause is always in an earlier column, and one arrow patch per
+    # edge costs seconds on a real spiral (thousands of links).
+    nx.draw_networkx_edges(cascade, positions, ax=axes, edge_color="0.6", width=0.4, arrows=False)
+    nx.draw_networkx_nodes(
+        cascade,
+        positions,
+        nodelist=nodes,
+        ax=axes,
+        node_size=10 + 60 * scale,
+        node_color=[place[n][1] for n in nodes],
+        cmap="plasma",
+    )
+    ticks = _thin_ticks(len(stages), 12)
+    axes.set_xticks(ticks, [f"{stages[i][0]}/{stages[i][1]}" for i in ticks], rotation=45, fontsize="small")
+    axes.tick_params(left=True, bottom=True, labelleft=True, labelbottom=True)
+    axes.set_xlabel("step / round")
+    axes.set_ylabel(f"liquidated accounts ({len(accounts)}, by id)")
+    axes.set_title(f"Liquidation cascade: {len(nodes)} liquidations, {cascade.number_of_edges()} links")
+    return _save(figure, path)
+
+
+def plot_cascade_sizes(cascade: nx.DiGraph, path: Path | str) -> Path:
+    """The cascade size distribution on log-log axes: counts per size and the survival function.
+
+    Args:
+        cascade: The cascade DAG.
+        path: The PNG file to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    from abm.network import cascade_size_distribution  # networkx measures live in abm.network
+
+    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    distribution = cascade_size_distribution(cascade)
+    if not distribution:
+        axes.text(0.5, 0.5, "no cascades", transform=axes.transAxes, ha="center")
+        axes.set_axis_off()
+        return _save(figure, path)
+    sizes = np.array(list(distribution), dtype=float)
+    counts = np.array(list(distribution.values()), dtype=float)
+    # P(S >= s): the share of cascades at least this large, read from the largest size down.
+    survival = np.cumsum(counts[::-1])[::-1] / counts.sum()
+    axes.loglog(sizes, counts, "o", label="cascades of this size")
+    axes.loglog(sizes, survival * counts.sum(), drawstyle="steps-post", label="cascades at least this large")
+    axes.set_xlabel("cascade size (liquidations)")
+    axes.set_ylabel("cascades")
+    axes.set_title(f"Cascade sizes: {int(counts.sum())} cascades, largest {int(sizes.max())}")
+    axes.legend(loc="best", fontsize="small")
+    return _save(figure, path)
+
+
+def _thin_ticks(count: int, most: int) -> list[int]:
+    step = max(1, int(np.ceil(count / most)))
+    return list(range(0, count, step))
+
+
+def _as_shock(shock: Any) -> Any:
+    # Shocks read back from a manifest are plain mappings; the drawing code reads attributes.
+    if isinstance(shock, Mapping):
+        return SimpleNamespace(**shock)
+    return shock
 
 
 def _two_panels(height_ratios: Sequence[float] = (2, 1)) -> tuple[Figure, tuple[Axes, Axes]]:

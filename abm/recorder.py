@@ -4,6 +4,11 @@ Kept apart from the model logic: the model calls :meth:`RunRecorder.record` once
 every step (DESIGN.md step 8) with plain numbers; the recorder writes them into arrays sized for the
 horizon and turns them into a table at the end. The margin policy's own figures (its ``state()``)
 become extra columns prefixed ``margin_``.
+
+For the figures of the stress the recorder also keeps the order book's depth profile per step
+(:meth:`RunRecorder.record_depth`: resting lots in ``DEPTH_BUCKETS`` buckets each side of the mid,
+each ``DEPTH_BUCKET_WIDTH`` of the mid wide, in a preallocated array) and snapshots of every account's
+position, equity and leverage at chosen moments (:meth:`RunRecorder.snapshot_accounts`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import pandas as pd
 
 from abm.results import TIMESERIES_COLUMNS
 
-__all__ = ["RunRecorder"]
+__all__ = ["DEPTH_BUCKETS", "DEPTH_BUCKET_WIDTH", "RunRecorder", "depth_bucket_columns"]
+
+DEPTH_BUCKETS = 25  # buckets each side of the mid
+DEPTH_BUCKET_WIDTH = 0.002  # bucket width as a share of the mid: 25 buckets span +-5%
 
 _INTEGER_COLUMNS = (
     "step",
@@ -41,6 +49,9 @@ class RunRecorder:
             for name in TIMESERIES_COLUMNS
         }
         self.policy_columns: dict[str, np.ndarray] = {}
+        # Column c holds the lots priced between (c - K) and (c - K + 1) bucket widths from the mid.
+        self.depth_profile = np.zeros((steps, 2 * DEPTH_BUCKETS), dtype=np.int64)
+        self.snapshots: dict[str, pd.DataFrame] = {}
 
     def record(self, values: dict[str, float], policy_state: dict[str, float]) -> None:
         """Write one step's values (keys from TIMESERIES_COLUMNS) and the policy's state."""
@@ -57,6 +68,79 @@ class RunRecorder:
             column[row] = value
         self.rows = row + 1
 
+    def record_depth(self, book, reference_ticks: float) -> None:
+        """Write the depth profile of the step last recorded (call right after :meth:`record`).
+
+        Args:
+            book: The order book (its ``levels(side, n)`` gives ``(price, lots)`` best first).
+            reference_ticks: The mid in ticks (the mark where one side is empty).
+        """
+        if self.rows == 0 or not np.isfinite(reference_ticks):
+            return
+        width = max(1.0, round(DEPTH_BUCKET_WIDTH * reference_ticks))
+        span = int(DEPTH_BUCKETS * width) + 2  # levels are whole ticks: no more than this fit the window
+        row = self.depth_profile[self.rows - 1]
+        for side, sign in ((1, -1), (-1, 1)):
+            levels = book.levels(side, span)
+            if not levels:
+                continue
+            prices, lots = np.array(levels, dtype=np.float64).T
+            bucket = np.floor((prices - reference_ticks) / width).astype(np.int64) + DEPTH_BUCKETS
+            # A bid exactly at the reference is the first bucket below it, an ask the first above.
+            bucket = np.where(prices == reference_ticks, DEPTH_BUCKETS - (sign < 0), bucket)
+            inside = (bucket >= 0) & (bucket < 2 * DEPTH_BUCKETS)
+            np.add.at(row, bucket[inside], lots[inside].astype(np.int64))
+
+    def snapshot_accounts(
+        self, label: str, step: int, kinds, position: np.ndarray, equity: np.ndarray, notional: np.ndarray
+    ) -> None:
+        """Keep every account's position, equity and leverage under ``label`` (replacing an older one).
+
+        Leverage is notional / equity; 0 for a flat account and NaN for one with a position and no
+        positive equity.
+        """
+        position = np.asarray(position, dtype=np.int64).copy()
+        equity = np.asarray(equity, dtype=np.float64).copy()
+        notional = np.asarray(notional, dtype=np.float64).copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            leverage = np.where(position == 0, 0.0, np.where(equity > 0, notional / equity, np.nan))
+        self.snapshots[label] = pd.DataFrame(
+            {
+                "snapshot": label,
+                "step": np.full(len(position), step, dtype=np.int64),
+                "account_id": np.arange(len(position), dtype=np.int64),
+                "kind": list(kinds),
+                "position": position,
+                "equity": equity,
+                "notional": notional,
+                "leverage": leverage,
+            }
+        )
+
+    def snapshots_frame(self) -> pd.DataFrame:
+        """All account snapshots in one table (in the order they were taken)."""
+        if not self.snapshots:
+            return pd.DataFrame(
+                columns=[
+                    "snapshot",
+                    "step",
+                    "account_id",
+                    "kind",
+                    "position",
+                    "equity",
+                    "notional",
+                    "leverage",
+                ]
+            )
+        return pd.concat(self.snapshots.values(), ignore_index=True)
+
+    def depth_frame(self) -> pd.DataFrame:
+        """The depth profile as a table: ``step`` then one column per bucket (see depth_bucket_columns)."""
+        n = self.rows
+        frame = pd.DataFrame(self.depth_profile[:n].copy(), columns=depth_bucket_columns())
+        frame.insert(0, "step", self.columns["step"][:n].copy())
+        return frame
+
     def latest(self, name: str) -> float:
         """The last recorded value of a column (NaN before the first record)."""
         if self.rows == 0:
@@ -72,3 +156,15 @@ class RunRecorder:
             if key not in data and name not in ("imr", "mmr"):
                 data[key] = column[:n].copy()
         return pd.DataFrame(data)
+
+
+def depth_bucket_columns() -> list[str]:
+    """Names of the depth profile's bucket columns, lowest price first.
+
+    With ``K = DEPTH_BUCKETS``: ``"d-K"`` holds the lots priced ``K`` to ``K - 1`` bucket widths below
+    the mid, ..., ``"d-1"`` the bids nearest the mid, ``"d+1"`` the asks nearest it, ``"d+K"`` the
+    farthest asks.
+    """
+    below = [f"d-{k}" for k in range(DEPTH_BUCKETS, 0, -1)]
+    above = [f"d+{k}" for k in range(1, DEPTH_BUCKETS + 1)]
+    return below + above

@@ -185,9 +185,12 @@ def test_write_run_writes_every_file_and_a_complete_manifest(tmp_path):
         "manifest.json",
         "summary.json",
         "cascade.graphml",
+        "trades.graphml",
         "figures/price.png",
         "figures/margin.png",
         "figures/leverage.png",
+        "figures/cascade.png",
+        "figures/cascade_sizes.png",
     }
     assert names == expected
 

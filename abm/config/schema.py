@@ -17,10 +17,22 @@ from abm.margin.settings import FixedMargin, MarginConfig, max_initial_rate
 __all__ = [
     "AGENT_KINDS",
     "SHOCK_TYPES",
+    "TRIGGER_CONDITIONS",
+    "AR1NoiseGroup",
     "AgentGroup",
+    "CollateralHaircut",
     "Fraction",
     "FundamentalConfig",
     "FundamentalJump",
+    "FundamentalRegime",
+    "FundingSpike",
+    "IndexMisprint",
+    "LiquidityWithdrawal",
+    "MarginChange",
+    "ShockTrigger",
+    "StaleIndex",
+    "TraderInflow",
+    "TraderOutflow",
     "FundamentalistGroup",
     "LeverageDistribution",
     "LeveragedTraderGroup",
@@ -32,6 +44,7 @@ __all__ = [
     "MarketMakerGroup",
     "MarketOrderShock",
     "NoiseTraderGroup",
+    "ValueFundGroup",
     "PositiveFloat",
     "Scenario",
     "Shock",
@@ -218,11 +231,62 @@ class FundamentalistGroup(_GroupBase):
     market_order_share: Fraction = 0.5
 
 
+class ValueFundGroup(_GroupBase):
+    """Leveraged value investors with a leverage cap (Thurner, Farmer and Geanakoplos 2012).
+
+    Each fund wants leverage ``aggression x max(log(V / p), 0)`` (long only), capped at ``max_leverage``,
+    on its current equity; it trades toward that position with market orders every time it acts.
+    ``aggression_high`` spreads the funds' aggression evenly from ``aggression`` to it (TFG: 5 to 50).
+    """
+
+    kind: Literal["value_fund"]
+    arrival_rate: Fraction = 1.0
+    aggression: float = Field(default=20.0, gt=0.0, description="Leverage per unit log mispricing.")
+    aggression_high: float | None = Field(
+        default=None, gt=0.0, description="Spread aggression evenly up to this value across the group."
+    )
+    max_leverage: float = Field(default=5.0, ge=1.0, description="The fund's leverage cap.")
+    adjustment: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of the gap to the target closed per action; above the cap it cuts at once.",
+    )
+    min_trade: int = Field(default=1, ge=1, description="Smallest rebalancing order (lots).")
+    reentry_steps: int | None = Field(
+        default=None, ge=1, description="Steps after a liquidation before fresh capital restores it."
+    )
+    payout_above: PositiveFloat | None = Field(
+        default=None, description="Equity above this is paid out to the fund's investors."
+    )
+
+
+class AR1NoiseGroup(_GroupBase):
+    """Noise demand whose log follows an AR(1) (Thurner, Farmer and Geanakoplos 2012).
+
+    ``x_t = rho x_{t-1} + sigma eps_t``; the target position is ``scale x (exp(x_t) - 1)`` lots. The
+    paper's demand is in cash (``exp(x) / p`` shares); a demand in lots keeps the book's lagged clearing
+    from oscillating when the price impact is strong (see docs/validation.md).
+    """
+
+    kind: Literal["ar1_noise"]
+    collateral: PositiveFloat = 100_000_000.0
+    arrival_rate: Fraction = 1.0
+    rho: float = Field(default=0.99, ge=0.0, lt=1.0, description="AR(1) coefficient of log demand.")
+    sigma: float = Field(default=0.035, ge=0.0, le=1.0, description="AR(1) innovation sd per step.")
+    scale: int = Field(default=1_000, ge=1, description="Lots demanded at the long-run demand per unit.")
+
+
 AgentGroup = Annotated[
-    LeveragedTraderGroup | MarketMakerGroup | NoiseTraderGroup | FundamentalistGroup,
+    LeveragedTraderGroup
+    | MarketMakerGroup
+    | NoiseTraderGroup
+    | FundamentalistGroup
+    | ValueFundGroup
+    | AR1NoiseGroup,
     Field(discriminator="kind"),
 ]
-AGENT_KINDS = ("leveraged_trader", "market_maker", "noise", "fundamentalist")
+AGENT_KINDS = ("leveraged_trader", "market_maker", "noise", "fundamentalist", "value_fund", "ar1_noise")
 
 
 # --------------------------------------------------------------------------- liquidation
@@ -248,29 +312,272 @@ class LiquidationConfig(_Strict):
 
 # --------------------------------------------------------------------------- shocks
 
+TRIGGER_CONDITIONS = ("mark_below", "mark_above", "drawdown_above", "volatility_above")
+
+
+class ShockTrigger(_Strict):
+    """A condition that fires a shock the first time it holds (checked at the start of each step).
+
+    Exactly one condition is given. Prices are the mark at the end of the previous step; the
+    drawdown is the fall of that mark from its running peak, as a fraction of the peak; the
+    volatility is the realised per-step volatility of the mark over ``market.vol_window``.
+    """
+
+    mark_below: PositiveFloat | None = Field(default=None, description="Fire when the mark < this.")
+    mark_above: PositiveFloat | None = Field(default=None, description="Fire when the mark > this.")
+    drawdown_above: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Fire when the mark is this fraction below its peak."
+    )
+    volatility_above: PositiveFloat | None = Field(
+        default=None, description="Fire when the realised per-step volatility exceeds this."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ShockTrigger:
+        given = [name for name in TRIGGER_CONDITIONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one condition ({', '.join(TRIGGER_CONDITIONS)}); got {len(given)}"
+            )
+        return self
+
+    @property
+    def condition(self) -> tuple[str, float]:
+        """The condition's name and threshold."""
+        for name in TRIGGER_CONDITIONS:
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        raise AssertionError("validated trigger without a condition")  # unreachable after validation
+
 
 class _ShockBase(_Strict):
-    step: int = Field(ge=0)
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        description="Step at which the shock starts; with `when`, the first step the condition is checked.",
+    )
+    when: ShockTrigger | None = Field(
+        default=None, description="Fire the first time this condition holds (from `step`, default 0)."
+    )
+
+    @model_validator(mode="after")
+    def _step_or_condition(self) -> _ShockBase:
+        if self.step is None:
+            if self.when is None:
+                raise ValueError("give a `step`, or a `when` condition, or both")
+            self.step = 0  # armed from the start of the run
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started (None: until its own work is done or the run ends)."""
+        return 1
+
+
+class _LastingShock(_ShockBase):
+    over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started."""
+        return self.over_steps
 
 
 class FundamentalJump(_ShockBase):
-    """The fundamental / index jumps by a fraction (-0.1 is a 10% fall)."""
+    """The fundamental (and with it the index) jumps by a fraction (-0.1 is a 10% fall)."""
 
     type: Literal["fundamental_jump"]
     size: float = Field(gt=-1.0, le=10.0)
 
 
+class FundamentalRegime(_LastingShock):
+    """Drift and / or volatility of the fundamental replaced for ``over_steps`` steps.
+
+    Under an ``ou`` process the long-run level moves with the drift, so a drift regime is a repricing
+    spread over time (as a jump is one at once) rather than a gap the process reverts from.
+    """
+
+    type: Literal["regime"]
+    drift: float | None = Field(default=None, ge=-0.1, le=0.1, description="Per-step log drift.")
+    volatility: float | None = Field(default=None, ge=0.0, le=0.2, description="Per-step log sigma.")
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> FundamentalRegime:
+        if self.drift is None and self.volatility is None:
+            raise ValueError("a regime sets drift, volatility or both")
+        return self
+
+
 class MarketOrderShock(_ShockBase):
-    """An exogenous sell (or buy) program of `quantity` lots, spread over `over_steps`."""
+    """An exogenous sell (or buy) program of ``quantity`` lots.
+
+    All at once (``over_steps: 1``), evenly over ``over_steps`` steps (TWAP), or, with ``volume_share``,
+    each step a share of the previous step's traded volume until ``quantity`` lots are done (within
+    ``over_steps`` steps when given, else by the end of the run).
+    """
 
     type: Literal["market_order"]
     side: Literal["buy", "sell"] = "sell"
     quantity: int = Field(ge=1)
-    over_steps: int = Field(default=1, ge=1)
+    over_steps: int | None = Field(default=None, ge=1, description="TWAP length; default 1 (all at once).")
+    volume_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Trade this share of the previous step's volume."
+    )
+    min_lots: int = Field(default=1, ge=1, description="Volume share: lots traded in a step at least.")
+
+    @model_validator(mode="after")
+    def _default_length(self) -> MarketOrderShock:
+        if self.over_steps is None and self.volume_share is None:
+            self.over_steps = 1
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """TWAP steps, or the cap on a volume-share program's length (None: until done)."""
+        return self.over_steps
 
 
-Shock = Annotated[FundamentalJump | MarketOrderShock, Field(discriminator="type")]
-SHOCK_TYPES = ("fundamental_jump", "market_order")
+class LiquidityWithdrawal(_LastingShock):
+    """Market makers pull a share of their depth and / or widen their quotes, then come back.
+
+    Full strength for ``over_steps`` steps, then the withdrawal fades linearly to nothing over
+    ``recovery_steps`` steps (the book's resiliency; 0: the makers return at once).
+    """
+
+    type: Literal["liquidity_withdrawal"]
+    share: Fraction = Field(default=0.0, description="Share of every maker's depth withheld.")
+    spread_factor: float = Field(
+        default=1.0, ge=1.0, le=100.0, description="Makers' half spread and level spacing times this."
+    )
+    recovery_steps: int = Field(default=0, ge=0, description="Steps to return to normal afterwards.")
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> LiquidityWithdrawal:
+        if self.share == 0.0 and self.spread_factor == 1.0:
+            raise ValueError("a liquidity withdrawal sets share > 0, spread_factor > 1, or both")
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """Full-strength steps plus recovery steps."""
+        return self.over_steps + self.recovery_steps
+
+
+class MarginChange(_ShockBase):
+    """The exchange decrees new margin rates (a hike), effective ``notice_steps`` after it is announced.
+
+    Either ``factor`` (the base rates in force times this, capped at 1) or both ``initial`` and
+    ``maintenance`` (new base-bracket rates). Applies to held positions too.
+    """
+
+    type: Literal["margin_change"]
+    factor: float | None = Field(default=None, gt=0.0, le=100.0)
+    initial: float | None = Field(default=None, gt=0.0, le=1.0)
+    maintenance: float | None = Field(default=None, gt=0.0, le=1.0)
+    notice_steps: int = Field(default=0, ge=0, description="0: in force at once (no notice).")
+
+    @model_validator(mode="after")
+    def _rates(self) -> MarginChange:
+        absolute = (self.initial, self.maintenance)
+        if self.factor is not None:
+            if any(rate is not None for rate in absolute):
+                raise ValueError("give factor, or initial and maintenance, not both")
+        elif any(rate is None for rate in absolute):
+            raise ValueError("give factor, or both initial and maintenance")
+        elif self.maintenance > self.initial:
+            raise ValueError("maintenance must not exceed initial")
+        return self
+
+
+class CollateralHaircut(_ShockBase):
+    """Collateral held in a volatile asset loses a fraction of its value (money leaves the system)."""
+
+    type: Literal["collateral_haircut"]
+    size: float = Field(gt=0.0, lt=1.0, description="Share of (positive) collateral value lost.")
+    kinds: list[Literal["leveraged_trader", "market_maker", "noise", "fundamentalist"]] = Field(
+        default_factory=lambda: ["leveraged_trader"], min_length=1, description="Agent kinds hit."
+    )
+
+
+class FundingSpike(_LastingShock):
+    """A funding-rate spike: each step longs pay shorts ``rate`` x notional at the mark (< 0: shorts pay)."""
+
+    type: Literal["funding_spike"]
+    rate: float = Field(ge=-0.1, le=0.1, description="Per-step rate on notional at the mark.")
+
+
+class StaleIndex(_LastingShock):
+    """The oracle index stops updating for ``over_steps`` steps (it holds its last published value)."""
+
+    type: Literal["stale_index"]
+
+
+class IndexMisprint(_LastingShock):
+    """The oracle index prints ``size`` away from the fundamental (-0.1: 10% low) for ``over_steps`` steps."""
+
+    type: Literal["index_misprint"]
+    size: float = Field(gt=-1.0, le=10.0)
+
+
+class TraderInflow(_LastingShock):
+    """New leveraged traders join (crowding), ``traders.count`` of them spread evenly over ``over_steps``.
+
+    ``traders`` is a leveraged-trader group (``kind`` may be left out). With ``initial_position: true``
+    each newcomer's position is booked at the mark against the fully funded counterparty (as at the
+    start of a run); with false, each newcomer buys (or sells) its position with a market order.
+    """
+
+    type: Literal["trader_inflow"]
+    traders: LeveragedTraderGroup
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("traders"), dict):
+            data = {**data, "traders": {"kind": "leveraged_trader", **data["traders"]}}
+        return data
+
+
+class TraderOutflow(_ShockBase):
+    """Some leveraged traders take money out: their leverage rises (the margin they leave is thinner).
+
+    A random ``share`` of the leveraged traders with a position each withdraw ``fraction`` of their free
+    collateral (equity above the initial requirement, at most their cash).
+    """
+
+    type: Literal["trader_outflow"]
+    share: float = Field(gt=0.0, le=1.0, description="Share of leveraged traders that withdraw.")
+    fraction: float = Field(gt=0.0, le=1.0, description="Share of their free collateral withdrawn.")
+
+
+Shock = Annotated[
+    FundamentalJump
+    | MarketOrderShock
+    | FundamentalRegime
+    | LiquidityWithdrawal
+    | MarginChange
+    | CollateralHaircut
+    | FundingSpike
+    | StaleIndex
+    | IndexMisprint
+    | TraderInflow
+    | TraderOutflow,
+    Field(discriminator="type"),
+]
+SHOCK_TYPES = (
+    "fundamental_jump",
+    "market_order",
+    "regime",
+    "liquidity_withdrawal",
+    "margin_change",
+    "collateral_haircut",
+    "funding_spike",
+    "stale_index",
+    "index_misprint",
+    "trader_inflow",
+    "trader_outflow",
+)
 
 
 # --------------------------------------------------------------------------- scenario
@@ -308,7 +615,14 @@ class Scenario(_Strict):
                 )
         initial = max_initial_rate(self.margin)
         if initial is not None:
-            for i, group in enumerate(self.agents):
+            # Traders joining through a trader_inflow shock meet the same leverage limit as the groups.
+            groups = [(f"agents.{i}", group) for i, group in enumerate(self.agents)]
+            groups += [
+                (f"shocks.{i}.traders", shock.traders)
+                for i, shock in enumerate(self.shocks)
+                if isinstance(shock, TraderInflow)
+            ]
+            for where, group in groups:
                 if isinstance(group, LeveragedTraderGroup):
                     top = group.leverage.upper_bound
                     if top > 1.0 / initial + 1e-9:
@@ -326,6 +640,6 @@ class Scenario(_Strict):
                         raise PydanticCustomError(
                             "scenario_cross_check",
                             message,
-                            {"path": f"agents.{i}.leverage", "top": f"{top:g}", "limit": limit},
+                            {"path": f"{where}.leverage", "top": f"{top:g}", "limit": limit},
                         )
         return self

@@ -1,0 +1,344 @@
+"""One self-contained HTML report of a run: figures, summary, cascades, scenario and manifest.
+
+``report.html`` opens in any browser from the file system, with no server and nothing fetched: the
+figures are embedded as base64 PNG ``data:`` URIs, the styles are inline, and there is no script. It is
+written into the run directory after the run (it is not listed in the manifest, whose hashes cover the
+run's own outputs) and can be rebuilt at any time with ``abm report RUN_DIR``.
+
+Figures come from the run's ``figures/`` directory; those missing (a run written without figures) are
+drawn from the run's tables into a temporary directory, so the run directory itself is left unchanged
+apart from the report.
+
+The page skeleton (:func:`render_html`, :func:`html_table`, :func:`figure_html`) is shared with
+:func:`write_table_report`, which makes the same kind of page from a results table and a list of figure
+files: the sweep report uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+__all__ = [
+    "REPORT_NAME",
+    "HEADLINE_METRICS",
+    "write_report",
+    "write_table_report",
+    "render_html",
+    "html_table",
+    "figure_html",
+]
+
+REPORT_NAME = "report.html"
+# The figures a risk researcher reads first, in this order; the full summary follows them.
+HEADLINE_METRICS = (
+    "max_drawdown",
+    "min_mark",
+    "liquidations",
+    "liquidated_notional",
+    "cascades",
+    "largest_cascade",
+    "largest_cascade_depth",
+    "cascade_depth",
+    "cascade_max_rounds",
+    "branching_ratio",
+    "bad_debt",
+    "insurance_fund_used",
+    "socialised_loss",
+    "adl_volume",
+    "absorption_hhi",
+    "absorption_top_share",
+    "maker_notional_share",
+    "amplification",
+)
+_TOP_ROWS = 10
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9em; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+.meta { color: #555; }
+"""
+
+
+def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Path:
+    """Write ``report.html`` for a run directory.
+
+    Args:
+        run_dir: A run directory written by :func:`abm.outputs.write_run`.
+        out_path: Where to write the report; by default ``<run_dir>/report.html``.
+
+    Returns:
+        The report's path.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a run directory.
+    """
+    from abm.outputs import FIGURES_DIR, read_run
+    from abm.plots import FIGURE_NAMES
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    manifest = run["manifest"]
+    scenario = manifest.get("scenario", {})
+    out_path = Path(out_path) if out_path is not None else run_dir / REPORT_NAME
+
+    with tempfile.TemporaryDirectory(prefix="abm-report-") as scratch:
+        figures = _run_figures(run, run_dir / FIGURES_DIR, Path(scratch), scenario.get("shocks", []))
+        figure_blocks = [
+            figure_html(path, FIGURE_NAMES.get(path.name, path.stem.replace("_", " "))) for path in figures
+        ]
+
+    summary = run["summary"]
+    title = f"Run report: {scenario.get('name', run_dir.name)} (seed {manifest.get('seed')})"
+    sections = [
+        ("Headline figures", html_table(_headline(summary), header=("metric", "value"))),
+        ("Figures", "\n".join(figure_blocks) or "<p>No figures.</p>"),
+        ("Cascades", _cascade_section(run)),
+        ("Counterparties of last resort", _absorption_section(run)),
+        ("All summary figures", _details("summary.json", html_table(summary, header=("metric", "value")))),
+        ("Scenario", _pre(yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True))),
+        ("Manifest", _details("manifest.json", _pre(_manifest_text(manifest)))),
+    ]
+    meta = _meta_line(manifest, run_dir)
+    _write_atomic(out_path, render_html(title, sections, intro=meta))
+    return out_path
+
+
+def write_table_report(
+    out_path: Path | str,
+    title: str,
+    table: pd.DataFrame,
+    figure_paths: Iterable[Path | str] = (),
+    *,
+    intro: str | None = None,
+    captions: Mapping[str, str] | None = None,
+    extra_sections: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write a self-contained report of a results table and figures (e.g. a sweep's per-rule comparison).
+
+    Args:
+        out_path: The HTML file to write.
+        title: Page title.
+        table: The results table (shown whole, index left out).
+        figure_paths: PNG files to embed, in order.
+        intro: A sentence or two of plain text under the title.
+        captions: Figure captions by file name (default: the file name).
+        extra_sections: Further ``(heading, HTML)`` sections, appended after the figures.
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+    """
+    captions = captions or {}
+    figures = [figure_html(Path(p), captions.get(Path(p).name, Path(p).stem)) for p in figure_paths]
+    sections = [
+        ("Results", html_table(table)),
+        ("Figures", "\n".join(figures) or "<p>No figures.</p>"),
+        *extra_sections,
+    ]
+    out_path = Path(out_path)
+    _write_atomic(out_path, render_html(title, sections, intro=html.escape(intro) if intro else None))
+    return out_path
+
+
+def render_html(title: str, sections: Sequence[tuple[str, str]], intro: str | None = None) -> str:
+    """The page skeleton: a complete HTML document with inline styles and no scripts.
+
+    Args:
+        title: Page title (plain text; escaped here).
+        sections: ``(heading, body)`` pairs; headings are plain text, bodies trusted HTML.
+        intro: Trusted HTML shown under the title.
+
+    Returns:
+        The document text.
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if intro:
+        parts.append(f'<p class="meta">{intro}</p>')
+    for heading, body in sections:
+        parts.append(f"<section><h2>{html.escape(heading)}</h2>\n{body}\n</section>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def html_table(data: pd.DataFrame | Mapping[str, Any], header: Sequence[str] | None = None) -> str:
+    """An HTML table of a DataFrame (columns as header) or a mapping (one ``key | value`` row each).
+
+    Args:
+        data: The table or mapping; values are formatted (floats to 6 significant digits, None as n/a)
+            and escaped.
+        header: Column titles (default: the DataFrame's columns; none for a mapping).
+
+    Returns:
+        The ``<table>`` element.
+    """
+    if isinstance(data, pd.DataFrame):
+        columns = list(header) if header is not None else [str(c) for c in data.columns]
+        rows = [list(row) for row in data.itertuples(index=False)]
+    else:
+        columns = list(header) if header is not None else []
+        rows = [[key, value] for key, value in data.items()]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(_format(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    head_row = f"<thead><tr>{head}</tr></thead>" if columns else ""
+    return f"<table>{head_row}<tbody>\n{body}\n</tbody></table>"
+
+
+def figure_html(path: Path | str, caption: str) -> str:
+    """A ``<figure>`` with the PNG at ``path`` embedded as a base64 ``data:`` URI.
+
+    Args:
+        path: A PNG file.
+        caption: Plain-text caption (also the image's alt text).
+
+    Returns:
+        The ``<figure>`` element.
+    """
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    alt = html.escape(caption, quote=True)
+    name = html.escape(Path(path).name, quote=True)
+    return (
+        f'<figure id="fig-{name}"><img alt="{alt}" data-file="{name}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+# --------------------------------------------------------------------------- sections of a run report
+
+
+def _run_figures(run: Mapping[str, Any], fig_dir: Path, scratch: Path, shocks: Sequence[Any]) -> list[Path]:
+    """The run's figures in report order, drawing into ``scratch`` those the run directory lacks."""
+    from abm.plots import FIGURE_NAMES, plot_tables
+
+    present = {p.name: p for p in sorted(fig_dir.glob("*.png"))} if fig_dir.is_dir() else {}
+    if any(name not in present for name in FIGURE_NAMES):
+        drawn = {p.name: p for p in plot_tables(run, shocks, scratch)}
+        for name, path in drawn.items():
+            present.setdefault(name, path)
+    ordered = [present[name] for name in FIGURE_NAMES if name in present]
+    ordered += [path for name, path in present.items() if name not in FIGURE_NAMES]
+    return ordered
+
+
+def _headline(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: summary[name] for name in HEADLINE_METRICS if name in summary}
+
+
+def _cascade_section(run: Mapping[str, Any]) -> str:
+    from abm.network import cascade_components, cascade_measures
+
+    cascade = run.get("cascade")
+    if cascade is None or cascade.number_of_nodes() == 0:
+        return "<p>No liquidations.</p>"
+    measures = cascade_measures(cascade)
+    components = cascade_components(cascade)
+    shown = components.head(_TOP_ROWS)
+    note = f"<p>The {len(shown)} largest of {len(components)} cascades.</p>"
+    return html_table(measures, header=("measure", "value")) + note + html_table(shown)
+
+
+def _absorption_section(run: Mapping[str, Any]) -> str:
+    from abm.network import absorption_by_kind, liquidation_absorption, maker_centrality
+
+    graph = run.get("trade_graph")
+    if graph is None:
+        return "<p>No trade network in this run directory.</p>"
+    absorption = liquidation_absorption(graph)
+    if absorption.empty:
+        parts = ["<p>No forced flow.</p>"]
+    else:
+        parts = [
+            "<p>Who took the other side of the liquidation orders (and the engine's backstop), by kind "
+            f"and for the {min(_TOP_ROWS, len(absorption))} largest accounts.</p>",
+            html_table(absorption_by_kind(graph), header=("kind", "share of forced notional")),
+            html_table(absorption.head(_TOP_ROWS)),
+        ]
+    makers = maker_centrality(graph)
+    if len(makers):
+        parts += ["<p>Centrality of the market makers in the trade network.</p>", html_table(makers)]
+    return "\n".join(parts)
+
+
+def _meta_line(manifest: Mapping[str, Any], run_dir: Path) -> str:
+    items = [
+        ("run directory", run_dir.as_posix()),
+        ("abm", manifest.get("abm_version")),
+        ("git commit", manifest.get("git_commit")),
+        ("started", manifest.get("start_time")),
+        ("wall seconds", manifest.get("wall_seconds")),
+        ("report written", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")),
+    ]
+    description = manifest.get("scenario", {}).get("description")
+    line = " · ".join(f"{html.escape(k)}: {html.escape(_format(v))}" for k, v in items if v is not None)
+    return f"{html.escape(description)}<br>{line}" if description else line
+
+
+def _manifest_text(manifest: Mapping[str, Any]) -> str:
+    # The scenario has its own section; the rest of the manifest is shown as written.
+    rest = {key: value for key, value in manifest.items() if key != "scenario"}
+    return json.dumps(rest, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>\n{body}\n</details>"
+
+
+def _pre(text: str) -> str:
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return "n/a" if math.isnan(number) else f"{number:.6g}"
+    if isinstance(value, Mapping | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        # mkstemp makes the file private; a report should follow the umask like the rest of the run.
+        from abm.outputs import _current_umask
+
+        os.chmod(temp_name, 0o666 & ~_current_umask())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
