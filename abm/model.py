@@ -590,9 +590,7 @@ class MarketModel(mesa.Model):
         snapshots = self.recorder.snapshots_frame()
         trade_graph = build_trade_graph(trades, accounts, liquidations, self.contract_size)
         before = snapshots[snapshots["snapshot"] == "before_stress"]
-        exposure_graph = build_exposure_graph(
-            exposures_from_accounts(before)
-        )
+        exposure_graph = build_exposure_graph(exposures_from_accounts(before))
         summary.update(trade_network_summary(trade_graph, exposure_graph))
         return RunResult(
             scenario=self.config,

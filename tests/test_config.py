@@ -284,6 +284,57 @@ BAD_CASES = [
         "(set by override 'agents.1.count=many')",
         ("agents.1.count=many",),
     ),
+    # Liquidation settings and odd values (reliability, issue 7).
+    BadCase(
+        "negative_insurance_fund",
+        "name: demo\nliquidation:\n  insurance_fund: -5\n",
+        "liquidation.insurance_fund",
+        3,
+        "must be >= 0 (got -5)",
+    ),
+    BadCase(
+        "liquidation_fee_too_large",
+        "name: demo\nliquidation:\n  fee: 0.5\n",
+        "liquidation.fee",
+        3,
+        "must be <= 0.1 (got 0.5)",
+    ),
+    BadCase(
+        "zero_speed_limit",
+        "name: demo\nliquidation:\n  max_lots_per_round: 0\n",
+        "liquidation.max_lots_per_round",
+        3,
+        "must be >= 1 (got 0)",
+    ),
+    BadCase(
+        "target_ratio_not_above_one",
+        "name: demo\nliquidation:\n  mode: partial\n  target_ratio: 1.0\n",
+        "liquidation.target_ratio",
+        4,
+        "must be > 1 (got 1.0)",
+    ),
+    BadCase(
+        "misspelt_liquidation_mode",
+        "name: demo\nliquidation:\n  mode: partal\n",
+        "liquidation.mode",
+        3,
+        "did you mean 'partial'?",
+    ),
+    BadCase(
+        "boolean_as_text",
+        "name: demo\nliquidation:\n  adl: 'yes'\n",
+        "liquidation.adl",
+        3,
+        "expected true or false, got text 'yes'",
+    ),
+    BadCase(
+        "negative_agent_count",
+        "name: demo\nagents:\n  - kind: noise\n    count: -1\n",
+        "agents.0.count",
+        4,
+        "must be >= 0 (got -1)",
+    ),
+    BadCase("null_steps", "name: demo\nsteps: null\n", "steps", 2, "got nothing (null)"),
 ]
 
 
