@@ -5,14 +5,18 @@ Every command validates its whole input before doing any work: a bad scenario, a
 stderr with exit status 2, never as a traceback. Later commands (``sweep``, ``compare``,
 ``report``) register themselves in ``_COMMANDS``.
 
-Exit statuses: 0 success, 1 internal error (a bug in the model or an unwritable output),
-2 bad input, 130 interrupted.
+Exit statuses: 0 success, 1 internal error (a bug in the model, a breached invariant under
+``--check``, or an unwritable output), 2 bad input, 130 interrupted (Ctrl-C / SIGINT), 143 terminated
+(SIGTERM). An interrupted or failed run writes nothing: the run directory appears only by an atomic
+rename once complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,16 +31,28 @@ from abm.config import (
     read_yaml_mapping,
     resolve_scenario,
 )
+from abm.sweep.commands import add_compare_command, add_sweep_command
+from abm.validation import add_facts_command
 
 if TYPE_CHECKING:
     from abm.results import RunResult
 
-__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "HEADLINE_METRICS", "main"]
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "HEADLINE_METRICS",
+    "Terminated",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 
 # Summary entries printed after a run, in this order, when the run reports them.
 HEADLINE_METRICS = (
@@ -71,10 +87,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     options.argv = arguments
     try:
-        return options.handler(options)
-    except KeyboardInterrupt:
-        print("interrupted: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with _sigterm_as_interrupt():
+            return options.handler(options)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised like Ctrl-C so that the same clean-up (no partial output) runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Report an interruption (Ctrl-C or SIGTERM) and return its exit status."""
+    if isinstance(exc, Terminated):
+        print("terminated (SIGTERM): run stopped, nothing written", file=sys.stderr)
+        return EXIT_TERMINATED
+    print("interrupted: nothing written", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------- parser
@@ -127,7 +174,18 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--check", action="store_true", help="check the model's invariants after every step")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-report", action="store_true", help="do not write report.html into the run directory"
+    )
     parser.set_defaults(handler=_run_command)
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report", help="write report.html (figures, summary, scenario) for a run directory"
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `abm run`")
+    parser.set_defaults(handler=_report_command)
 
 
 def _add_list(commands: argparse._SubParsersAction) -> None:
@@ -252,6 +310,7 @@ def _run_command(options: argparse.Namespace) -> int:
     except ScenarioError as exc:
         return _report_scenario_error(exc)
     try:
+        from abm.clearing import InvariantError
         from abm.model import run_scenario
         from abm.outputs import OutputExistsError, check_out_dir, default_run_dir, write_run
     except ImportError as exc:
@@ -271,9 +330,13 @@ def _run_command(options: argparse.Namespace) -> int:
                 run_scenario, _without_liquidations(scenario), options, label="counterfactual"
             )
             _add_counterfactual(result, counterfactual)
-    except KeyboardInterrupt:
-        print("interrupted: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except InvariantError as exc:
+        # --check stops the run at the first breach; the message names step, invariant and accounts.
+        print(f"error: invariant breached: {exc}", file=sys.stderr)
+        print("error: the run stopped at the first breach; nothing written", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as exc:  # any failure inside the model becomes a short report, not a traceback
         return _report_internal_error(exc, checked=options.check)
 
@@ -290,10 +353,9 @@ def _run_command(options: argparse.Namespace) -> int:
             command_line=["abm", *options.argv],
             extra_manifest=extra_manifest,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # write_run is atomic (temp dir, then rename): an interrupted write leaves nothing behind.
-        print("interrupted: nothing written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(exc)
     except OutputExistsError as exc:
         # The directory appeared while the model ran.
         print(f"error: {exc}", file=sys.stderr)
@@ -304,9 +366,42 @@ def _run_command(options: argparse.Namespace) -> int:
     except Exception as exc:  # a result the writer rejects is a bug, reported like one
         return _report_internal_error(exc, checked=options.check)
 
+    status, report = EXIT_OK, None
+    # write_run always leaves a manifest; a stand-in writer that does not has no run to report on.
+    if not options.no_report and (Path(run_dir) / "manifest.json").is_file():
+        status, report = _write_report(Path(run_dir))
     print(_summary_table(result.summary, result.wall_seconds))
+    if report is not None:
+        print(f"report: {report}")
     print(f"run directory: {run_dir}")
-    return EXIT_OK
+    return status
+
+
+def _write_report(run_dir: Path) -> tuple[int, Path | None]:
+    """Write ``report.html``; returns the exit status and the report's path (None on failure)."""
+    try:
+        from abm.report import write_report
+
+        return EXIT_OK, write_report(run_dir)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE, None
+    except OSError as exc:
+        print(f"error: could not write the report: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL, None
+    except Exception as exc:  # a run directory the report cannot read is a bug, reported like one
+        return _report_internal_error(exc, checked=True), None
+
+
+def _report_command(options: argparse.Namespace) -> int:
+    run_dir = Path(options.run_dir)
+    if not run_dir.is_dir():
+        print(f"error: {run_dir} is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    status, report = _write_report(run_dir)
+    if report is not None:
+        print(f"report: {report}")
+    return status
 
 
 def _first_line(text: Any) -> str:
@@ -334,7 +429,15 @@ def _list_command(options: argparse.Namespace) -> int:
 
 
 # New commands (sweep, compare, report) add their `_add_<name>` here.
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_validate, _add_run, _add_list)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_validate,
+    _add_run,
+    _add_list,
+    _add_report,
+    add_sweep_command,
+    add_compare_command,
+    add_facts_command,
+)
 
 
 if __name__ == "__main__":

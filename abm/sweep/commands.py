@@ -1,0 +1,162 @@
+"""The ``abm sweep`` and ``abm compare`` commands (registered in :mod:`abm.cli`).
+
+Exit statuses as in :mod:`abm.cli`: 0 every run ok, 1 some runs failed (rerun with ``--resume``) or an
+internal error, 2 bad input (an invalid sweep file or point, an existing sweep directory without
+``--resume``), 130 interrupted (finished runs are kept; ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["add_compare_command", "add_sweep_command"]
+
+_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE, _EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def add_sweep_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``abm sweep FILE``.
+
+    Args:
+        commands: The subparsers of the ``abm`` parser.
+    """
+    parser = commands.add_parser("sweep", help="run a sweep file: grid x seeds, on local processes or Dask")
+    parser.add_argument("file", metavar="FILE", help="sweep file (see scenarios/*.sweep.yaml)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default: the machine's cores)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a LocalCluster",
+    )
+    parser.add_argument("--out", metavar="DIR", help="sweep directory (default: outputs/sweep-<name>)")
+    parser.add_argument(
+        "--keep-runs", action="store_true", help="also write every run's directory under runs/"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue DIR: run only missing or failed runs")
+    parser.add_argument(
+        "--report", action="store_true", help="write the per-group summary and figures at the end"
+    )
+    parser.add_argument(
+        "--paths", action="store_true", help="with --report: re-run one seed per group for paths"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario value in every run (value read as YAML; repeatable)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; run nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_sweep_command)
+
+
+def add_compare_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``abm compare DIR...``.
+
+    Args:
+        commands: The subparsers of the ``abm`` parser.
+    """
+    parser = commands.add_parser("compare", help="per-group summary table and figures of sweep directories")
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="sweep directories")
+    parser.add_argument("--out", metavar="DIR", help="where to write (default: the sweep directory)")
+    parser.add_argument("--paths", action="store_true", help="re-run one seed per group to draw margin paths")
+    parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.set_defaults(handler=_compare_command)
+
+
+def _errors(lines: list[str], source: str | None = None) -> int:
+    prefix = f"error: {source}: " if source else "error: "
+    for line in lines:
+        print(f"{prefix}{line}", file=sys.stderr)
+    return _EXIT_USAGE
+
+
+def _sweep_command(options: argparse.Namespace) -> int:
+    from abm.sweep.runner import run_sweep
+    from abm.sweep.spec import SweepError, load_sweep
+
+    if options.workers is not None and options.workers < 1:
+        return _errors(["--workers must be at least 1"])
+    try:
+        plan = load_sweep(options.file, options.overrides)
+    except SweepError as exc:
+        return _errors(exc.errors, exc.source)
+    out = Path(options.out) if options.out else Path("outputs") / f"sweep-{plan.name}"
+    print(
+        f"sweep {plan.name}: {len(plan.points)} point{'s' if len(plan.points) != 1 else ''} x "
+        f"{len(plan.seeds.seeds)} seed{'s' if len(plan.seeds.seeds) != 1 else ''} = {plan.run_count} runs "
+        f"-> {out}"
+    )
+    if options.dry_run:
+        for point in plan.points:
+            print(f"  point {point.index}: {point.group}")
+        return _EXIT_OK
+    try:
+        outcome = run_sweep(
+            plan,
+            out,
+            workers=options.workers,
+            scheduler=options.scheduler,
+            keep_runs=options.keep_runs,
+            resume=options.resume,
+            progress=not options.no_progress,
+            command_line=["abm", *options.argv],
+        )
+    except SweepError as exc:
+        return _errors(exc.errors)
+    except OSError as exc:
+        print(f"error: cannot write the sweep directory: {exc}", file=sys.stderr)
+        return _EXIT_FAILED
+    print(
+        f"{outcome.executed} runs executed, {outcome.skipped} already done; "
+        f"{outcome.ok} ok, {outcome.failed} failed of {outcome.total}"
+    )
+    print(f"results: {out / 'results.parquet'}")
+    if outcome.interrupted:
+        print("interrupted: finished runs are kept; continue with --resume", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    if outcome.failed:
+        _show_failures(outcome.results)
+    if options.report and outcome.ok:
+        status = _report([out], None, paths=options.paths, figures=True)
+        if status != _EXIT_OK:
+            return status
+    return _EXIT_FAILED if outcome.failed else _EXIT_OK
+
+
+def _show_failures(results) -> None:
+    failed = results[results["status"] != "ok"]
+    for row in failed.head(5).itertuples():
+        print(f"failed: {row.run_id}: {str(row.error).splitlines()[0]}", file=sys.stderr)
+    if len(failed) > 5:
+        print(f"failed: ... and {len(failed) - 5} more (see the error column)", file=sys.stderr)
+    print(
+        "hint: rerun with --resume to run the failed runs again; ABM_DEBUG=1 keeps tracebacks",
+        file=sys.stderr,
+    )
+
+
+def _compare_command(options: argparse.Namespace) -> int:
+    return _report(options.dirs, options.out, paths=options.paths, figures=not options.no_figures)
+
+
+def _report(dirs: list[str | Path], out: str | None, *, paths: bool, figures: bool) -> int:
+    from abm.sweep.report import HEADLINE_MEASURES, format_group_table, write_report
+
+    try:
+        report = write_report(dirs, out, paths=paths, figures=figures)
+    except (FileNotFoundError, ValueError) as exc:
+        return _errors([str(exc)])
+    shown = [m for m in HEADLINE_MEASURES if m in report.measures] or report.measures
+    print("mean [95% t interval] over seeds, per group:")
+    print(format_group_table(report.summary, shown))
+    for path in report.files:
+        print(f"wrote {os.fspath(path)}")
+    return _EXIT_OK

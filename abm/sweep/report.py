@@ -1,0 +1,359 @@
+"""The per-group report of one or more sweeps: summary table and figures.
+
+For every group (the ``group_by`` keys of the sweep, e.g. the margin rule) and every summary measure, the
+table gives the number of runs, the mean, the standard deviation and a 95% **Student t interval** for the
+mean over seeds, ``mean +/- t(0.975, n - 1) * sd / sqrt(n)`` (no interval with fewer than two runs). Only
+runs with status ``ok`` enter the figures; failed runs are counted per group.
+
+Written files: ``summary_by_group.csv`` and ``.parquet`` (one row per group; columns ``<measure>.mean``,
+``.sd``, ``.low``, ``.high``), ``figures/boxplots.png`` (liquidated notional, maximum drawdown and bad debt
+per group) and, when the runs' time series are at hand (``--keep-runs``) or ``paths=True`` re-runs the
+first seed of each group, ``figures/margin_paths.png`` (the maintenance rate of each group through the
+stress). Figures use matplotlib's object API (no pyplot).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.sweep.journal import (
+    FIXED_COLUMNS,
+    MANIFEST_NAME,
+    RESULTS_NAME,
+    ROWS_DIR,
+    RUNS_DIR,
+    read_rows,
+    rows_to_frame,
+    run_columns,
+)
+
+__all__ = [
+    "BOXPLOT_MEASURES",
+    "CONFIDENCE",
+    "HEADLINE_MEASURES",
+    "SweepReport",
+    "format_group_table",
+    "group_summary",
+    "load_sweep_results",
+    "margin_paths",
+    "write_report",
+]
+
+CONFIDENCE = 0.95
+BOXPLOT_MEASURES = ("liquidated_notional", "max_drawdown", "bad_debt")
+# Printed on the terminal, when present; the files hold every measure.
+HEADLINE_MEASURES = (
+    "liquidated_notional",
+    "max_drawdown",
+    "bad_debt",
+    "liquidations",
+    "cascade_depth",
+    "insurance_fund_used",
+    "mmr_peak_to_trough",
+    "mmr_largest_increase",
+    "margin_calls",
+    "calm_margin_per_notional",
+)
+_NOT_MEASURES = {*FIXED_COLUMNS, "wall_seconds", "status", "error", "sweep"}
+_FIGURE_DPI = 100
+
+
+@dataclass
+class SweepReport:
+    """The report of one or more sweep directories.
+
+    Attributes:
+        results: Every run (all sweeps), with a ``sweep`` column when there are several.
+        summary: One row per group (see :func:`group_summary`).
+        measures: The measure columns summarised.
+        files: The files written.
+    """
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    measures: list[str]
+    files: list[Path] = field(default_factory=list)
+
+
+def load_sweep_results(sweep_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a sweep directory's results table and manifest.
+
+    The table is rebuilt from the journal when ``results.parquet`` is missing or behind it (a sweep killed
+    between two rewrites).
+
+    Args:
+        sweep_dir: The sweep directory.
+
+    Returns:
+        The results table and the manifest.
+
+    Raises:
+        FileNotFoundError: Not a sweep directory.
+    """
+    folder = Path(sweep_dir)
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a sweep directory: no {MANIFEST_NAME}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    results_path = folder / RESULTS_NAME
+    frame = pd.read_parquet(results_path) if results_path.is_file() else None
+    entries = read_rows(folder / ROWS_DIR)
+    if frame is None or len(frame) != len(entries):
+        frame = rows_to_frame(entries, run_columns(manifest))
+    return frame, manifest
+
+
+def _measure_columns(results: pd.DataFrame, parameter_columns: Sequence[str]) -> list[str]:
+    skip = _NOT_MEASURES | set(parameter_columns)
+    measures = []
+    for column in results.columns:
+        if column in skip or column.startswith("label."):
+            continue
+        numeric = pd.to_numeric(results[column], errors="coerce")
+        # A column of text (or all null) is not a measure: it cannot be averaged.
+        if numeric.notna().any() and numeric.notna().sum() == results[column].notna().sum():
+            measures.append(column)
+    return measures
+
+
+def group_summary(
+    results: pd.DataFrame, measures: Sequence[str], confidence: float = CONFIDENCE
+) -> pd.DataFrame:
+    """Mean, standard deviation and a Student t interval of every measure, per group.
+
+    Args:
+        results: The results table (``group``, ``point``, ``status`` and the measures).
+        measures: The columns to summarise.
+        confidence: Level of the interval for the mean.
+
+    Returns:
+        One row per group, in order of first appearance in ``results`` (grid order for a sweep's table):
+        ``group``, ``runs``, ``ok``, ``failed``, and per measure ``<m>.mean``, ``<m>.sd``, ``<m>.low``,
+        ``<m>.high`` (sd and the interval are NaN with fewer than two values).
+    """
+    from scipy import stats
+
+    order = results["group"].drop_duplicates().tolist()
+    rows = []
+    for group in order:
+        members = results[results["group"] == group]
+        ok = members[members["status"] == "ok"]
+        row: dict[str, Any] = {
+            "group": group,
+            "runs": len(members),
+            "ok": len(ok),
+            "failed": len(members) - len(ok),
+        }
+        for measure in measures:
+            values = pd.to_numeric(ok[measure], errors="coerce").to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            count = len(values)
+            mean = float(values.mean()) if count else math.nan
+            sd = float(values.std(ddof=1)) if count > 1 else math.nan
+            if count > 1:
+                half = float(stats.t.ppf(0.5 + confidence / 2.0, count - 1)) * sd / math.sqrt(count)
+            else:
+                half = math.nan
+            row.update(
+                {
+                    f"{measure}.mean": mean,
+                    f"{measure}.sd": sd,
+                    f"{measure}.low": mean - half,
+                    f"{measure}.high": mean + half,
+                }
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_group_table(summary: pd.DataFrame, measures: Sequence[str]) -> str:
+    """A plain text table: one line per measure, one column per group, ``mean [low, high]``.
+
+    Args:
+        summary: The output of :func:`group_summary`.
+        measures: The measures to show (those missing from ``summary`` are skipped).
+
+    Returns:
+        The table, with a first line of group names and a last line of run counts.
+    """
+    shown = [m for m in measures if f"{m}.mean" in summary.columns]
+    header = ["measure", *[str(g) for g in summary["group"]]]
+    lines = [header]
+    for measure in shown:
+        cells = [measure]
+        for _, row in summary.iterrows():
+            mean, low, high = row[f"{measure}.mean"], row[f"{measure}.low"], row[f"{measure}.high"]
+            cell = _number(mean)
+            if np.isfinite(low):
+                cell += f" [{_number(low)}, {_number(high)}]"
+            cells.append(cell)
+        lines.append(cells)
+    lines.append(["runs ok/failed", *[f"{r.ok}/{r.failed}" for r in summary.itertuples()]])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _number(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def write_report(
+    sweep_dirs: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    *,
+    paths: bool = False,
+    figures: bool = True,
+) -> SweepReport:
+    """Summarise one or more sweep directories per group and draw the figures.
+
+    Args:
+        sweep_dirs: Sweep directories; with several, each group is prefixed by its sweep's name.
+        out_dir: Where to write; default the sweep directory (required with several).
+        paths: Re-run the first seed of each group (in this process) when its time series was not kept.
+        figures: Draw the figures.
+
+    Returns:
+        The report.
+
+    Raises:
+        FileNotFoundError: A directory is not a sweep directory.
+        ValueError: Several directories and no ``out_dir``; or no results at all.
+    """
+    folders = [Path(d) for d in sweep_dirs]
+    if out_dir is None:
+        if len(folders) != 1:
+            raise ValueError("comparing several sweep directories needs --out DIR for the report")
+        out_dir = folders[0]
+    out = Path(out_dir)
+    loaded = [load_sweep_results(folder) for folder in folders]
+    names = [manifest["name"] for _, manifest in loaded]
+    if len(set(names)) < len(names):
+        # Two runs of one sweep file: their directory names tell them apart.
+        names = [folder.name for folder in folders]
+    frames, manifests, parameter_columns = [], [], []
+    for folder, name, (frame, manifest) in zip(folders, names, loaded, strict=True):
+        frame = frame.copy()
+        frame.insert(0, "sweep", name)
+        frame["sweep_dir"] = str(folder)
+        if len(folders) > 1:
+            frame["group"] = name + "/" + frame["group"].astype(str)
+        frames.append(frame)
+        manifests.append(manifest)
+        parameter_columns += manifest.get("parameter_columns", [])
+    results = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if results.empty:
+        raise ValueError("no finished runs to report")
+    measures = _measure_columns(results.drop(columns=["sweep_dir"]), parameter_columns)
+    summary = group_summary(results, measures)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "summary_by_group.csv", out / "summary_by_group.parquet"]
+    summary.to_csv(files[0], index=False, lineterminator="\n")
+    summary.to_parquet(files[1], index=False)
+    if figures:
+        ok = results[results["status"] == "ok"]
+        files.append(_boxplots(ok, summary["group"].tolist(), out / "figures" / "boxplots.png"))
+        series = margin_paths(results, manifests, rerun=paths)
+        if series:
+            files.append(_margin_figure(series, manifests, out / "figures" / "margin_paths.png"))
+    return SweepReport(results=results, summary=summary, measures=measures, files=files)
+
+
+def margin_paths(
+    results: pd.DataFrame, manifests: Sequence[dict[str, Any]], *, rerun: bool = False
+) -> dict[str, pd.DataFrame]:
+    """The time series of one run per group: the first seed of the group's first point.
+
+    Args:
+        results: The results table (with ``sweep_dir``).
+        manifests: The sweeps' manifests, in the order their directories first appear in ``results``.
+        rerun: Re-run the run in this process when its run directory was not kept.
+
+    Returns:
+        Group -> time series (``step``, ``mmr`` and the other recorded columns); groups without a series
+        are left out.
+    """
+    by_dir = dict(zip(results.drop_duplicates("sweep_dir")["sweep_dir"], manifests, strict=True))
+    series: dict[str, pd.DataFrame] = {}
+    ok = results[results["status"] == "ok"]
+    for group, members in ok.groupby("group", sort=False):
+        first = members.sort_values(["point", "seed_index"], kind="stable").iloc[0]
+        kept = Path(first["sweep_dir"]) / RUNS_DIR / first["run_id"] / "timeseries.parquet"
+        if kept.is_file():
+            series[group] = pd.read_parquet(kept)
+        elif rerun:
+            manifest = by_dir[first["sweep_dir"]]
+            point = next(p for p in manifest["points"] if p["point"] == int(first["point"]))
+            series[group] = _rerun(point["scenario"], int(first["seed"]))
+    return series
+
+
+def _rerun(scenario_data: dict[str, Any], seed: int) -> pd.DataFrame:
+    from abm.config import scenario_from_dict
+    from abm.model import run_scenario
+
+    scenario = scenario_from_dict({**scenario_data, "seed": seed})
+    return run_scenario(scenario, seed=seed).timeseries
+
+
+def _figure(rows: int, columns: int, size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=_FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(rows, columns, squeeze=False)
+
+
+def _boxplots(ok: pd.DataFrame, groups: list[str], path: Path) -> Path:
+    measures = [m for m in BOXPLOT_MEASURES if m in ok.columns]
+    figure, axes = _figure(1, max(1, len(measures)), (4.0 * max(1, len(measures)), 4.5))
+    for axis, measure in zip(axes[0], measures, strict=False):
+        data = [
+            pd.to_numeric(ok.loc[ok["group"] == g, measure], errors="coerce").dropna().to_numpy()
+            for g in groups
+        ]
+        axis.boxplot(data, tick_labels=groups, showmeans=True)
+        axis.set_title(measure.replace("_", " "))
+        axis.tick_params(axis="x", labelrotation=30)
+        axis.grid(True, axis="y", alpha=0.3)
+    figure.suptitle("per group, over seeds (triangle: mean)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def _margin_figure(series: dict[str, pd.DataFrame], manifests: Sequence[dict[str, Any]], path: Path) -> Path:
+    figure, axes = _figure(2, 1, (10.0, 7.0))
+    rate_axis, price_axis = axes[0][0], axes[1][0]
+    for group, frame in series.items():
+        lines = rate_axis.plot(frame["step"], frame["mmr"], label=str(group), linewidth=1.2)
+        price_axis.plot(frame["step"], frame["mark"], color=lines[0].get_color(), linewidth=1.0)
+    shock_steps = {
+        shock["step"]
+        for manifest in manifests
+        for point in manifest["points"][:1]
+        for shock in point["scenario"].get("shocks", [])
+    }
+    for axis in (rate_axis, price_axis):
+        for step in sorted(shock_steps):
+            axis.axvline(step, color="tab:red", linestyle=":", linewidth=0.8)
+        axis.grid(True, alpha=0.3)
+    rate_axis.set_ylabel("maintenance rate")
+    rate_axis.set_title("margin path per group (first seed; dotted: shocks)")
+    rate_axis.legend(fontsize="small", ncols=2)
+    price_axis.set_ylabel("mark price")
+    price_axis.set_xlabel("step")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path

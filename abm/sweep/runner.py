@@ -1,0 +1,393 @@
+"""Running a sweep: in-process, on a local process pool, or on a Dask distributed cluster.
+
+:func:`run_sweep` runs every run of a plan that is not done yet and writes each result to the sweep
+directory's journal as it finishes (layout in :mod:`abm.sweep.journal`). A run that raises is recorded with
+``status: failed`` and its error; the others go on. ``resume=True`` runs only the runs whose journal entry is
+missing or failed, after checking that the sweep still expands to the same runs. The run's seed comes with
+the task (from its seed index), so the rows are the same whichever backend and worker ran them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.config import Scenario
+from abm.sweep.journal import (
+    MANIFEST_NAME,
+    ROWS_DIR,
+    RUNS_DIR,
+    now,
+    prepare_directory,
+    read_rows,
+    run_columns,
+    write_json,
+    write_results,
+)
+from abm.sweep.spec import SweepError, SweepPlan
+
+__all__ = ["RunTask", "SweepOutcome", "execute_run", "run_sweep"]
+
+_FLUSH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run of a sweep, as sent to a worker.
+
+    Attributes:
+        run_id: The run's identifier.
+        scenario: The validated scenario, its ``seed`` already set to the run's seed.
+        seed: The run's seed.
+        run_dir: Where to write the full run directory, or None.
+    """
+
+    run_id: str
+    scenario: Scenario
+    seed: int
+    run_dir: str | None = None
+
+
+@dataclass
+class SweepOutcome:
+    """What one call of :func:`run_sweep` did.
+
+    Attributes:
+        out_dir: The sweep directory.
+        total: Runs in the sweep.
+        executed: Runs executed in this call.
+        skipped: Runs already done (resume) and not executed again.
+        ok: Runs with status ok in the results, after this call.
+        failed: Runs with status failed in the results, after this call.
+        interrupted: Whether the call was interrupted before every run finished.
+        results: The results table.
+    """
+
+    out_dir: Path
+    total: int
+    executed: int
+    skipped: int
+    ok: int
+    failed: int
+    interrupted: bool = False
+    results: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# --------------------------------------------------------------------------- one run (in a worker)
+
+
+def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None = None) -> dict[str, Any]:
+    """Run one task and return its result entry; an exception becomes a failed entry, never a raise.
+
+    Args:
+        task: The run.
+        simulate: ``simulate(scenario, seed)`` returning a :class:`~abm.results.RunResult` (or any object
+            with a ``summary`` mapping); default :func:`abm.model.run_scenario`. Must be picklable.
+
+    Returns:
+        ``{"run_id", "status", "error", "wall_seconds", "summary"}``.
+    """
+    started = time.perf_counter()
+    try:
+        if simulate is None:
+            from abm.model import run_scenario as simulate
+        result = simulate(task.scenario, task.seed)
+        summary = dict(result.summary)
+        if task.run_dir is not None:
+            from abm.outputs import write_run
+
+            write_run(
+                result,
+                task.run_dir,
+                force=True,
+                figures=False,
+                command_line=["abm", "sweep", f"run {task.run_id}"],
+                extra_manifest={"sweep_run_id": task.run_id},
+            )
+        status, error = "ok", None
+    except Exception as exc:  # a failing run is recorded and the sweep goes on
+        summary, status = {}, "failed"
+        error = f"{type(exc).__name__}: {exc}"
+        if os.environ.get("ABM_DEBUG") == "1":
+            error += "\n" + traceback.format_exc()
+    return {
+        "run_id": task.run_id,
+        "status": status,
+        "error": error,
+        "wall_seconds": time.perf_counter() - started,
+        "summary": _plain_summary(summary),
+    }
+
+
+def _plain_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten nested summary entries to dotted names; lists become JSON text; NaN/inf become None."""
+    plain: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            plain.update({f"{key}.{k}": v for k, v in _plain_summary(value).items()})
+        elif isinstance(value, list | tuple | np.ndarray):
+            plain[str(key)] = json.dumps(np.asarray(value).tolist())
+        elif isinstance(value, np.generic):
+            plain[str(key)] = _finite(value.item())
+        else:
+            plain[str(key)] = _finite(value)
+    return plain
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(
+    plan: SweepPlan,
+    out_dir: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    keep_runs: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    simulate: Callable[[Scenario, int], Any] | None = None,
+    flush_seconds: float = _FLUSH_SECONDS,
+    command_line: Iterable[str] | None = None,
+) -> SweepOutcome:
+    """Run every run of a plan that is not done yet, writing results as runs finish.
+
+    Args:
+        plan: The validated sweep.
+        out_dir: The sweep directory; it must not exist unless ``resume``.
+        workers: Local worker processes (default: the machine's cores); 1 runs in this process. With
+            ``scheduler="local"``, the number of Dask workers (default 2).
+        scheduler: None for local processes; ``"local"`` for a Dask ``LocalCluster``; otherwise the address
+            of a Dask scheduler (``tcp://host:8786``).
+        keep_runs: Also write every run's directory under ``runs/``.
+        resume: Continue an existing sweep directory: run what is missing or failed.
+        progress: Show a progress bar on stderr.
+        simulate: Replacement for :func:`abm.model.run_scenario` (see :func:`execute_run`).
+        flush_seconds: How often ``results.parquet`` is rewritten while the sweep runs.
+        command_line: Recorded in the manifest.
+
+    Returns:
+        The outcome; ``results`` holds the results table.
+
+    Raises:
+        SweepError: The directory exists without ``resume``, is not a sweep directory, or belongs to a
+            different sweep; or dask is missing for a Dask scheduler.
+    """
+    out = Path(out_dir)
+    manifest = prepare_directory(plan, out, resume)
+    rows_dir = out / ROWS_DIR
+    done = read_rows(rows_dir)
+    tasks = []
+    for point in plan.points:
+        for seed_index, seed in enumerate(plan.seeds.seeds):
+            run_id = plan.run_id(point.index, seed_index)
+            previous = done.get(run_id)
+            if previous is not None and previous["status"] == "ok":
+                continue
+            scenario = point.scenario.model_copy(update={"seed": seed})
+            # Absolute: a Dask worker elsewhere writes to the same (shared) path.
+            run_dir = str((out / RUNS_DIR / run_id).resolve()) if keep_runs else None
+            tasks.append(RunTask(run_id, scenario, seed, run_dir))
+    meta = run_columns(manifest)
+    backend = "inline" if scheduler is None and _worker_count(workers) == 1 else scheduler or "processes"
+    session: dict[str, Any] = {
+        "started": now(),
+        "backend": backend,
+        "workers": _backend_workers(workers, scheduler),
+        "to_run": len(tasks),
+        "command_line": list(command_line) if command_line is not None else list(sys.argv),
+    }
+    manifest.setdefault("sessions", []).append(session)
+    write_json(out / MANIFEST_NAME, manifest)
+
+    executed = failed_now = 0
+    interrupted = False
+    last_flush = time.monotonic()
+    bar = _progress_bar(len(tasks), plan.name, progress)
+    stream = _execute(tasks, workers, scheduler, simulate)
+    try:
+        for entry in stream:
+            write_json(rows_dir / f"{entry['run_id']}.json", entry)
+            done[entry["run_id"]] = entry
+            executed += 1
+            failed_now += entry["status"] != "ok"
+            bar.set_postfix_str(f"ok {executed - failed_now}, failed {failed_now}", refresh=False)
+            bar.update(1)
+            if time.monotonic() - last_flush >= flush_seconds:
+                write_results(out, done, meta)
+                last_flush = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stream.close()  # stops the workers of a pool or cluster even when interrupted
+        bar.close()
+        frame = write_results(out, done, meta)
+        ok = int((frame["status"] == "ok").sum()) if len(frame) else 0
+        session.update(
+            {
+                "finished": now(),
+                "executed": executed,
+                "failed": failed_now,
+                "interrupted": interrupted,
+            }
+        )
+        manifest["status"] = "complete" if ok == plan.run_count else "incomplete"
+        manifest["counts"] = {"runs": plan.run_count, "ok": ok, "failed": len(frame) - ok}
+        write_json(out / MANIFEST_NAME, manifest)
+    return SweepOutcome(
+        out_dir=out,
+        total=plan.run_count,
+        executed=executed,
+        skipped=plan.run_count - len(tasks),
+        ok=ok,
+        failed=len(frame) - ok,
+        interrupted=interrupted,
+        results=frame,
+    )
+
+
+def _worker_count(workers: int | None) -> int:
+    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+
+
+def _backend_workers(workers: int | None, scheduler: str | None) -> int | None:
+    """Workers of the backend as recorded in the manifest (None: those of an existing Dask cluster)."""
+    if scheduler == "local":
+        return workers or 2
+    if scheduler is not None:
+        return None
+    return _worker_count(workers)
+
+
+def _progress_bar(total: int, name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="run", file=sys.stderr, disable=not enabled, smoothing=0.1)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _execute(
+    tasks: list[RunTask], workers: int | None, scheduler: str | None, simulate: Callable[..., Any] | None
+) -> Iterator[dict[str, Any]]:
+    if not tasks:
+        return
+    if scheduler is not None:
+        yield from _execute_dask(tasks, workers, scheduler, simulate)
+    elif _worker_count(workers) == 1:
+        for task in tasks:
+            yield execute_run(task, simulate)
+    else:
+        yield from _execute_processes(tasks, _worker_count(workers), simulate)
+
+
+def _failed_entry(task: RunTask, exc: BaseException) -> dict[str, Any]:
+    return {
+        "run_id": task.run_id,
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "wall_seconds": 0.0,
+        "summary": {},
+    }
+
+
+def _execute_processes(
+    tasks: list[RunTask], workers: int, simulate: Callable[..., Any] | None
+) -> Iterator[dict[str, Any]]:
+    """A spawn-context process pool with a bounded number of runs in flight."""
+    context = multiprocessing.get_context("spawn")
+    queue = list(reversed(tasks))
+    window = 4 * workers
+    while queue:
+        # A pool is rebuilt after a worker dies (a crash, the OOM killer): the runs in flight are failed.
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pending: dict[cf.Future, RunTask] = {}
+        try:
+            broken = False
+            while (queue or pending) and not broken:
+                while queue and len(pending) < window:
+                    task = queue.pop()
+                    pending[pool.submit(execute_run, task, simulate)] = task
+                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    task = pending.pop(future)
+                    try:
+                        yield future.result()
+                    except cf.process.BrokenProcessPool as exc:
+                        broken = True
+                        yield _failed_entry(task, exc)
+            for task in pending.values():
+                yield _failed_entry(task, RuntimeError("worker process died"))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _execute_dask(
+    tasks: list[RunTask], workers: int | None, scheduler: str, simulate: Callable[..., Any] | None
+) -> Iterator[dict[str, Any]]:
+    try:
+        import logging
+
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise SweepError(["--scheduler needs dask distributed: pip install 'abm-stress[cluster]'"]) from None
+    cluster = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(
+                n_workers=_backend_workers(workers, scheduler),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise SweepError([f"--scheduler {scheduler}: cannot connect ({exc})"]) from None
+        with client:
+            queue = list(reversed(tasks))
+            window = max(8, 4 * sum(client.nthreads().values()))
+            pending: dict[Any, RunTask] = {}
+            stream = as_completed()
+            while queue and len(pending) < window:
+                task = queue.pop()
+                future = client.submit(execute_run, task, simulate, pure=False, key=f"abm-run-{task.run_id}")
+                pending[future] = task
+                stream.add(future)
+            for future in stream:
+                task = pending.pop(future)
+                try:
+                    yield future.result()
+                except Exception as exc:  # a worker lost (KilledWorker) fails this run only
+                    yield _failed_entry(task, exc)
+                if queue:
+                    task = queue.pop()
+                    new = client.submit(execute_run, task, simulate, pure=False, key=f"abm-run-{task.run_id}")
+                    pending[new] = task
+                    stream.add(new)
+    finally:
+        if cluster is not None:
+            cluster.close()
