@@ -228,6 +228,15 @@ def test_collateral_haircut_cuts_trader_collateral_and_money_is_conserved():
     assert clearing.total_revaluation == pytest.approx(-0.3 * before.sum())
 
 
+def test_collateral_haircut_accepts_every_agent_kind_in_the_schema():
+    from abm.clearing import KIND_CODES
+    from abm.config.schema import CollateralHaircut
+
+    allowed = CollateralHaircut.model_fields["kinds"].annotation.__args__[0].__args__
+    agent_kinds = set(KIND_CODES) - {"liquidation_engine", "counterparty", "exogenous"}
+    assert set(allowed) == agent_kinds
+
+
 def test_funding_spike_moves_money_from_longs_to_shorts_and_conserves_it():
     # 4x longs at 100 with 100 collateral hold 4 lots; rate 0.001 over 5 steps at mark 100 costs each
     # long 5 x 0.001 x 4 x 100 = 2.0; the counterparty, short 40 lots, receives 10 x 2.0 = 20.

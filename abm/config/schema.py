@@ -495,9 +495,9 @@ class CollateralHaircut(_ShockBase):
 
     type: Literal["collateral_haircut"]
     size: float = Field(gt=0.0, lt=1.0, description="Share of (positive) collateral value lost.")
-    kinds: list[Literal["leveraged_trader", "market_maker", "noise", "fundamentalist"]] = Field(
-        default_factory=lambda: ["leveraged_trader"], min_length=1, description="Agent kinds hit."
-    )
+    kinds: list[
+        Literal["leveraged_trader", "market_maker", "noise", "fundamentalist", "value_fund", "ar1_noise"]
+    ] = Field(default_factory=lambda: ["leveraged_trader"], min_length=1, description="Agent kinds hit.")
 
 
 class FundingSpike(_LastingShock):

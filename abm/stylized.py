@@ -1,0 +1,505 @@
+"""Stylized facts of returns: the statistics, and the published ranges they are compared with.
+
+Every statistic takes plain arrays (numpy only; no scipy) and states its definition here:
+
+* returns are log returns of the mark, ``r_t = log(p_{t+k} / p_t)`` over non-overlapping intervals of
+  ``k`` steps (:func:`log_returns`); the sampling interval is always reported with the figures;
+* :func:`skewness` and :func:`excess_kurtosis` are the moment estimators ``m3 / m2^1.5`` and
+  ``m4 / m2^2 - 3`` (central moments with divisor ``n``);
+* :func:`hill_tail_index`: Hill's estimator of the tail index of ``|r|`` from the ``k`` largest
+  order statistics, ``alpha = 1 / mean_{i<=k} log(X_(i) / X_(k+1))``; ``k`` is always returned;
+* :func:`autocorrelation`: the sample ACF ``sum (x_t - m)(x_{t+l} - m) / sum (x_t - m)^2``;
+* :func:`ljung_box`: ``Q = n (n + 2) sum_{l<=h} rho_l^2 / (n - l)``, chi-squared with ``h`` degrees of
+  freedom under no autocorrelation;
+* :func:`power_law_decay_exponent`: ``beta`` of ``acf(l) ~ A l^-beta`` from a least-squares line through
+  ``(log l, log acf(l))`` over the lags where the ACF is positive;
+* :func:`arch_lm_test`: Engle's LM test, ``T R^2`` of the regression of ``r_t^2`` on a constant and
+  ``r_{t-1}^2 .. r_{t-q}^2``, chi-squared with ``q`` degrees of freedom under no ARCH effect;
+* :func:`leverage_correlation`: ``corr(r_t, r_{t+l}^2)`` (Pearson) for ``l = 1..L``; negative values are
+  the leverage effect;
+* :func:`aggregational_kurtosis`: excess kurtosis of returns over growing intervals;
+* :func:`volume_volatility_correlation`: ``corr(|r_t|, volume over the same interval)`` (Pearson).
+
+:func:`stylized_facts` computes all of them from a run's time series and :func:`compare_with_published`
+puts each beside its published range (Cont 2001, Quantitative Finance 1:223-236).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DEFAULT_AGGREGATION_INTERVALS",
+    "DEFAULT_ARCH_LAGS",
+    "DEFAULT_HILL_FRACTION",
+    "DEFAULT_LEVERAGE_LAGS",
+    "DEFAULT_MAX_LAG",
+    "FactCheck",
+    "HillEstimate",
+    "PUBLISHED_FACTS",
+    "PublishedFact",
+    "TestResult",
+    "aggregational_kurtosis",
+    "arch_lm_test",
+    "autocorrelation",
+    "chi2_survival",
+    "compare_with_published",
+    "excess_kurtosis",
+    "format_fact_table",
+    "hill_tail_index",
+    "leverage_correlation",
+    "ljung_box",
+    "log_returns",
+    "power_law_decay_exponent",
+    "skewness",
+    "stylized_facts",
+    "volume_volatility_correlation",
+]
+
+DEFAULT_MAX_LAG = 50
+DEFAULT_HILL_FRACTION = 0.05
+DEFAULT_AGGREGATION_INTERVALS = (1, 4, 16, 64)
+DEFAULT_ARCH_LAGS = 5
+DEFAULT_LEVERAGE_LAGS = 10
+# |acf| above this many standard errors (1/sqrt(n)) counts as significant at about 5%.
+_SIGNIFICANCE_Z = 1.96
+
+
+# --------------------------------------------------------------------------- returns and moments
+
+
+def log_returns(prices: Sequence[float] | np.ndarray, interval: int = 1) -> np.ndarray:
+    """Log returns over non-overlapping intervals of ``interval`` steps.
+
+    Args:
+        prices: Price series (one value per step); non-positive or non-finite prices are dropped first.
+        interval: Steps per return (1: one-step returns).
+
+    Returns:
+        ``log(p[k] / p[0]), log(p[2k] / p[k]), ...``.
+    """
+    if interval < 1:
+        raise ValueError(f"interval must be at least 1 (got {interval})")
+    values = np.asarray(prices, dtype=float)
+    values = values[np.isfinite(values) & (values > 0.0)]
+    sampled = values[::interval]
+    return np.diff(np.log(sampled))
+
+
+def _central_moments(x: np.ndarray) -> tuple[float, float, float]:
+    x = np.asarray(x, dtype=float)
+    deviation = x - x.mean()
+    return (
+        float(np.mean(deviation**2)),
+        float(np.mean(deviation**3)),
+        float(np.mean(deviation**4)),
+    )
+
+
+def skewness(x: Sequence[float] | np.ndarray) -> float:
+    """Moment skewness ``m3 / m2^1.5`` (nan for fewer than 3 values or zero variance)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 3:
+        return float("nan")
+    m2, m3, _ = _central_moments(x)
+    return m3 / m2**1.5 if m2 > 0.0 else float("nan")
+
+
+def excess_kurtosis(x: Sequence[float] | np.ndarray) -> float:
+    """Moment excess kurtosis ``m4 / m2^2 - 3`` (0 for a normal law; nan when undefined)."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 4:
+        return float("nan")
+    m2, _, m4 = _central_moments(x)
+    return m4 / m2**2 - 3.0 if m2 > 0.0 else float("nan")
+
+
+# --------------------------------------------------------------------------- tails
+
+
+@dataclass(frozen=True, slots=True)
+class HillEstimate:
+    """Hill tail index and the number of order statistics it used.
+
+    Attributes:
+        alpha: Tail index estimate (nan when undefined).
+        k: Number of largest order statistics used.
+        threshold: The ``(k+1)``-th largest value, where the tail starts.
+    """
+
+    alpha: float
+    k: int
+    threshold: float
+
+
+def hill_tail_index(
+    x: Sequence[float] | np.ndarray, k: int | None = None, tail_fraction: float = DEFAULT_HILL_FRACTION
+) -> HillEstimate:
+    """Hill estimator of the tail index of ``|x|``.
+
+    Args:
+        x: Sample (returns); absolute values are used, zeros and non-finite values dropped.
+        k: Number of largest order statistics; default ``max(10, tail_fraction * n)``.
+        tail_fraction: Share of the sample in the tail when ``k`` is not given.
+
+    Returns:
+        The estimate, with ``k`` and the threshold.
+    """
+    values = np.abs(np.asarray(x, dtype=float))
+    values = np.sort(values[np.isfinite(values) & (values > 0.0)])[::-1]
+    n = len(values)
+    if k is None:
+        k = max(10, int(tail_fraction * n))
+    if k < 1 or k >= n:
+        return HillEstimate(float("nan"), int(k), float("nan"))
+    threshold = float(values[k])
+    mean_log_excess = float(np.mean(np.log(values[:k] / threshold)))
+    alpha = 1.0 / mean_log_excess if mean_log_excess > 0.0 else float("nan")
+    return HillEstimate(alpha, int(k), threshold)
+
+
+# --------------------------------------------------------------------------- dependence
+
+
+def autocorrelation(x: Sequence[float] | np.ndarray, max_lag: int = DEFAULT_MAX_LAG) -> np.ndarray:
+    """Sample autocorrelation at lags ``1..max_lag`` (nan beyond the sample or for a constant series)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    result = np.full(max_lag, np.nan)
+    if n < 2:
+        return result
+    deviation = x - x.mean()
+    denominator = float(np.dot(deviation, deviation))
+    if denominator <= 0.0:
+        return result
+    for lag in range(1, min(max_lag, n - 1) + 1):
+        result[lag - 1] = float(np.dot(deviation[:-lag], deviation[lag:])) / denominator
+    return result
+
+
+def chi2_survival(statistic: float, dof: int) -> float:
+    """``P(X > statistic)`` for ``X`` chi-squared with an integer number of degrees of freedom.
+
+    Closed forms (no scipy): for even ``dof = 2m``, ``exp(-x/2) sum_{i<m} (x/2)^i / i!``; for odd
+    ``dof = 2m + 1``, ``erfc(sqrt(x/2)) + exp(-x/2) sum_{i<m} (x/2)^(i+1/2) / Gamma(i + 3/2)``; the
+    terms are summed in log space so large statistics do not overflow.
+    """
+    if dof < 1 or int(dof) != dof:
+        raise ValueError(f"dof must be a positive integer (got {dof})")
+    if not math.isfinite(statistic):
+        return 0.0 if statistic > 0 else float("nan")
+    if statistic <= 0.0:
+        return 1.0
+    half = statistic / 2.0
+    log_half = math.log(half)
+    if dof % 2 == 0:
+        total = sum(math.exp(-half + i * log_half - math.lgamma(i + 1.0)) for i in range(dof // 2))
+    else:
+        total = math.erfc(math.sqrt(half)) + sum(
+            math.exp(-half + (i + 0.5) * log_half - math.lgamma(i + 1.5)) for i in range(dof // 2)
+        )
+    return min(1.0, max(0.0, total))
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """A test statistic with its degrees of freedom and p-value (chi-squared law)."""
+
+    __test__ = False  # not a pytest test class
+
+    statistic: float
+    dof: int
+    pvalue: float
+
+
+def ljung_box(x: Sequence[float] | np.ndarray, lags: int = DEFAULT_MAX_LAG) -> TestResult:
+    """Ljung-Box portmanteau test of no autocorrelation at lags ``1..lags``."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    rho = autocorrelation(x, lags)
+    if n <= lags or not np.all(np.isfinite(rho)):
+        return TestResult(float("nan"), lags, float("nan"))
+    statistic = float(n * (n + 2) * np.sum(rho**2 / (n - np.arange(1, lags + 1))))
+    return TestResult(statistic, lags, chi2_survival(statistic, lags))
+
+
+def power_law_decay_exponent(acf: Sequence[float] | np.ndarray, lags: Sequence[int] | None = None) -> float:
+    """Exponent ``beta`` of ``acf(l) ~ A l^-beta`` from a log-log least-squares fit.
+
+    Args:
+        acf: Autocorrelations, at lags ``1..len(acf)`` unless ``lags`` is given.
+        lags: The lags of the values in ``acf``.
+
+    Returns:
+        ``beta`` (positive for a decaying ACF); nan with fewer than 3 positive values.
+    """
+    values = np.asarray(acf, dtype=float)
+    lag_values = np.arange(1, len(values) + 1) if lags is None else np.asarray(lags, dtype=float)
+    usable = np.isfinite(values) & (values > 0.0)
+    if usable.sum() < 3:
+        return float("nan")
+    slope, _ = np.polyfit(np.log(lag_values[usable]), np.log(values[usable]), 1)
+    return float(-slope)
+
+
+def arch_lm_test(x: Sequence[float] | np.ndarray, lags: int = DEFAULT_ARCH_LAGS) -> TestResult:
+    """Engle's ARCH LM test: ``T R^2`` of ``e_t^2`` on a constant and ``q`` own lags.
+
+    The residuals ``e`` are the demeaned returns; ``T = n - q`` observations enter the regression.
+    """
+    x = np.asarray(x, dtype=float)
+    squared = (x - x.mean()) ** 2
+    observations = len(squared) - lags
+    if observations <= lags + 1:
+        return TestResult(float("nan"), lags, float("nan"))
+    target = squared[lags:]
+    design = np.column_stack(
+        [np.ones(observations)] + [squared[lags - lag : len(squared) - lag] for lag in range(1, lags + 1)]
+    )
+    coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = target - design @ coefficients
+    total = float(np.sum((target - target.mean()) ** 2))
+    if total <= 0.0:
+        return TestResult(float("nan"), lags, float("nan"))
+    r_squared = 1.0 - float(np.sum(residual**2)) / total
+    statistic = observations * r_squared
+    return TestResult(statistic, lags, chi2_survival(statistic, lags))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    denominator = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+    return float(np.dot(a, b)) / denominator if denominator > 0.0 else float("nan")
+
+
+def leverage_correlation(x: Sequence[float] | np.ndarray, lags: int = DEFAULT_LEVERAGE_LAGS) -> np.ndarray:
+    """``corr(r_t, r_{t+l}^2)`` for ``l = 1..lags`` (negative: falls are followed by higher volatility)."""
+    x = np.asarray(x, dtype=float)
+    result = np.full(lags, np.nan)
+    squared = x**2
+    for lag in range(1, lags + 1):
+        if len(x) - lag >= 3:
+            result[lag - 1] = _pearson(x[:-lag], squared[lag:])
+    return result
+
+
+def aggregational_kurtosis(
+    prices: Sequence[float] | np.ndarray, intervals: Sequence[int] = DEFAULT_AGGREGATION_INTERVALS
+) -> dict[int, float]:
+    """Excess kurtosis of non-overlapping log returns over each interval (steps)."""
+    return {int(k): excess_kurtosis(log_returns(prices, int(k))) for k in intervals}
+
+
+def volume_volatility_correlation(
+    returns: Sequence[float] | np.ndarray, volume: Sequence[float] | np.ndarray
+) -> float:
+    """Pearson correlation of ``|r_t|`` with the volume traded over the same interval."""
+    returns = np.asarray(returns, dtype=float)
+    volume = np.asarray(volume, dtype=float)
+    if len(returns) != len(volume):
+        raise ValueError(f"returns ({len(returns)}) and volume ({len(volume)}) differ in length")
+    if len(returns) < 3:
+        return float("nan")
+    return _pearson(np.abs(returns), volume)
+
+
+def _interval_sums(values: np.ndarray, interval: int, count: int) -> np.ndarray:
+    """Sums of ``values`` over the ``count`` intervals that make the returns of :func:`log_returns`."""
+    usable = values[: count * interval]
+    return usable.reshape(count, interval).sum(axis=1)
+
+
+# --------------------------------------------------------------------------- all facts of a run
+
+
+def stylized_facts(
+    timeseries: pd.DataFrame,
+    interval: int = 1,
+    *,
+    max_lag: int = DEFAULT_MAX_LAG,
+    hill_fraction: float = DEFAULT_HILL_FRACTION,
+    arch_lags: int = DEFAULT_ARCH_LAGS,
+    leverage_lags: int = DEFAULT_LEVERAGE_LAGS,
+    aggregation: Sequence[int] = DEFAULT_AGGREGATION_INTERVALS,
+    short_lags: int = 1,
+    price_column: str = "mark",
+) -> dict[str, Any]:
+    """Every stylized-fact statistic of one run's time series.
+
+    Args:
+        timeseries: A run's time series (needs ``price_column`` and ``volume``).
+        interval: Steps per return (the stated sampling interval).
+        max_lag: Largest ACF lag (Ljung-Box over ``1..max_lag``).
+        hill_fraction: Share of the returns in the Hill tail.
+        arch_lags: Lags of the ARCH LM regression.
+        leverage_lags: Lags of the leverage correlation (its mean is reported).
+        aggregation: Intervals, in multiples of ``interval``, for aggregational Gaussianity.
+        short_lags: Lags ``1..short_lags`` are the "shortest lags" excused from the no-linear-ACF check.
+        price_column: Which price to take returns of.
+
+    Returns:
+        A flat dict of JSON-ready figures; lists for the ACFs and the kurtosis by interval.
+    """
+    prices = timeseries[price_column].to_numpy(dtype=float)
+    returns = log_returns(prices, interval)
+    n = len(returns)
+    acf = autocorrelation(returns, max_lag)
+    abs_acf = autocorrelation(np.abs(returns), max_lag)
+    band = _SIGNIFICANCE_Z / math.sqrt(n) if n > 0 else float("nan")
+    beyond = acf[short_lags:]
+    beyond = beyond[np.isfinite(beyond)]
+    hill = hill_tail_index(returns, tail_fraction=hill_fraction)
+    box = ljung_box(returns, max_lag)
+    arch = arch_lm_test(returns, arch_lags)
+    leverage = leverage_correlation(returns, leverage_lags)
+    kurtosis_by_interval = aggregational_kurtosis(prices, [interval * k for k in aggregation])
+    if "volume" in timeseries and n > 0:
+        # Step volume is recorded per step; the volume of return t covers steps (t*k, (t+1)*k].
+        volume = timeseries["volume"].to_numpy(dtype=float)[1:]
+        volume_corr = volume_volatility_correlation(returns, _interval_sums(volume, interval, n))
+    else:
+        volume_corr = float("nan")
+    return {
+        "interval": int(interval),
+        "observations": int(n),
+        "return_sd": float(np.std(returns)) if n else float("nan"),
+        "zero_return_share": float(np.mean(returns == 0.0)) if n else float("nan"),
+        "excess_kurtosis": excess_kurtosis(returns),
+        "skewness": skewness(returns),
+        "tail_index": hill.alpha,
+        "tail_index_k": hill.k,
+        "acf": acf.tolist(),
+        "acf_lag1": float(acf[0]),
+        "acf_band": band,
+        "acf_significant_share": float(np.mean(np.abs(beyond) > band)) if len(beyond) else float("nan"),
+        "short_lags": int(short_lags),
+        "ljung_box_q": box.statistic,
+        "ljung_box_pvalue": box.pvalue,
+        "abs_acf": abs_acf.tolist(),
+        "abs_acf_lag1": float(abs_acf[0]),
+        "abs_acf_decay_exponent": power_law_decay_exponent(abs_acf),
+        "arch_lm": arch.statistic,
+        "arch_lm_pvalue": arch.pvalue,
+        "arch_lags": int(arch_lags),
+        "leverage_correlation": leverage.tolist(),
+        "leverage_effect": float(np.nanmean(leverage)) if np.isfinite(leverage).any() else float("nan"),
+        "kurtosis_by_interval": {str(k): v for k, v in kurtosis_by_interval.items()},
+        "volume_volatility_correlation": volume_corr,
+    }
+
+
+# --------------------------------------------------------------------------- published ranges
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFact:
+    """A published stylized fact and the check that puts a figure inside or outside it.
+
+    Attributes:
+        name: Key of the figure in :func:`stylized_facts`' dict (or a derived name).
+        label: Short human label.
+        published: The published range, in words.
+        low: Lower bound of the range (None: unbounded).
+        high: Upper bound of the range (None: unbounded).
+        source: Where the range comes from.
+    """
+
+    name: str
+    label: str
+    published: str
+    low: float | None
+    high: float | None
+    source: str = "Cont 2001"
+
+    def contains(self, value: float) -> bool:
+        """True when ``value`` is finite and inside ``[low, high]``."""
+        if value is None or not math.isfinite(value):
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+PUBLISHED_FACTS: tuple[PublishedFact, ...] = (
+    PublishedFact("tail_index", "tail index of |r| (Hill)", "2 to 5 (about 3)", 2.0, 5.0),
+    PublishedFact("excess_kurtosis", "excess kurtosis", "> 0 (fat tails)", 0.0, None),
+    PublishedFact("skewness", "skewness", "< 0 (gain/loss asymmetry, levered long market)", None, 0.0),
+    PublishedFact(
+        "acf_significant_share",
+        "share of ACF lags beyond the shortest outside +-1.96/sqrt(n)",
+        "about 0.05 (no linear autocorrelation): <= 0.10",
+        None,
+        0.10,
+    ),
+    PublishedFact("abs_acf_lag1", "ACF of |r| at lag 1", "> 0 (volatility clustering)", 0.0, None),
+    PublishedFact("abs_acf_decay_exponent", "power-law decay exponent of ACF |r|", "0.2 to 0.4", 0.2, 0.4),
+    PublishedFact("arch_lm_pvalue", "ARCH LM test p-value", "< 0.05 (ARCH effect present)", None, 0.05),
+    PublishedFact(
+        "leverage_effect", "mean corr(r_t, r_{t+l}^2), l=1..10", "< 0 (leverage effect)", None, 0.0
+    ),
+    PublishedFact(
+        "aggregational_gaussianity",
+        "kurtosis at the longest interval minus at the shortest",
+        "< 0 (kurtosis falls with aggregation)",
+        None,
+        0.0,
+    ),
+    PublishedFact("volume_volatility_correlation", "corr(|r|, volume)", "> 0", 0.0, None),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FactCheck:
+    """One figure beside its published range."""
+
+    fact: PublishedFact
+    value: float
+    inside: bool
+
+
+def _derived(facts: dict[str, Any], name: str) -> float:
+    if name == "aggregational_gaussianity":
+        by_interval = facts.get("kurtosis_by_interval") or {}
+        values = [v for _, v in sorted(((int(k), v) for k, v in by_interval.items()))]
+        return float(values[-1] - values[0]) if len(values) >= 2 else float("nan")
+    value = facts.get(name)
+    return float(value) if value is not None else float("nan")
+
+
+def compare_with_published(facts: dict[str, Any]) -> list[FactCheck]:
+    """Each figure of :func:`stylized_facts` beside its published range, inside or not."""
+    checks = []
+    for fact in PUBLISHED_FACTS:
+        value = _derived(facts, fact.name)
+        checks.append(FactCheck(fact, value, fact.contains(value)))
+    return checks
+
+
+def format_fact_table(facts: dict[str, Any]) -> str:
+    """Aligned text: each figure, its published range and whether it lies inside."""
+    checks = compare_with_published(facts)
+    header = (
+        f"returns over {facts['interval']} step(s), n = {facts['observations']}, "
+        f"Hill k = {facts['tail_index_k']}, ACF lags 1..{len(facts['acf'])}, "
+        f"shortest lags excused: {facts['short_lags']}"
+    )
+    width = max(len(check.fact.label) for check in checks)
+    lines = [header, f"{'statistic':<{width}}  {'value':>10}  {'inside':<6}  published"]
+    for check in checks:
+        lines.append(
+            f"{check.fact.label:<{width}}  {check.value:>10.4g}  {'yes' if check.inside else 'NO':<6}  "
+            f"{check.fact.published} ({check.fact.source})"
+        )
+    kurtosis = ", ".join(f"{k}: {v:.3g}" for k, v in facts["kurtosis_by_interval"].items())
+    lines.append(f"excess kurtosis by interval (steps): {kurtosis}")
+    lines.append(
+        f"Ljung-Box Q({len(facts['acf'])}) = {facts['ljung_box_q']:.4g}, "
+        f"p = {facts['ljung_box_pvalue']:.3g}; "
+        f"ARCH LM({facts['arch_lags']}) = {facts['arch_lm']:.4g}; ACF lag 1 = {facts['acf_lag1']:.3g}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,351 @@
+"""Validation cases with known answers: the analytic liquidation cascade, and the case scenarios.
+
+The analytic cascade (validation case 3) runs the model's own clearing engine
+(:class:`abm.clearing.Clearing` and :class:`abm.book.OrderBook`) on a market built so that the answer is
+known in closed form:
+
+* a book of uniform depth: ``depth`` lots on every tick below the start price, so ``x`` lots sold move
+  the last-trade price (the mark here) down by ``ceil(x / depth)`` ticks, a fixed impact
+  ``lambda = 1 / depth`` ticks per lot;
+* long accounts of ``lots`` lots each whose liquidation prices lie at given distances (ticks) below
+  the start price; an account breaches when the mark falls past its distance.
+
+With liquidation prices ``spacing`` ticks apart (density ``rho = 1 / spacing``) every liquidation
+moves the price ``lots / depth`` ticks and so crosses ``m = lambda x lots x rho`` further liquidation
+prices on average: the branching ratio. An initial move ``D0`` grows to ``D0 / (1 - m)`` below
+criticality (``m < 1``), and with liquidation prices scattered as a Poisson process the number of
+liquidations one liquidation sets off is a Galton-Watson process with Poisson(``m``) offspring, whose
+mean total size is ``1 / (1 - m)`` (REFERENCES.md, linear-impact cascade).
+
+The scenario-based cases (stylized facts on ``calm``; leverage and fat tails; the policy ranking) are run
+by ``benchmarks/validation.py`` at full size and by ``tests/validation/`` at a reduced size; their
+settings are fixed here so that both use the same ones. This module also provides ``abm facts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from abm.book import BUY, SELL, OrderBook
+from abm.clearing import Clearing
+from abm.config import Scenario, load_scenario, resolve_scenario, scenario_from_dict
+from abm.config.schema import LiquidationConfig
+from abm.margin import build_margin_policy
+from abm.margin.settings import FixedMargin
+
+__all__ = [
+    "CascadeOutcome",
+    "LEVERAGE_LEVELS",
+    "LEVERAGE_SCENARIO",
+    "POLICY_BASE_VOLATILITY",
+    "POLICY_LEVELS",
+    "POLICY_RULES",
+    "add_facts_command",
+    "branching_ratio",
+    "evenly_spaced_distances",
+    "expected_cascade_size",
+    "fund_defaults",
+    "leverage_case_scenario",
+    "linear_cascade_move",
+    "mean_cascade_size",
+    "policy_case_scenario",
+    "policy_margin",
+    "poisson_distances",
+    "truncated_cascade_size",
+    "uniform_book_cascade",
+]
+
+_TICK = 0.01
+_START_TICK = 100_000  # start price 1,000.00: far from the lowest tick for any cascade built here
+_MAINTENANCE = 0.05
+_LARGE = 1e15  # collateral of the accounts that must never be liquidated (maker, counterparty, seller)
+
+LEVERAGE_SCENARIO = "validation_leverage"
+LEVERAGE_LEVELS = (1.0, 2.0, 5.0, 10.0, 20.0)
+"""Validation case 2: the scenario, and the funds' leverage caps swept (Thurner et al. 2012 use 1 to 20)."""
+
+POLICY_RULES = ("fixed", "dynamic_leverage")
+POLICY_LEVELS = (2.0, 5.0, 10.0, 20.0)
+POLICY_BASE_VOLATILITY = 0.035
+"""Validation case 4: the constant and the volatility-based (Basel-II-like) rule, the maximum leverages, and
+the volatility (per step) below which the volatility-based rule allows the maximum leverage."""
+
+
+def leverage_case_scenario(max_leverage: float, steps: int | None = None) -> Scenario:
+    """The case-2 scenario with the value funds' leverage cap set to ``max_leverage``."""
+    overrides = [f"agents.2.max_leverage={float(max_leverage)}"]
+    if steps is not None:
+        overrides.append(f"steps={int(steps)}")
+    return load_scenario(resolve_scenario(LEVERAGE_SCENARIO), overrides)
+
+
+def policy_margin(rule: str, max_leverage: float, base_volatility: float = POLICY_BASE_VOLATILITY) -> dict:
+    """The ``margin:`` section of case 4: a constant or a volatility-based maximum leverage.
+
+    Both rules ask an initial margin of ``1 / L`` and a maintenance margin of half of it. ``fixed``
+    keeps ``L = max_leverage``; ``dynamic_leverage`` lowers it to ``max_leverage x base_volatility / sigma``
+    when the EWMA volatility ``sigma`` exceeds ``base_volatility`` (Poledna et al. 2014's Basel-II rule).
+    """
+    if rule == "fixed":
+        return {"rule": "fixed", "initial": 1.0 / max_leverage, "maintenance": 0.5 / max_leverage}
+    if rule == "dynamic_leverage":
+        return {
+            "rule": "dynamic_leverage",
+            "max_leverage": float(max_leverage),
+            "min_leverage": 1.0,
+            "base_volatility": base_volatility,
+            "decay": 0.94,
+            "maintenance_fraction": 0.5,
+        }
+    raise ValueError(f"unknown policy rule {rule!r}; use one of {', '.join(POLICY_RULES)}")
+
+
+def policy_case_scenario(rule: str, max_leverage: float, steps: int | None = None) -> Scenario:
+    """The case-4 scenario: case 2's market, funds capped at ``max_leverage``, under ``rule``."""
+    data = leverage_case_scenario(max_leverage, steps).model_dump(mode="json")
+    data["margin"] = {**policy_margin(rule, max_leverage), "call_buffer": data["margin"]["call_buffer"]}
+    data["name"] = f"validation_policy_{rule}"
+    return scenario_from_dict(data)
+
+
+def fund_defaults(liquidations: pd.DataFrame) -> int:
+    """Exchange liquidations of value funds in a run's liquidations table (the defaults of case 4)."""
+    if len(liquidations) == 0:
+        return 0
+    return int((liquidations["kind"] == "value_fund").sum())
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeOutcome:
+    """What the clearing engine did after the initial shock.
+
+    Attributes:
+        liquidated: Accounts liquidated (the initial ones included).
+        rounds: Liquidation rounds of the step.
+        price_move_ticks: Fall of the mark from the start, in ticks.
+        lots_sold: Lots sold into the book (shock and liquidations).
+    """
+
+    liquidated: int
+    rounds: int
+    price_move_ticks: int
+    lots_sold: int
+
+
+def branching_ratio(lots: int, depth: int, spacing: float) -> float:
+    """``m = lambda x lots x rho``: liquidation prices crossed per liquidation (``lambda = 1 / depth``)."""
+    return lots / (depth * spacing)
+
+
+def linear_cascade_move(initial_move: float, m: float) -> float:
+    """Total price move ``initial_move / (1 - m)`` of a linear-impact cascade (inf at or above ``m = 1``)."""
+    return initial_move / (1.0 - m) if m < 1.0 else float("inf")
+
+
+def expected_cascade_size(m: float) -> float:
+    """Mean total size ``1 / (1 - m)`` of a Galton-Watson cascade with mean offspring ``m`` (inf: m >= 1)."""
+    return 1.0 / (1.0 - m) if m < 1.0 else float("inf")
+
+
+def truncated_cascade_size(m: float, limit: int) -> float:
+    """Mean of ``min(T, limit)`` for ``T`` the total size of a Poisson(``m``) Galton-Watson cascade.
+
+    ``T`` follows the Borel law ``P(T = n) = exp(-m n) (m n)^(n-1) / n!``; a market with ``limit``
+    accounts cannot liquidate more, so this is the mean a finite run should find (``1 / (1 - m)`` as
+    ``limit`` grows, for ``m < 1``).
+    """
+    sizes = np.arange(1, limit, dtype=float)
+    log_pmf = -m * sizes + (sizes - 1) * np.log(m * sizes) - np.array([math.lgamma(n + 1) for n in sizes])
+    pmf = np.exp(log_pmf)
+    return float(np.sum(sizes * pmf) + limit * max(0.0, 1.0 - float(np.sum(pmf))))
+
+
+def evenly_spaced_distances(count: int, spacing: float, offset: float = 0.5) -> np.ndarray:
+    """Distances ``(j - 1 + offset) x spacing`` ticks, ``j = 1..count``: evenly spaced liquidation prices."""
+    return (np.arange(count) + offset) * spacing
+
+
+def poisson_distances(count: int, spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """Distances of a Poisson process with mean gap ``spacing`` ticks (cumulative exponential gaps)."""
+    return np.cumsum(rng.exponential(spacing, count))
+
+
+def uniform_book_cascade(
+    distances: np.ndarray | list[float],
+    lots: int,
+    depth: int,
+    shock_lots: int,
+    *,
+    max_rounds: int = 10_000,
+) -> CascadeOutcome:
+    """Run the clearing engine's liquidation rounds on a uniform-depth book.
+
+    Args:
+        distances: Distance of each account's liquidation price below the start price, in ticks
+            (negative: above it, so the account is liquidated before any shock). Keep them off whole
+            ticks: a mark exactly at a liquidation price does not breach.
+        lots: Long position of every account (lots; the contract size is 1).
+        depth: Lots resting on every tick of the bid side.
+        shock_lots: Lots an outside seller sells at market before the margin check (the initial shock).
+        max_rounds: Round cap of the liquidation engine.
+
+    Returns:
+        What happened in the step.
+    """
+    distances = np.asarray(distances, dtype=float)
+    start_price = _START_TICK * _TICK
+    total_lots = shock_lots + lots * len(distances)
+    levels = total_lots // depth + 2
+    if levels >= _START_TICK:
+        raise ValueError("the cascade would run the price below zero: use fewer or smaller accounts")
+    book = OrderBook()
+    policy = build_margin_policy(
+        FixedMargin(rule="fixed", initial=2 * _MAINTENANCE, maintenance=_MAINTENANCE)
+    )
+    liquidation = LiquidationConfig(
+        fee=0.0, insurance_fund=_LARGE, max_rounds=max_rounds, adl=False, mode="full"
+    )
+    clearing = Clearing(book, policy, liquidation, contract_size=1.0, tick_size=_TICK, call_buffer=0.0)
+    maker, counterparty, seller = (
+        int(clearing.add_accounts(1, _LARGE, kind)[0])
+        for kind in ("market_maker", "counterparty", "exogenous")
+    )
+    clearing.checked[[maker, counterparty, seller]] = False
+    for level in reversed(range(levels)):  # lowest price first: each new level goes to the end of the side
+        book.submit_limit(maker, BUY, _START_TICK - 1 - level, depth)
+    book.submit_limit(maker, SELL, _START_TICK + 1, depth)
+    # Collateral that puts the liquidation price (equity = maintenance) at start - distance.
+    liquidation_prices = (_START_TICK - distances) * _TICK
+    collateral = lots * (start_price - liquidation_prices * (1.0 - _MAINTENANCE))
+    accounts = clearing.add_accounts(len(distances), collateral, "leveraged_trader")
+    for account in accounts.tolist():
+        clearing.open_position(account, lots, start_price, counterparty)
+    if shock_lots > 0:
+        clearing.settle(book.submit_market(seller, SELL, shock_lots), 0, -1, is_liquidation=False)
+
+    def mark() -> float:
+        last = book.last_price
+        return last * _TICK if last is not None else start_price
+
+    clearing.run_liquidations(0, mark)
+    last = book.last_price if book.last_price is not None else _START_TICK
+    sold = int(
+        sum(
+            q
+            for q, taker_side in zip(clearing.trade_quantity, clearing.trade_side, strict=True)
+            if taker_side == SELL
+        )
+    )
+    return CascadeOutcome(
+        liquidated=len(clearing.liquidations),
+        rounds=int(clearing.step_rounds),
+        price_move_ticks=int(_START_TICK - last),
+        lots_sold=sold,
+    )
+
+
+def mean_cascade_size(
+    m: float, trials: int, rng: np.random.Generator, *, lots: int = 10, accounts: int = 400
+) -> tuple[float, float]:
+    """Mean and standard error of the cascade size one liquidation sets off, liquidation prices Poisson.
+
+    One account starts below maintenance (its liquidation price half a tick above the start); the
+    others' liquidation prices are a Poisson process of density ``m / lots`` per tick below the start,
+    on a book of one lot per tick, so every liquidation moves the price ``lots`` ticks and sets off
+    Poisson(``m``) more on average.
+
+    Args:
+        m: Branching ratio (below 1 for a finite mean).
+        trials: Independent cascades.
+        rng: The generator for the liquidation prices.
+        lots: Lots per account (the price move per liquidation, in ticks).
+        accounts: Accounts per trial besides the first (the cascade cannot exceed ``accounts + 1``).
+
+    Returns:
+        ``(mean size, standard error)``, the first liquidation included.
+    """
+    spacing = lots / m  # depth 1: m = lots / spacing
+    sizes = np.empty(trials)
+    for trial in range(trials):
+        distances = np.concatenate([[-0.5], poisson_distances(accounts, spacing, rng)])
+        sizes[trial] = uniform_book_cascade(distances, lots, depth=1, shock_lots=0).liquidated
+    error = float(np.std(sizes, ddof=1) / math.sqrt(trials)) if trials > 1 else float("nan")
+    return float(np.mean(sizes)), error
+
+
+# --------------------------------------------------------------------------- `abm facts RUN_DIR`
+
+
+def add_facts_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``abm facts RUN_DIR``: each stylized fact of a run beside its published range.
+
+    Args:
+        commands: The subparsers of the ``abm`` parser.
+    """
+    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG
+
+    parser = commands.add_parser(
+        "facts", help="stylized facts of a run's returns beside their published ranges (Cont 2001)"
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `abm run`")
+    parser.add_argument("--interval", type=int, default=1, help="steps per return (default 1)")
+    parser.add_argument("--max-lag", type=int, default=DEFAULT_MAX_LAG, help="largest ACF lag (default 50)")
+    parser.add_argument(
+        "--hill-fraction",
+        type=float,
+        default=DEFAULT_HILL_FRACTION,
+        help="share of the returns in the Hill tail (default 0.05)",
+    )
+    parser.add_argument("--price", default="mark", help="price column of the time series (default mark)")
+    parser.set_defaults(handler=_facts_command)
+
+
+def _facts_command(options: argparse.Namespace) -> int:
+    from abm.outputs import read_run
+    from abm.stylized import format_fact_table, stylized_facts
+
+    problems = []
+    if options.interval < 1:
+        problems.append(f"--interval must be at least 1 (got {options.interval})")
+    if options.max_lag < 1:
+        problems.append(f"--max-lag must be at least 1 (got {options.max_lag})")
+    if not 0.0 < options.hill_fraction < 1.0:
+        problems.append(f"--hill-fraction must be between 0 and 1 (got {options.hill_fraction})")
+    if problems:
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    try:
+        run = read_run(options.run_dir)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    timeseries = run["timeseries"]
+    if options.price not in timeseries.columns:
+        print(f"error: the time series has no column {options.price!r}", file=sys.stderr)
+        return 2
+    returns = len(timeseries) // options.interval - 1
+    if returns < 2 * options.max_lag:
+        print(
+            f"error: {returns} returns at interval {options.interval} are too few for ACF lags up to "
+            f"{options.max_lag} (need at least {2 * options.max_lag}): "
+            "use a longer run or a smaller --max-lag",
+            file=sys.stderr,
+        )
+        return 2
+    facts = stylized_facts(
+        timeseries,
+        options.interval,
+        max_lag=options.max_lag,
+        hill_fraction=options.hill_fraction,
+        price_column=options.price,
+    )
+    print(f"run: {run['path']}")
+    print(format_fact_table(facts))
+    return 0
