@@ -163,8 +163,7 @@ class MarketMaker(TraderAgent):
         """Cancel and requote."""
         model = self.model
         group: MarketMakerGroup = self.group
-        book = model.book
-        book.cancel_all(self.account)
+        model.cancel_orders(self.account)
         reference = model.quote_reference(group.anchor_weight)
         inventory = self.position
         reference -= group.skew_ticks * inventory
@@ -198,7 +197,7 @@ class NoiseTrader(TraderAgent):
         """Replace the previous order with one random order within the position limit."""
         model = self.model
         group: NoiseTraderGroup = self.group
-        model.book.cancel_all(self.account)  # an order lives until its owner acts again
+        model.cancel_orders(self.account)  # an order lives until its owner acts again
         rng = model.rng
         side = BUY if rng.random() < 0.5 else SELL
         position = self.position
@@ -221,7 +220,7 @@ class Fundamentalist(TraderAgent):
         """Trade toward the fundamental when the mispricing exceeds the threshold."""
         model = self.model
         group: FundamentalistGroup = self.group
-        model.book.cancel_all(self.account)  # stale quotes are withdrawn each time it acts
+        model.cancel_orders(self.account)  # stale quotes are withdrawn each time it acts
         mispricing = model.mispricing()
         if abs(mispricing) < group.threshold:
             return

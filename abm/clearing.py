@@ -373,11 +373,17 @@ class Clearing:
                 break
             lots_budget = config.max_lots_per_round or np.iinfo(np.int64).max
             this_round: list[tuple[int, int]] = []
+            # Parents by the side of the child's position, built once a round (not once per account:
+            # that was quadratic when a round liquidates thousands). Children share the list; nobody
+            # mutates it.
+            parents_of = {
+                sign: [lid for lid, side in previous_round_ids if side == -sign] if round_index > 0 else []
+                for sign in (1, -1)
+            }
             for account in check.breached.tolist():
                 if account not in first_round:
                     sign = 1 if self.position[account] > 0 else -1
-                    parents = [lid for lid, side in previous_round_ids if side == -sign]
-                    first_round[account] = (round_index, parents if round_index > 0 else [])
+                    first_round[account] = (round_index, parents_of[sign])
                 if lots_budget <= 0:
                     break
                 if self.position[account] == 0:

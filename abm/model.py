@@ -150,6 +150,11 @@ class MarketModel(mesa.Model):
         self._marks[0] = self.mark
         self.realised_vol = 0.0
         self.liquidity_withdrawal = 0.0  # share of maker depth withdrawn by shocks
+        # Agent actions that reached the book (orders and cancel requests), for benchmarks/.
+        self.agent_requests = 0
+        self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts, for the time series
+        first_shock = min((shock.step for shock in config.shocks), default=0)
+        self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.margin_calls_this_step = 0
 
         self.recorder = RunRecorder(self.horizon)
@@ -294,8 +299,14 @@ class MarketModel(mesa.Model):
 
     # ------------------------------------------------------------------ market helpers used by agents
 
+    def cancel_orders(self, account: int) -> int:
+        """Withdraw every resting order of an account (an agent's cancel request); returns lots removed."""
+        self.agent_requests += 1
+        return self.book.cancel_all(account)
+
     def submit_limit(self, account: int, side: int, price_ticks: int, quantity: int) -> int:
         """Submit a limit order for an account; fills are settled at once. Returns the order id."""
+        self.agent_requests += 1
         order_id, fills = self.book.submit_limit(account, side, max(1, price_ticks), quantity)
         if fills:
             self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
@@ -303,6 +314,7 @@ class MarketModel(mesa.Model):
 
     def submit_market(self, account: int, side: int, quantity: int) -> int:
         """Submit a market (IOC) order for an account; returns the lots filled."""
+        self.agent_requests += 1
         fills = self.book.submit_market(account, side, quantity)
         if not fills:
             return 0
@@ -481,22 +493,27 @@ class MarketModel(mesa.Model):
         last = book.last_price
         n = clearing.n_accounts
         position = clearing.position[:n]
-        traders = clearing.kind[:n] == KIND_CODES["leveraged_trader"]
-        exposed = traders & (position != 0)
-        if exposed.any():
-            leverage = check.notional[exposed] / np.maximum(check.equity[exposed], 1e-12)
-            leverage = np.where(check.equity[exposed] > 0, leverage, np.nan)
-            mean_leverage = float(np.nanmean(leverage)) if np.isfinite(leverage).any() else float("nan")
+        if self._trader_mask is None or len(self._trader_mask) != n:  # accounts only ever get added
+            self._trader_mask = clearing.kind[:n] == KIND_CODES["leveraged_trader"]
+        has_position = position != 0
+        # Mean leverage of the traders with a position and positive equity (NaN if there are none).
+        solvent = self._trader_mask & has_position & (check.equity > 0)
+        count = int(np.count_nonzero(solvent))
+        if count:
+            mean_leverage = float(np.sum(check.notional[solvent] / check.equity[solvent])) / count
         else:
             mean_leverage = float("nan")
         band = max(1, int(round(0.01 * self.mark / tick)))
-        self.margin_calls_this_step = int(check.called.sum())
+        self.margin_calls_this_step = int(np.count_nonzero(check.called))
         # Margin the rule asks of every checked account, and the cash its calls demand.
-        held = (position != 0) & clearing.checked[:n]
-        margin_held = float(check.initial_requirement[held].sum())
-        gross_notional = float(check.notional[held].sum())
-        call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
-        margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+        held = has_position & clearing.checked[:n]
+        margin_held = float(np.sum(check.initial_requirement, where=held))
+        gross_notional = float(np.sum(check.notional, where=held))
+        margin_call_amount = 0.0
+        if self.margin_calls_this_step:
+            call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
+            margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+        open_interest = int(np.sum(position, where=position > 0))
         state = self.policy.state()
         self.recorder.record(
             {
@@ -514,7 +531,7 @@ class MarketModel(mesa.Model):
                 "liquidations": clearing.step_liquidations,
                 "liquidated_notional": clearing.step_liquidated_notional,
                 "adl_volume": clearing.step_adl_volume,
-                "open_interest": int(position[position > 0].sum()),
+                "open_interest": open_interest,
                 "insurance_fund": float(clearing.collateral[ENGINE]),
                 "bad_debt": clearing.total_bad_debt,
                 "socialised_loss": clearing.total_socialised,
@@ -532,8 +549,7 @@ class MarketModel(mesa.Model):
         )
         # For the stress figures: the book around the mid, and every account before the first shock.
         self.recorder.record_depth(book, mid if mid is not None else self.mark / tick)
-        first_shock = min((shock.step for shock in self.config.shocks), default=0)
-        if t == max(first_shock - 1, 0):
+        if t == self._snapshot_step:
             kinds = [_KIND_NAMES[int(code)] for code in clearing.kind[:n]]
             self.recorder.snapshot_accounts("before_stress", t, kinds, position, check.equity, check.notional)
 

@@ -76,7 +76,7 @@ def _regime(model, shock: FundamentalRegime, k: int, step: int, state: dict, eff
 
 def _previous_volume(model, step: int) -> int:
     recorder = model.recorder
-    return int(recorder.columns["volume"][recorder.rows - 1]) if recorder.rows and step > 0 else 0
+    return int(recorder.latest("volume")) if recorder.rows and step > 0 else 0
 
 
 def _market_order(model, shock: MarketOrderShock, k: int, step: int, state: dict, effects) -> bool:

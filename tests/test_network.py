@@ -421,3 +421,39 @@ def test_attribution_rule_on_a_hand_built_book():
     assert sorted(graph.edges) == [(records[long_a]["liquidation_id"], records[long_b]["liquidation_id"])]
     assert cascade_sizes(graph) == [2, 1]
     assert cascade_measures(graph)["branching_ratio"] == pytest.approx(1 / 3)
+
+
+def test_eigenvector_of_a_large_graph_uses_the_sparse_solver_and_agrees_with_a_dense_one():
+    # 3 makers, 900 takers: above DENSE_EIGEN_MAX_NODES, so ARPACK answers; checked against numpy's
+    # dense solver on the same matrix, and twice for identical digits (fixed start vector).
+    from abm.network import DENSE_EIGEN_MAX_NODES, _eigenvector
+
+    rng = np.random.default_rng(3)
+    graph = nx.Graph()
+    for taker in range(3, 903):
+        for maker in rng.choice(3, size=2, replace=False).tolist():
+            graph.add_edge(taker, maker, notional=float(rng.uniform(1.0, 100.0)))
+    assert graph.number_of_nodes() > DENSE_EIGEN_MAX_NODES
+    nodes = list(graph)
+    matrix = nx.to_numpy_array(graph, nodelist=nodes, weight="notional")
+    values, vectors = np.linalg.eigh(matrix)
+    expected = np.abs(vectors[:, np.argmax(values)])
+    first, second = _eigenvector(graph), _eigenvector(graph)
+    assert [first[node] for node in nodes] == pytest.approx(expected.tolist(), abs=1e-9)
+    assert first == second
+
+
+def test_cascade_depth_equals_networkx_longest_path_on_random_dags():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(40))
+        for child in range(1, 40):
+            for parent in rng.choice(child, size=min(child, int(rng.integers(0, 3))), replace=False).tolist():
+                if rng.random() < 0.5:
+                    graph.add_edge(parent, child)
+        components = cascade_components(graph)
+        for nodes in nx.weakly_connected_components(graph):
+            row = components[components["first_node"] == min(nodes)].iloc[0]
+            assert row["depth"] == nx.dag_longest_path_length(graph.subgraph(nodes))
+        assert cascade_measures(graph)["cascade_depth"] == nx.dag_longest_path_length(graph)

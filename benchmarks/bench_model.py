@@ -1,0 +1,179 @@
+"""Whole-model speed: agent actions per second, scaling with traders and steps, memory, data collection.
+
+Every case is the ``spiral`` scenario with dotted overrides, run in a fresh subprocess (so that peak
+memory, the child's ``ru_maxrss``, belongs to that case alone):
+
+* ``steps`` (default 10,000; the shocks stay at steps 300-304) and ``agents.1.count`` = the number of
+  leveraged traders, with ``agents.1.arrival_rate`` = 100 / traders so that every case has the same
+  expected number of trader arrivals per step (0.1 per trader at 1,000 traders);
+* ``strategy``: ``hold`` is the spiral as written (holders act only on a margin call or to re-enter,
+  so they cost nothing while passive); ``random`` makes every arriving trader send an order
+  (``agents.1.strategy=random``), the case with the most trader orders.
+
+Reported per case: set-up, run and results (tables, networks, summary) wall seconds; peak RSS;
+``actions/s``: agent requests that reached the book (orders and cancel requests, counted by the model
+in ``agent_requests``) per second of run time; the share of run time spent recording (the model's
+``_record`` and Mesa's DataCollector, timed by wrapping them); and the growth exponents of run time
+with steps (1,000 traders; 1/4, 1/2 and all of the steps) and with traders (at the full steps),
+the slope of log time on log size (1 = linear).
+
+The passive cost of an account is measured apart, before the shock: the time per step of the first
+299 steps at 1,000 and at 100,000 traders, the difference divided by 99,000 accounts.
+
+Usage::
+
+    python benchmarks/bench_model.py                       # full table (about 3 minutes)
+    python benchmarks/bench_model.py --steps 2000 --traders 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+
+def _model(traders: int, steps: int, strategy: str, seed: int = 7):
+    from abm.model import MarketModel
+
+    return MarketModel(
+        "spiral",
+        rng=seed,
+        **{
+            "steps": steps,
+            "agents.1.count": traders,
+            "agents.1.arrival_rate": min(1.0, 100.0 / traders),
+            "agents.1.strategy": strategy,
+        },
+    )
+
+
+def one_case(traders: int, steps: int, strategy: str) -> dict:
+    """Run one case in this process and return its figures."""
+    import abm.model  # noqa: F401  (import time is not set-up time)
+
+    started = time.perf_counter()
+    model = _model(traders, steps, strategy)
+    built = time.perf_counter()
+    recording = [0.0]
+
+    def timed(function):
+        def wrapper(*args, **kwargs):
+            begin = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                recording[0] += time.perf_counter() - begin
+
+        return wrapper
+
+    model._record = timed(model._record)
+    model.datacollector.collect = timed(model.datacollector.collect)
+    requests_before = model.agent_requests  # the makers' opening quotes are set-up
+    model.run()
+    ran = time.perf_counter()
+    result = model.results()
+    finished = time.perf_counter()
+    run_seconds = ran - built
+    requests = model.agent_requests - requests_before
+    return {
+        "traders": traders,
+        "steps": steps,
+        "strategy": strategy,
+        "setup_s": built - started,
+        "run_s": run_seconds,
+        "results_s": finished - ran,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "requests": requests,
+        "actions_per_s": requests / run_seconds,
+        "recording_share": recording[0] / run_seconds,
+        "liquidations": int(result.summary["liquidations"]),
+    }
+
+
+def passive_cost(traders: int) -> float:
+    """Seconds per step of the first 299 (pre-shock) steps."""
+    model = _model(traders, 600, "hold")
+    started = time.perf_counter()
+    for _ in range(299):
+        model.step()
+    return (time.perf_counter() - started) / 299
+
+
+def _child(*args: str) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _slope(sizes: list[int], seconds: list[float]) -> float:
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the tables."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--traders", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--one", nargs=3, metavar=("TRADERS", "STEPS", "STRATEGY"), help=argparse.SUPPRESS)
+    parser.add_argument("--passive", type=int, metavar="TRADERS", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.steps < 1_300:
+        parser.error("--steps must be at least 1300 (a quarter of it must still reach the shock at step 300)")
+    if args.one:
+        print(json.dumps(one_case(int(args.one[0]), int(args.one[1]), args.one[2])))
+        return
+    if args.passive:
+        print(json.dumps({"seconds_per_step": passive_cost(args.passive)}))
+        return
+
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, {sys.platform}")
+    smallest = min(args.traders)
+    cases = [(smallest, args.steps // 4, "hold"), (smallest, args.steps // 2, "hold")]
+    cases += [(traders, args.steps, "hold") for traders in args.traders]
+    cases.append((smallest, args.steps, "random"))
+    rows = [_child("--one", str(traders), str(steps), strategy) for traders, steps, strategy in cases]
+    header = (
+        f"{'traders':>8} {'steps':>6} {'strategy':>8} {'setup s':>8} {'run s':>7} {'results s':>9} "
+        f"{'peak MB':>8} {'actions/s':>10} {'recording':>9} {'liquidated':>10}"
+    )
+    print(header)
+    for row in rows:
+        print(
+            f"{row['traders']:>8,} {row['steps']:>6,} {row['strategy']:>8} {row['setup_s']:>8.2f} "
+            f"{row['run_s']:>7.2f} {row['results_s']:>9.2f} {row['peak_rss_mb']:>8.0f} "
+            f"{row['actions_per_s']:>10,.0f} {row['recording_share']:>9.1%} {row['liquidations']:>10,}"
+        )
+    by_steps = [row for row in rows if row["traders"] == smallest and row["strategy"] == "hold"]
+    by_traders = [row for row in rows if row["steps"] == args.steps and row["strategy"] == "hold"]
+    print(
+        "growth exponent of run time: with steps "
+        f"{_slope([r['steps'] for r in by_steps], [r['run_s'] for r in by_steps]):.2f}, with traders "
+        f"{_slope([r['traders'] for r in by_traders], [r['run_s'] for r in by_traders]):.2f}"
+    )
+    largest = max(args.traders)
+    if largest > smallest:
+        small = _child("--passive", str(smallest))["seconds_per_step"]
+        large = _child("--passive", str(largest))["seconds_per_step"]
+        per_account = (large - small) / (largest - smallest)
+        print(
+            f"passive account: {1e3 * small:.3f} ms/step at {smallest:,} traders, {1e3 * large:.3f} ms/step "
+            f"at {largest:,}: {1e9 * per_account:.1f} ns per account per step"
+        )
+
+
+if __name__ == "__main__":
+    main()
