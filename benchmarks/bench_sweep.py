@@ -10,8 +10,7 @@ more use a spawn-context process pool); ``dask-N`` a Dask LocalCluster of N work
 (``--scheduler local``). The sweep is the spiral scenario over 100 seeds (SeedSequence root 1, common to
 every setting); each setting writes a fresh sweep directory in a temporary folder, and the time includes
 starting the worker processes (or the Dask LocalCluster) and writing the journal and results.parquet.
-Every setting must give the same rows (checked here, except for wall_seconds and the solver-noise column
-below).
+Every setting must give the same rows (checked here, except for wall_seconds).
 """
 
 from __future__ import annotations
@@ -28,8 +27,7 @@ import numpy as np
 from abm.sweep.runner import run_sweep
 from abm.sweep.spec import expand_sweep
 
-# networkx.eigenvector_centrality_numpy (ARPACK, random start) differs in its last bits between calls.
-_NOISY = ["wall_seconds", "maker_eigenvector_max"]
+_NOISY = ["wall_seconds"]
 
 
 def _measure(runs: int, workers: int, scheduler: str | None, folder: Path):
