@@ -14,13 +14,19 @@ sorted price lists and dicts are large. The anchor's drift (about 220 ticks over
 not reach them; only a market order that empties the near part of a side sweeps into them, so the
 fill counts differ slightly from the fresh case.
 
-Usage: python benchmarks/bench_book.py [--sizes 100000 1000000] [--seed 7] [--repeats 3]
+After the main table come the per-order cost ratio of the largest size to the smallest (1.0 means
+no slowdown per order as the run gets longer, e.g. from the garbage collector) and, with
+``--by-kind``, the cost of each kind of operation (each call timed with perf_counter_ns, minus the
+cost of an empty timing pair): the profile that says where a mixed order's time goes.
+
+Usage: python benchmarks/bench_book.py [--sizes 100000 1000000] [--seed 7] [--repeats 3] [--by-kind]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import sys
 import time
@@ -154,6 +160,96 @@ def measure(operations: list[tuple], deep: bool, freeze: bool, repeats: int) -> 
     }
 
 
+def profile_by_kind(operations: list[tuple]) -> list[dict]:
+    """Time every book call of the stream separately; return one row per kind of operation.
+
+    Limit orders are split into those that rest without trading and those that trade ("crossing",
+    whether or not a remainder rests). The timer's own cost (an empty perf_counter_ns pair) is
+    subtracted. The figures are indicative: timing each call perturbs caches a little.
+    """
+    book = OrderBook()
+    clock = time.perf_counter_ns
+    kinds = ("limit, rests", "limit, crossing", "cancel", "open_orders", "cancel_all", "market")
+    spent = dict.fromkeys(kinds, 0)
+    counts = dict.fromkeys(kinds, 0)
+    empty_total = 0
+    gc.collect()
+    for kind, owner, side, anchor, offset, quantity, pick, market_limit in operations:
+        if kind == LIMIT:
+            price = anchor - side * offset
+            start = clock()
+            fills = book.submit_limit(owner, side, price, quantity)[1]
+            stop = clock()
+            name = "limit, crossing" if fills else "limit, rests"
+        elif kind == CANCEL:
+            start = clock()
+            open_ids = book.open_orders(owner)
+            stop = clock()
+            spent["open_orders"] += stop - start
+            counts["open_orders"] += 1
+            if not open_ids:
+                continue
+            order_id = open_ids[int(pick * len(open_ids))]
+            start = clock()
+            book.cancel(order_id)
+            stop = clock()
+            name = "cancel"
+        elif kind == MARKET:
+            limit_price = None if market_limit < 0 else market_limit
+            start = clock()
+            book.submit_market(owner, side, quantity, limit_price)
+            stop = clock()
+            name = "market"
+        else:
+            start = clock()
+            book.cancel_all(owner)
+            stop = clock()
+            name = "cancel_all"
+        spent[name] += stop - start
+        counts[name] += 1
+        start = clock()
+        stop = clock()
+        empty_total += stop - start
+    timer_ns = empty_total / max(sum(counts.values()) - counts["open_orders"], 1)
+    rows = []
+    for name in kinds:
+        per_call = spent[name] / counts[name] - timer_ns if counts[name] else 0.0
+        rows.append(
+            {
+                "operation": name,
+                "calls": counts[name],
+                "share of orders": f"{counts[name] / len(operations):.1%}",
+                "ns per call": per_call,
+                "ns per order": per_call * counts[name] / len(operations),
+            }
+        )
+    total = sum(row["ns per order"] for row in rows)
+    rows.append(
+        {
+            "operation": "all",
+            "calls": len(operations),
+            "share of orders": "",
+            "ns per call": total,
+            "ns per order": total,
+        }
+    )
+    return rows
+
+
+def _machine() -> str:
+    """One line describing the CPU (its model from /proc/cpuinfo where there is one), cores and OS."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
 def _format(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value >= 100 else f"{value:.3f}"
@@ -176,19 +272,50 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed runs per row")
+    parser.add_argument("--by-kind", action="store_true", help="also time each kind of operation")
     args = parser.parse_args()
+    print(f"Machine: {_machine()}")
     print(
-        f"Python {platform.python_version()} ({platform.python_implementation()}), numpy {np.__version__}, "
-        f"best of {args.repeats}, seed {args.seed}"
+        f"Python {platform.python_version()} ({platform.python_implementation()}, "
+        f"{' '.join(platform.python_build())}), numpy {np.__version__}; "
+        f"best of {args.repeats} runs, seed {args.seed}, CPU seconds (process_time)"
     )
     rows = []
+    streams = {}
     for size in args.sizes:
-        operations = draw_operations(np.random.default_rng(args.seed), size)
+        operations = streams[size] = draw_operations(np.random.default_rng(args.seed), size)
         for deep in (False, True):
             for freeze in (False, True):
                 rows.append(measure(operations, deep=deep, freeze=freeze, repeats=args.repeats))
     _print_table(rows)
-    print("target (aspirational): 1,500,000 orders/s")
+    if len(args.sizes) > 1:
+        small, large = min(args.sizes), max(args.sizes)
+        print(f"\nPer-order cost at {large:,} orders relative to {small:,} (target: at most 1.10):")
+        ratios = []
+        for row in rows:
+            if row["orders"] != large:
+                continue
+            base = next(
+                other
+                for other in rows
+                if other["orders"] == small
+                and (other["book"], other["gc.freeze"]) == (row["book"], row["gc.freeze"])
+            )
+            ratios.append(
+                {
+                    "book": row["book"],
+                    "gc.freeze": row["gc.freeze"],
+                    "ratio (with driver)": (row["total s"] / large) / (base["total s"] / small),
+                    "ratio (book only)": ((row["total s"] - row["bare s"]) / large)
+                    / ((base["total s"] - base["bare s"]) / small),
+                }
+            )
+        _print_table(ratios)
+    if args.by_kind:
+        size = min(args.sizes)
+        print(f"\nCost by kind of operation, fresh book, {size:,} orders (perf_counter_ns per call):")
+        _print_table(profile_by_kind(streams[size]))
+    print("\ntarget: 1,500,000 orders/s through the public API")
 
 
 if __name__ == "__main__":

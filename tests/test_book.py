@@ -639,3 +639,109 @@ def test_matches_reference_book_on_random_streams(seed):
 @pytest.mark.parametrize("seed", range(10, 30))
 def test_matches_reference_book_on_many_seeds(seed):
     assert _random_stream_against_reference(seed, 20_000) > 1_000
+
+
+# --------------------------------------------------------------------------- level reuse, larger streams
+def test_emptied_level_is_reused_with_fifo_and_exact_depth():
+    book = OrderBook()
+    first, _ = book.submit_limit(1, SELL, 100, 2)
+    book.submit_market(2, BUY, 2)  # empties the level: unlisted, kept for reuse
+    assert book.levels(SELL, ALL_LEVELS) == [] and book.orders_at(SELL, 100) == []
+    book.check_invariants()
+    second, _ = book.submit_limit(3, SELL, 100, 4)
+    third, _ = book.submit_limit(4, SELL, 100, 1)
+    assert book.levels(SELL, ALL_LEVELS) == [(100, 5)] and book.best_ask() == 100
+    assert book.orders_at(SELL, 100) == [second, third]
+    book.cancel(second)
+    book.cancel(third)  # emptied by cancels, with dead entries in its queue
+    assert book.best_ask() is None and book.orders_at(SELL, 100) == []
+    book.check_invariants()
+    fourth, _ = book.submit_limit(5, SELL, 100, 3)
+    fills = book.submit_market(6, BUY, 5)
+    assert [(fill.maker_order_id, fill.quantity) for fill in fills] == [(fourth, 3)]
+    assert first < second < third < fourth
+    book.check_invariants()
+
+
+def test_emptied_levels_stay_bounded_when_the_price_wanders():
+    book = OrderBook()
+    for step in range(5_000):
+        # One resting order per price, filled at once by the next step: a steady upward walk.
+        book.submit_limit(1, BUY, 1_000 + step, 1)
+        book.submit_market(2, SELL, 1)
+        book.submit_limit(1, SELL, 10_000 + step, 1)
+        book.submit_market(2, BUY, 1)
+    assert len(book) == 0
+    assert len(book._bid_levels) <= 2 * len(book._bid_keys) + 65
+    assert len(book._ask_levels) <= 2 * len(book._ask_keys) + 65
+    book.check_invariants()
+
+
+def test_check_invariants_detects_a_wrong_dead_count():
+    book = _depth_book()
+    book._bid_levels[100][2] += 1  # corrupt on purpose
+    with pytest.raises(AssertionError, match="dead count"):
+        book.check_invariants()
+
+
+def _long_stream_against_reference(seed: int, operations: int, drift: float) -> int:
+    """A longer stream whose anchor wanders ``drift`` of the time (levels empty, refill and get dropped).
+
+    Every return value is compared with the reference; the full levels every 64 operations and the
+    internal invariants every 4,096. Returns the number of fills.
+    """
+    rng = np.random.default_rng(seed)
+    count = operations
+    draw, pick, side_draw, steps = rng.random(count), rng.random(count), rng.random(count), rng.random(count)
+    owners = rng.integers(0, OWNER_COUNT, count).tolist()
+    offsets = rng.integers(-2, 8, count).tolist()
+    quantities = rng.integers(1, 10, count).tolist()
+    market_quantities = rng.integers(1, 40, count).tolist()
+    market_limits = rng.integers(0, 6, count).tolist()
+    book, reference = OrderBook(), ReferenceBook()
+    anchor = 10_000
+    fill_count = 0
+    for i in range(count):
+        if steps[i] < drift:
+            anchor += 3 if steps[i] < drift / 2 else -3
+        owner = owners[i]
+        side = BUY if side_draw[i] < 0.5 else SELL
+        if draw[i] < 0.70:
+            price = anchor - side * offsets[i]
+            result = book.submit_limit(owner, side, price, quantities[i])
+            assert result == reference.submit_limit(owner, side, price, quantities[i])
+            fill_count += len(result[1])
+        elif draw[i] < 0.89:
+            open_ids = book.open_orders(owner)
+            assert open_ids == reference.open_orders(owner)
+            order_id = open_ids[int(pick[i] * len(open_ids))] if open_ids else -1
+            assert book.cancel(order_id) == reference.cancel(order_id)
+        elif draw[i] < 0.90:
+            assert book.cancel_all(owner) == reference.cancel_all(owner)
+        else:
+            limit_price = None if pick[i] < 0.5 else anchor + side * market_limits[i]
+            quantity = market_quantities[i]
+            fills = book.submit_market(owner, side, quantity, limit_price=limit_price)
+            assert fills == reference.submit_market(owner, side, quantity, limit_price=limit_price)
+            fill_count += len(fills)
+        if i % 64 == 0:
+            assert book.levels(BUY, ALL_LEVELS) == reference.levels(BUY, ALL_LEVELS)
+            assert book.levels(SELL, ALL_LEVELS) == reference.levels(SELL, ALL_LEVELS)
+            assert (book.last_price, book.volume_traded()) == (reference.last_price, reference.volume)
+        if i % 4_096 == 0:
+            book.check_invariants()
+    assert book.levels(BUY, ALL_LEVELS) == reference.levels(BUY, ALL_LEVELS)
+    assert book.levels(SELL, ALL_LEVELS) == reference.levels(SELL, ALL_LEVELS)
+    assert len(book) == len(reference)
+    book.check_invariants()
+    return fill_count
+
+
+@pytest.mark.parametrize(("seed", "drift"), [(41, 0.05), (42, 0.3)])
+def test_matches_reference_book_on_a_long_wandering_stream(seed, drift):
+    assert _long_stream_against_reference(seed, 60_000, drift) > 10_000
+
+
+@pytest.mark.slow
+def test_matches_reference_book_on_a_very_long_stream():
+    assert _long_stream_against_reference(43, 1_000_000, 0.1) > 200_000

@@ -54,11 +54,7 @@ def small_sweep(folder: Path, seeds=None, **extra) -> Path:
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    return (
-        frame.drop(columns=["wall_seconds"])
-        .sort_values("run_id")
-        .reset_index(drop=True)
-    )
+    return frame.drop(columns=["wall_seconds"]).sort_values("run_id").reset_index(drop=True)
 
 
 def assert_same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
