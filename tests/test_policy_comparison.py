@@ -1,6 +1,6 @@
 """The margin-rule comparison at reduced size: the results the experiment is expected to show.
 
-The full experiment is ``abm sweep scenarios/policy_comparison.yaml`` (11 rules x 20 seeds); here four
+The full experiment is ``abm sweep scenarios/policy_comparison.yaml`` (13 rule set-ups x 20 seeds); here four
 of its rules run on the first three of its common seeds, straight from the sweep file, so the test
 exercises the shipped calibration rather than one of its own.
 """

@@ -377,3 +377,46 @@ def test_expand_sweep_from_a_mapping_resolves_base_by_name():
     plan = expand_sweep({"base": "spiral", "set": SMALL, "seeds": [3]})
     assert len(plan.points) == 1 and plan.points[0].group == "all" and plan.name == "spiral-sweep"
     assert os.path.basename(plan.base) == "spiral.yaml"
+
+
+def test_paired_differences_by_hand():
+    from abm.sweep.report import paired_differences
+
+    # Seeds 1-3; B - A per seed: 2, 4, 6 (mean 4, sd 2); C has no run for seed 3 and a failed one for 2.
+    results = pd.DataFrame(
+        {
+            "group": ["A", "A", "A", "B", "B", "B", "C", "C"],
+            "seed": [1, 2, 3, 1, 2, 3, 1, 2],
+            "status": ["ok"] * 7 + ["failed"],
+            "loss": [10.0, 20.0, 30.0, 12.0, 24.0, 36.0, 11.0, 99.0],
+        }
+    )
+    table = paired_differences(results, ["loss"], baseline="A").set_index("group")
+    assert table.loc["B", "pairs"] == 3 and table.loc["B", "loss.diff"] == pytest.approx(4.0)
+    half = 4.302652729911275 * 2.0 / np.sqrt(3)  # t(0.975, 2) x sd / sqrt(n)
+    assert table.loc["B", "loss.low"] == pytest.approx(4.0 - half)
+    assert table.loc["B", "loss.high"] == pytest.approx(4.0 + half)
+    assert table.loc["C", "pairs"] == 1 and table.loc["C", "loss.diff"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["C", "loss.low"])
+    with pytest.raises(ValueError, match="baseline group 'D' is not in the results; groups: A, B, C"):
+        paired_differences(results, ["loss"], baseline="D")
+
+
+def test_compare_with_a_baseline_writes_the_paired_table(tmp_path, capsys):
+    path = small_sweep(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(path), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", str(out), "--no-figures", "--baseline", "0.01"]) == 0
+    printed = capsys.readouterr().out
+    assert "minus 0.01, seed by seed" in printed
+    table = pd.read_csv(out / "differences_vs_0.01.csv")
+    results = pd.read_parquet(out / "results.parquet").set_index("seed")
+    low, high = results[results["group"] == "0.01"], results[results["group"] == "0.02"]
+    expected = (high["max_drawdown"] - low.loc[high.index, "max_drawdown"]).mean()
+    assert table["group"].astype(str).tolist() == ["0.02"]
+    assert table["max_drawdown.diff"].iloc[0] == pytest.approx(expected)
+    before = sorted(p.name for p in out.iterdir())
+    assert cli.main(["compare", str(out), "--no-figures", "--baseline", "nope"]) == 2
+    assert "baseline group 'nope' is not in the results" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written

@@ -45,6 +45,9 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
         "--paths", action="store_true", help="with --report: re-run one seed per group for paths"
     )
     parser.add_argument(
+        "--baseline", metavar="GROUP", help="with --report: compare every group with GROUP seed by seed"
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -68,6 +71,11 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="where to write (default: the sweep directory)")
     parser.add_argument("--paths", action="store_true", help="re-run one seed per group to draw margin paths")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument(
+        "--baseline",
+        metavar="GROUP",
+        help="also compare every group with GROUP seed by seed (mean difference, paired 95%% t interval)",
+    )
     parser.set_defaults(handler=_compare_command)
 
 
@@ -125,7 +133,7 @@ def _sweep_command(options: argparse.Namespace) -> int:
     if outcome.failed:
         _show_failures(outcome.results)
     if options.report and outcome.ok:
-        status = _report([out], None, paths=options.paths, figures=True)
+        status = _report([out], None, paths=options.paths, figures=True, baseline=options.baseline)
         if status != _EXIT_OK:
             return status
     return _EXIT_FAILED if outcome.failed else _EXIT_OK
@@ -144,19 +152,25 @@ def _show_failures(results) -> None:
 
 
 def _compare_command(options: argparse.Namespace) -> int:
-    return _report(options.dirs, options.out, paths=options.paths, figures=not options.no_figures)
+    figures = not options.no_figures
+    return _report(options.dirs, options.out, paths=options.paths, figures=figures, baseline=options.baseline)
 
 
-def _report(dirs: list[str | Path], out: str | None, *, paths: bool, figures: bool) -> int:
-    from abm.sweep.report import HEADLINE_MEASURES, format_group_table, write_report
+def _report(
+    dirs: list[str | Path], out: str | None, *, paths: bool, figures: bool, baseline: str | None = None
+) -> int:
+    from abm.sweep.report import HEADLINE_MEASURES, format_difference_table, format_group_table, write_report
 
     try:
-        report = write_report(dirs, out, paths=paths, figures=figures)
+        report = write_report(dirs, out, paths=paths, figures=figures, baseline=baseline)
     except (FileNotFoundError, ValueError) as exc:
         return _errors([str(exc)])
     shown = [m for m in HEADLINE_MEASURES if m in report.measures] or report.measures
     print("mean [95% t interval] over seeds, per group:")
     print(format_group_table(report.summary, shown))
+    if report.differences is not None:
+        print(f"\nminus {baseline}, seed by seed: mean difference [paired 95% t interval]:")
+        print(format_difference_table(report.differences, shown))
     for path in report.files:
         print(f"wrote {os.fspath(path)}")
     return _EXIT_OK
