@@ -81,6 +81,7 @@ ENGINE_NODE = 0
 ADL_NODE = -1
 # Exact betweenness costs O(nodes x edges); above this many traded accounts it is left out (None).
 DENSE_EIGEN_MAX_NODES = 500  # above this, a sparse solver for the eigenvector centrality
+EIGENVECTOR_DECIMALS = 9  # eigenvector centralities are rounded to this many decimals
 BETWEENNESS_MAX_NODES = 1000
 _FLOW_ATTRIBUTES = (
     "notional",
@@ -399,8 +400,9 @@ def maker_centrality(
     Returns:
         One row per maker (sorted by account): ``account``, ``degree_share`` (its notional-weighted
         degree over the total traded notional: the share of all notional it was a party to),
-        ``eigenvector`` (eigenvector centrality on notional, unit Euclidean norm) and ``betweenness``
-        (normalised, one hop per trading link; NaN above ``BETWEENNESS_MAX_NODES`` traded nodes).
+        ``eigenvector`` (eigenvector centrality on notional, unit Euclidean norm, rounded to 9 decimals)
+        and ``betweenness`` (normalised, one hop per trading link; NaN above ``BETWEENNESS_MAX_NODES``
+        traded nodes).
     """
     if makers is None:
         makers = [node for node, kind in graph.nodes(data="kind") if kind == "market_maker"]
@@ -461,6 +463,10 @@ def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
         _, vectors = eigsh(matrix, k=1, which="LA", v0=np.ones(len(nodes)), tol=1e-12)
         vector = vectors[:, 0]
     vector = np.abs(vector) / np.linalg.norm(vector)  # Perron vector: one sign; unit Euclidean norm
+    # Rounded to 1e-9: LAPACK's last digits can differ between processes (BLAS threads, the alignment of
+    # the array in memory; seen between a sweep's workers), and a run must give the same table wherever
+    # it runs.
+    vector = np.round(vector, EIGENVECTOR_DECIMALS)
     return dict(zip(nodes, vector.tolist(), strict=True))
 
 
