@@ -425,6 +425,15 @@ def _list_command(options: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
         print(f"{name:<{width}}  {description}".rstrip())
+    sweeps = config.available_sweeps(folder)
+    if sweeps:
+        print(f"\nsweep files (abm sweep {folder.name}/FILE):")
+        for name in sweeps:
+            try:
+                description = _first_line(read_yaml_mapping(folder / name).get("description"))
+            except ScenarioError as exc:
+                description = f"(unreadable: {exc.errors[0]})"
+            print(f"  {name}  {description}".rstrip())
     return EXIT_OK
 
 

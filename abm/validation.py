@@ -17,8 +17,8 @@ criticality (``m < 1``), and with liquidation prices scattered as a Poisson proc
 liquidations one liquidation sets off is a Galton-Watson process with Poisson(``m``) offspring, whose
 mean total size is ``1 / (1 - m)`` (REFERENCES.md, linear-impact cascade).
 
-The scenario-based cases (stylized facts on ``calm``; leverage and fat tails; the policy ranking) are run
-by ``benchmarks/validation.py`` at full size and by ``tests/validation/`` at a reduced size; their
+The scenario-based cases (stylized facts on ``calm_facts``; leverage and fat tails; the policy ranking)
+are run by ``benchmarks/validation.py`` at full size and by ``tests/validation/`` at a reduced size; their
 settings are fixed here so that both use the same ones. This module also provides ``abm facts``.
 """
 

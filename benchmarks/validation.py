@@ -5,7 +5,7 @@ Usage::
     python benchmarks/validation.py [stylized|leverage|cascade|policy|all] [--seeds N] [--steps N]
                                     [--workers N]
 
-1. stylized: the calm scenario over several seeds, each stylized fact beside its published range.
+1. stylized: the calm_facts scenario over several seeds, each stylized fact beside its published range.
 2. leverage: value funds against AR(1) noise demand, sweeping the funds' leverage cap.
 3. cascade: the analytic cascade on a uniform book against its closed forms.
 4. policy: fund defaults under a constant and a volatility-based maximum leverage (Poledna et al. 2014).
@@ -67,7 +67,7 @@ def _mean_sd(values) -> str:
 
 def _stylized_run(seed_and_steps):
     seed, steps = seed_and_steps
-    result = run_scenario(load_scenario(resolve_scenario("calm"), [f"steps={steps}"]), seed=seed)
+    result = run_scenario(load_scenario(resolve_scenario("calm_facts"), [f"steps={steps}"]), seed=seed)
     return {
         interval: stylized_facts(result.timeseries, interval) for interval in STYLIZED_INTERVALS
     }, result.summary["liquidated_accounts"]

@@ -395,8 +395,16 @@ def test_list_without_scenarios(
 
 def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["list"]) == 0
-    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == sorted(path.stem for path in config.SCENARIOS_DIR.glob("*.yaml"))
+    printed = capsys.readouterr().out
+    scenarios, sweeps = printed.split("\n\nsweep files")
+    listed = [line.split()[0] for line in scenarios.splitlines()]
+    assert listed == sorted(
+        path.stem for path in config.SCENARIOS_DIR.glob("*.yaml") if not config.is_sweep_file(path)
+    )
+    assert [line.split()[0] for line in sweeps.splitlines()[1:]] == [
+        "policy_comparison.yaml",
+        "spiral_maintenance.sweep.yaml",
+    ]
 
 
 def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,11 +10,12 @@ import functools
 import numpy as np
 import pytest
 
-from abm.config import load_scenario, resolve_scenario
+from abm.config import available_scenarios, load_scenario, resolve_scenario
 from abm.model import MarketModel, run_scenario
 
 LIBRARY = (
     "calm",
+    "calm_facts",
     "spiral",
     "flash_crash",
     "slow_bleed",
@@ -25,6 +26,8 @@ LIBRARY = (
     "crowded_longs_build_up",
     "crash_2020_03_12",
     "crash_2021_05_19",
+    "policy_stress",
+    "validation_leverage",
 )
 SHORT_STEPS = 80
 SHORT_SHOCK_STEP = 40
@@ -44,6 +47,11 @@ def _short_overrides(name):
         if shock.step > SHORT_SHOCK_STEP:
             overrides.append(f"shocks.{index}.step={SHORT_SHOCK_STEP}")
     return overrides
+
+
+def test_every_shipped_scenario_is_in_the_library_tests():
+    # The conformance tests below run over LIBRARY: a new scenario file must join it.
+    assert sorted(LIBRARY) == available_scenarios()
 
 
 @pytest.mark.parametrize("name", LIBRARY)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from abm.config.loading import (
     available_scenarios,
+    available_sweeps,
+    is_sweep_file,
     load_scenario,
     resolve_scenario,
     scenario_from_dict,
@@ -107,6 +109,8 @@ __all__ = [
     "Shock",
     "apply_overrides",
     "available_scenarios",
+    "available_sweeps",
+    "is_sweep_file",
     "load_scenario",
     "read_yaml_mapping",
     "resolve_scenario",

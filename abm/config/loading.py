@@ -34,6 +34,8 @@ from abm.margin.settings import BUILTIN_RULES
 
 __all__ = [
     "available_scenarios",
+    "available_sweeps",
+    "is_sweep_file",
     "load_scenario",
     "resolve_scenario",
     "scenario_from_dict",
@@ -388,13 +390,38 @@ def _default_directory() -> Path:
 
 
 def available_scenarios(directory: str | Path | None = None) -> list[str]:
-    """Names of the scenario files (``*.yaml``) in ``directory``, sorted.
+    """Names of the scenario files (``*.yaml``, not sweep files) in ``directory``, sorted.
 
     Args:
         directory: Where to look; ``abm.config.SCENARIOS_DIR`` (the repository's ``scenarios/``) by default.
     """
     folder = Path(directory) if directory is not None else _default_directory()
-    return sorted(file.stem for file in folder.glob("*.yaml") if file.is_file())
+    return sorted(file.stem for file in folder.glob("*.yaml") if file.is_file() and not is_sweep_file(file))
+
+
+def available_sweeps(directory: str | Path | None = None) -> list[str]:
+    """Names of the sweep files in ``directory`` (see :func:`is_sweep_file`), sorted.
+
+    Args:
+        directory: Where to look; ``abm.config.SCENARIOS_DIR`` by default.
+    """
+    folder = Path(directory) if directory is not None else _default_directory()
+    return sorted(file.name for file in folder.glob("*.yaml") if file.is_file() and is_sweep_file(file))
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether a YAML file is a sweep file: named ``*.sweep.yaml`` or with a top-level ``base:`` key.
+
+    A scenario has no ``base`` section, so the test needs no parsing (an unreadable file is no sweep).
+    """
+    path = Path(path)
+    if path.name.endswith(".sweep.yaml"):
+        return True
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^base\s*:", text, flags=re.MULTILINE) is not None
 
 
 def resolve_scenario(name_or_path: str | Path, directory: str | Path | None = None) -> Path:

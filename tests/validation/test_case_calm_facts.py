@@ -1,4 +1,4 @@
-"""Validation case 1 at a reduced size: stylized facts of the calm scenario (two seeds, 3,000 steps).
+"""Validation case 1 at a reduced size: stylized facts of the calm_facts scenario (two seeds, 3,000 steps).
 
 Only the facts the model shows at this size are asserted; the full table over more seeds and steps,
 and the facts the model does not reproduce, are in docs/validation.md.
@@ -17,7 +17,7 @@ SEEDS = (1, 2)
 def calm_runs():
     runs = []
     for seed in SEEDS:
-        result = run_scenario(load_scenario(resolve_scenario("calm"), ["steps=3000"]), seed=seed)
+        result = run_scenario(load_scenario(resolve_scenario("calm_facts"), ["steps=3000"]), seed=seed)
         runs.append((result, stylized_facts(result.timeseries, 1)))
     return runs
 

@@ -9,7 +9,7 @@ from abm.stylized import PUBLISHED_FACTS, stylized_facts
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("facts") / "calm-run"
-    status = main(["run", "calm", "--steps", "400", "--seed", "3", "--out", str(out), "--no-progress"])
+    status = main(["run", "calm_facts", "--steps", "400", "--seed", "3", "--out", str(out), "--no-progress"])
     assert status == 0
     return out
 
