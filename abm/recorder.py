@@ -95,16 +95,27 @@ class RunRecorder:
         span = int(DEPTH_BUCKETS * width) + 2  # levels are whole ticks: no more than this fit the window
         buckets = 2 * DEPTH_BUCKETS
         row = [0] * buckets  # a list: item updates on a numpy row cost ~10x more
+        floor = math.floor
         # A plain loop: a side holds a few dozen levels, for which numpy's set-up costs more than it saves.
-        for side in (1, -1):
-            for price, lots in book.levels(side, span):
-                if price == reference_ticks:
-                    # A bid exactly at the reference is the first bucket below it, an ask the first above.
-                    bucket = DEPTH_BUCKETS - 1 if side == 1 else DEPTH_BUCKETS
-                else:
-                    bucket = math.floor((price - reference_ticks) / width) + DEPTH_BUCKETS
-                if 0 <= bucket < buckets:
-                    row[bucket] += lots
+        # Levels come best first, so each side stops at the first level beyond the window.
+        for price, lots in book.levels(1, span):
+            if price == reference_ticks:
+                bucket = DEPTH_BUCKETS - 1  # a bid exactly at the reference: the first bucket below it
+            else:
+                bucket = floor((price - reference_ticks) / width) + DEPTH_BUCKETS
+                if bucket < 0:
+                    break
+            if bucket < buckets:
+                row[bucket] += lots
+        for price, lots in book.levels(-1, span):
+            if price == reference_ticks:
+                bucket = DEPTH_BUCKETS  # an ask exactly at the reference: the first bucket above it
+            else:
+                bucket = floor((price - reference_ticks) / width) + DEPTH_BUCKETS
+                if bucket >= buckets:
+                    break
+            if bucket >= 0:
+                row[bucket] += lots
         self.depth_profile[self.rows - 1] = row
 
     def snapshot_accounts(
