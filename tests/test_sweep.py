@@ -341,6 +341,9 @@ def test_compare_writes_tables_and_figures(tmp_path, capsys):
         assert row["max_drawdown.mean"] == pytest.approx(members["max_drawdown"].mean())
     assert (out / "figures" / "boxplots.png").stat().st_size > 0
     assert (out / "figures" / "margin_paths.png").stat().st_size > 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 2 and "<script" not in page
+    assert "liquidated_notional" in page and "runs ok/failed" in page
 
     # Two sweeps compared: groups named by sweep; without kept runs, --paths re-runs one seed per group.
     other = tmp_path / "other"

@@ -9,8 +9,10 @@ Written files: ``summary_by_group.csv`` and ``.parquet`` (one row per group; col
 ``.sd``, ``.low``, ``.high``), ``figures/boxplots.png`` (liquidated notional, maximum drawdown and bad debt
 per group) and, when the runs' time series are at hand (``--keep-runs``) or ``paths=True`` re-runs the
 first seed of each group, ``figures/margin_paths.png`` (the maintenance rate of each group through the
-stress). With a baseline group, ``differences_vs_<group>.csv``: every other group minus the baseline, seed
-by seed (the seeds are common to all groups), with a paired Student t interval of the mean difference.
+stress). ``report.html`` puts the headline table, the paired differences and the figures on one
+self-contained page (as a run's report). With a baseline group, ``differences_vs_<group>.csv``: every
+other group minus the baseline, seed by seed (the seeds are common to all groups), with a paired Student t
+interval of the mean difference.
 Figures use matplotlib's object API (no pyplot).
 """
 
@@ -52,6 +54,7 @@ __all__ = [
 CONFIDENCE = 0.95
 BOXPLOT_MEASURES = ("liquidated_notional", "max_drawdown", "bad_debt")
 # Printed on the terminal, when present; the files hold every measure.
+REPORT_FILE = "report.html"
 HEADLINE_MEASURES = (
     "liquidated_notional",
     "max_drawdown",
@@ -364,8 +367,73 @@ def write_report(
         series = margin_paths(results, manifests, rerun=paths)
         if series:
             files.append(_margin_figure(series, manifests, out / "figures" / "margin_paths.png"))
+    files.append(
+        _html_report(out, names, summary, differences, measures, [f for f in files if f.suffix == ".png"])
+    )
     return SweepReport(
         results=results, summary=summary, measures=measures, files=files, differences=differences
+    )
+
+
+def _interval_table(frame: pd.DataFrame, measures: Sequence[str], value: str) -> pd.DataFrame:
+    # One row per measure, one column per group: "value [low, high]".
+    shown = [m for m in measures if f"{m}.{value}" in frame.columns]
+    table = {"measure": shown}
+    for _, row in frame.iterrows():
+        cells = []
+        for measure in shown:
+            cell = _number(row[f"{measure}.{value}"])
+            if np.isfinite(row[f"{measure}.low"]):
+                cell += f" [{_number(row[f'{measure}.low'])}, {_number(row[f'{measure}.high'])}]"
+            cells.append(cell)
+        table[str(row["group"])] = cells
+    return pd.DataFrame(table)
+
+
+def _html_report(
+    out: Path,
+    names: Sequence[str],
+    summary: pd.DataFrame,
+    differences: pd.DataFrame | None,
+    measures: Sequence[str],
+    figures: Sequence[Path],
+) -> Path:
+    from abm.report import html_table, write_table_report
+
+    headline = [m for m in HEADLINE_MEASURES if m in measures] or list(measures)
+    table = _interval_table(summary, headline, "mean")
+    counts = {
+        "measure": "runs ok/failed",
+        **{str(r.group): f"{r.ok}/{r.failed}" for r in summary.itertuples()},
+    }
+    table = pd.concat([table, pd.DataFrame([counts])], ignore_index=True)
+    extra = []
+    if differences is not None and len(differences):
+        extra.append(
+            (
+                "Each group minus the baseline, seed by seed (mean [paired 95% t interval])",
+                html_table(_interval_table(differences, headline, "diff")),
+            )
+        )
+    extra.append(("Every measure", html_table(summary)))
+    intro = (
+        f"Sweep {', '.join(names)}: mean and 95% Student t interval over seeds, per group. "
+        "Tables: summary_by_group.csv"
+        + (" and differences_vs_*.csv" if differences is not None else "")
+        + "."
+    )
+    captions = {
+        "boxplots.png": "Per group, over seeds: liquidated notional, maximum drawdown, bad debt",
+        "margin_paths.png": "The maintenance rate and the mark of one seed per group through the stress",
+    }
+    return write_table_report(
+        out / REPORT_FILE,
+        f"Sweep report: {', '.join(names)}",
+        table,
+        figures,
+        intro=intro,
+        captions=captions,
+        extra_sections=extra,
     )
 
 
