@@ -174,18 +174,34 @@ class MarketMaker(TraderAgent):
         quote_bid = inventory < group.inventory_limit
         quote_ask = inventory > -group.inventory_limit
         spacing = group.level_spacing_ticks * widen
+        # The book directly, not model.submit_limit: the same orders in the same sequence, without a
+        # wrapper call per quote (makers send most of a run's orders).
+        account = self.account
+        submit = model.book.submit_limit
+        settle = model.clearing.settle
+        step = model.steps - 1
+        sent = 0
+        floor, ceil = math.floor, math.ceil
+        level_size, size_growth = group.level_size, group.size_growth
         for level in range(group.levels):
-            size = int(group.level_size * (1.0 + group.size_growth * level) * size_scale)
+            size = int(level_size * (1.0 + size_growth * level) * size_scale)
             if size <= 0:
                 continue
             offset = half_spread + level * spacing
             if quote_bid:
-                price = int(math.floor(reference - offset))
+                price = int(floor(reference - offset))
                 if price >= 1:
-                    model.submit_limit(self.account, BUY, price, size)
+                    _, fills = submit(account, BUY, price, size)
+                    sent += 1
+                    if fills:
+                        settle(fills, step, -1, is_liquidation=False)
             if quote_ask:
-                price = int(math.ceil(reference + offset))
-                model.submit_limit(self.account, SELL, price, size)
+                price = max(1, int(ceil(reference + offset)))  # as model.submit_limit clamps it
+                _, fills = submit(account, SELL, price, size)
+                sent += 1
+                if fills:
+                    settle(fills, step, -1, is_liquidation=False)
+        model.agent_requests += sent
 
 
 class NoiseTrader(TraderAgent):
