@@ -18,6 +18,7 @@ __all__ = [
     "MAX_ALIASES",
     "MAX_EXPANDED_NODES",
     "MAX_FILE_BYTES",
+    "InputError",
     "ScenarioError",
     "apply_overrides",
     "read_yaml_mapping",
@@ -33,14 +34,17 @@ _TOP = "(top level)"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class ScenarioError(Exception):
-    """A scenario that cannot be loaded or validated, with one line per problem.
+class InputError(Exception):
+    """Bad input, with one line per problem; the CLI prints it and exits with status 2.
+
+    Subclasses name what was read (``what``): a scenario, a sweep file.
 
     Attributes:
-        errors: One line per problem, ``"<dotted.path>: <message> (line N)"``; the line is given
-            when the problem maps to a place in the file.
-        source: The scenario file (or name) the problems belong to, or None for a mapping.
+        errors: One line per problem, each naming the field path (and the line, when known).
+        source: The file (or name) the problems belong to, or None.
     """
+
+    what = "input"
 
     def __init__(self, errors: Sequence[str], source: str | Path | None = None) -> None:
         self.errors = list(errors)
@@ -49,9 +53,21 @@ class ScenarioError(Exception):
 
     def __str__(self) -> str:
         count = len(self.errors)
-        head = f"{self.source}: invalid scenario" if self.source else "invalid scenario"
+        head = f"{self.source}: invalid {self.what}" if self.source else f"invalid {self.what}"
         head += f" ({count} problem{'' if count == 1 else 's'})"
         return "\n".join([head, *(f"  {line}" for line in self.errors)])
+
+
+class ScenarioError(InputError):
+    """A scenario that cannot be loaded or validated, with one line per problem.
+
+    Attributes:
+        errors: One line per problem, ``"<dotted.path>: <message> (line N)"``; the line is given
+            when the problem maps to a place in the file.
+        source: The scenario file (or name) the problems belong to, or None for a mapping.
+    """
+
+    what = "scenario"
 
 
 def _dotted(path: Sequence[Any]) -> str:

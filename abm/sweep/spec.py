@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from abm.config import Scenario, ScenarioError, read_yaml_mapping, resolve_scenario, scenario_from_dict
+from abm.config.reading import InputError
 
 __all__ = [
     "MAX_RUNS",
@@ -70,7 +71,7 @@ _RESERVED_KEYS = ("seed",)
 _NAMING_KEYS = ("rule", "kind", "type", "name")
 
 
-class SweepError(Exception):
+class SweepError(InputError):
     """A sweep file that cannot be read, validated or expanded, with one line per problem.
 
     Attributes:
@@ -79,16 +80,7 @@ class SweepError(Exception):
         source: The sweep file, or None.
     """
 
-    def __init__(self, errors: Sequence[str], source: str | Path | None = None) -> None:
-        self.errors = list(errors)
-        self.source = None if source is None else str(source)
-        super().__init__(self.errors, self.source)
-
-    def __str__(self) -> str:
-        count = len(self.errors)
-        head = f"{self.source}: invalid sweep" if self.source else "invalid sweep"
-        head += f" ({count} problem{'' if count == 1 else 's'})"
-        return "\n".join([head, *(f"  {line}" for line in self.errors)])
+    what = "sweep"
 
 
 # --------------------------------------------------------------------------- schema
