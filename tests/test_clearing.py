@@ -6,21 +6,11 @@ book prices in ticks are prices).
 
 import numpy as np
 import pytest
+from clearing_helpers import make_clearing
 
-from abm.book import BUY, SELL, OrderBook
-from abm.clearing import ENGINE, Clearing
-from abm.config import LiquidationConfig
-from abm.margin import build_margin_policy
-from abm.margin.settings import FixedMargin
+from abm.book import BUY, SELL
+from abm.clearing import ENGINE
 from abm.network import build_cascade_graph, cascade_measures
-
-
-def make_clearing(fund=0.0, maintenance=0.05, initial=0.10, **liquidation):
-    book = OrderBook()
-    policy = build_margin_policy(FixedMargin(rule="fixed", initial=initial, maintenance=maintenance))
-    settings = LiquidationConfig(insurance_fund=fund, **liquidation)
-    clearing = Clearing(book, policy, settings, contract_size=1.0, tick_size=1.0, call_buffer=0.2)
-    return book, clearing
 
 
 def mid_mark(book, clearing, fallback=100.0):

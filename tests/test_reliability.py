@@ -14,26 +14,17 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from clearing_helpers import make_clearing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abm import MarketModel, cli
 from abm.book import BUY, SELL, OrderBook
 from abm.clearing import ENGINE, Clearing, InvariantError
-from abm.config import LiquidationConfig, load_scenario, resolve_scenario, scenario_from_dict
+from abm.config import load_scenario, resolve_scenario, scenario_from_dict
 from abm.invariants import InvariantChecker, check_book, check_clearing, money_breakdown
-from abm.margin import build_margin_policy
-from abm.margin.settings import FixedMargin
 from abm.model import run_scenario
 from abm.outputs import read_run
-
-
-def make_clearing(fund=0.0, maintenance=0.05, initial=0.10, **liquidation):
-    book = OrderBook()
-    policy = build_margin_policy(FixedMargin(rule="fixed", initial=initial, maintenance=maintenance))
-    settings_ = LiquidationConfig(insurance_fund=fund, **liquidation)
-    clearing = Clearing(book, policy, settings_, contract_size=1.0, tick_size=1.0, call_buffer=0.2)
-    return book, clearing
 
 
 def short_spiral(steps: int) -> list[str]:
