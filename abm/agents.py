@@ -163,44 +163,30 @@ class MarketMaker(TraderAgent):
         """Cancel and requote."""
         model = self.model
         group: MarketMakerGroup = self.group
-        model.cancel_orders(self.account)
+        model.cancel_orders(self.account)  # before the reference: the mid without its own quotes
         reference = model.quote_reference(group.anchor_weight)
         inventory = self.position
         reference -= group.skew_ticks * inventory
         vol_ratio = model.realised_vol / group.vol_baseline if model.realised_vol > 0 else 1.0
         widen = max(1.0, 1.0 + group.vol_widen * (vol_ratio - 1.0))
-        half_spread = group.half_spread_ticks * widen
         size_scale = 1.0 - model.liquidity_pull(self, group, vol_ratio)
-        quote_bid = inventory < group.inventory_limit
-        quote_ask = inventory > -group.inventory_limit
-        spacing = group.level_spacing_ticks * widen
-        # The book directly, not model.submit_limit: the same orders in the same sequence, without a
-        # wrapper call per quote (makers send most of a run's orders).
-        account = self.account
-        submit = model.book.submit_limit
-        settle = model.clearing.settle
+        # One ladder call: makers send most of a run's orders, and the compiled book does the whole
+        # ladder in one call.
+        sent, crossed = model.book.submit_ladder(
+            self.account,
+            reference,
+            group.half_spread_ticks * widen,
+            group.level_spacing_ticks * widen,
+            group.levels,
+            group.level_size,
+            group.size_growth,
+            size_scale,
+            inventory < group.inventory_limit,
+            inventory > -group.inventory_limit,
+        )
         step = model.steps - 1
-        sent = 0
-        floor, ceil = math.floor, math.ceil
-        level_size, size_growth = group.level_size, group.size_growth
-        for level in range(group.levels):
-            size = int(level_size * (1.0 + size_growth * level) * size_scale)
-            if size <= 0:
-                continue
-            offset = half_spread + level * spacing
-            if quote_bid:
-                price = int(floor(reference - offset))
-                if price >= 1:
-                    _, fills = submit(account, BUY, price, size)
-                    sent += 1
-                    if fills:
-                        settle(fills, step, -1, is_liquidation=False)
-            if quote_ask:
-                price = max(1, int(ceil(reference + offset)))  # as model.submit_limit clamps it
-                _, fills = submit(account, SELL, price, size)
-                sent += 1
-                if fills:
-                    settle(fills, step, -1, is_liquidation=False)
+        for fills in crossed:
+            model.clearing.settle(fills, step, -1, is_liquidation=False)
         model.agent_requests += sent
 
 

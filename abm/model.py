@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from abm.agents import AGENT_CLASSES, LeveragedTrader
-from abm.book import BUY, OrderBook
+from abm.book import BUY, make_book
 from abm.clearing import ENGINE, KIND_CODES, Clearing
 from abm.config import LeveragedTraderGroup, MarketMakerGroup, Scenario
 from abm.margin import build_margin_policy
@@ -123,7 +123,7 @@ class MarketModel(mesa.Model):
         self.contract_size = market.contract_size
         self.horizon = config.steps
 
-        self.book = OrderBook()
+        self.book = make_book(self.config.market.book_engine)
         self.policy = build_margin_policy(config.margin)
         self.clearing = Clearing(
             self.book,

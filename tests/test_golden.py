@@ -41,8 +41,9 @@ def table_sha256(frame: pd.DataFrame) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def golden_checksums(name: str) -> dict:
+def golden_checksums(name: str, engine: str = "python") -> dict:
     scenario_name, overrides, seed = GOLDEN_RUNS[name]
+    overrides = [*overrides, f"market.book_engine={engine}"]
     result = run_scenario(
         load_scenario(resolve_scenario(scenario_name), overrides), seed=seed, check_invariants=True
     )
@@ -73,3 +74,11 @@ def test_golden_run_tables_are_unchanged(name):
         f"{name}: tables {changed} changed (rows {expected['rows']} -> {actual['rows']}); if intended, "
         "rerun with ABM_UPDATE_GOLDEN=1 and give the reason in the commit"
     )
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_RUNS))
+def test_compiled_book_gives_the_same_tables(name):
+    # The engine is not part of the result: the numba book must reproduce the stored checksums.
+    pytest.importorskip("numba")
+    stored = json.loads(GOLDEN_FILE.read_text())
+    assert golden_checksums(name, engine="fast") == stored[name]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from abm.book import fast_engine_available
 from abm.margin.settings import FixedMargin, MarginConfig, max_initial_rate
 
 __all__ = [
@@ -80,6 +81,17 @@ class MarketConfig(_Strict):
     contract_size: PositiveFloat = Field(default=1.0, description="Units of underlying per lot.")
     mark_price: MarkPriceConfig = Field(default_factory=MarkPriceConfig)
     vol_window: int = Field(default=60, ge=2, description="Steps in the realised-volatility window.")
+    book_engine: Literal["python", "fast"] = Field(
+        default="python",
+        description="Order book engine: pure Python, or numba-compiled (extra 'fast'); same results.",
+    )
+
+    @field_validator("book_engine")
+    @classmethod
+    def _engine_installed(cls, engine: str) -> str:
+        if engine == "fast" and not fast_engine_available():
+            raise ValueError("'fast' needs numba: pip install -e '.[fast]', or use book_engine: python")
+        return engine
 
     @model_validator(mode="before")
     @classmethod

@@ -376,6 +376,54 @@ class OrderBook:
             self._volume += traded
         return quantity
 
+    def submit_ladder(
+        self,
+        owner: int,
+        reference: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """Send a ladder of limit orders for ``owner`` (a market maker's quotes), bid then ask per level.
+
+        Level ``k`` (0 first) has size ``int(level_size * (1 + size_growth * k) * size_scale)`` (skipped
+        when 0) at offset ``half_spread + k * spacing`` from ``reference`` (ticks, may be fractional):
+        the bid at ``floor(reference - offset)`` (skipped below 1 tick), then the ask at
+        ``max(1, ceil(reference + offset))``. It is exactly these ``submit_limit`` calls in this
+        order; :class:`abm.book.fast.FastOrderBook` does the same work in
+        one compiled call, and the tests hold the two to identical fills.
+
+        Returns:
+            ``(orders sent, fills)``, where ``fills`` holds one non-empty list per order that crossed,
+            in order.
+        """
+        submit = self.submit_limit
+        crossed: list[list[Fill]] = []
+        sent = 0
+        for level in range(levels):
+            size = int(level_size * (1.0 + size_growth * level) * size_scale)
+            if size <= 0:
+                continue
+            offset = half_spread + level * spacing
+            if quote_bid:
+                price = int(floor(reference - offset))
+                if price >= 1:
+                    fills = submit(owner, 1, price, size)[1]
+                    sent += 1
+                    if fills:
+                        crossed.append(fills)
+            if quote_ask:
+                fills = submit(owner, -1, max(1, int(ceil(reference + offset))), size)[1]
+                sent += 1
+                if fills:
+                    crossed.append(fills)
+        return sent, crossed
+
     # ------------------------------------------------------------------ cancellation
 
     def cancel(self, order_id: int) -> int:
