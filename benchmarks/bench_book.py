@@ -19,7 +19,14 @@ no slowdown per order as the run gets longer, e.g. from the garbage collector) a
 ``--by-kind``, the cost of each kind of operation (each call timed with perf_counter_ns, minus the
 cost of an empty timing pair): the profile that says where a mixed order's time goes.
 
+With ``--engines``, a second table compares the engines on one batch-ready stream of the same mix
+(cancels hit one of the 100 latest limit orders by id, since a batch is built before it runs): the
+pure book and the compiled book (``abm.book.fast``, extra ``fast``) one call per order, and the
+compiled book's ``process`` with the stream cut into batches of 100 and 1,000 orders (one call per
+batch, as one step of a model would send). Every engine's fills are checked equal to the pure book's.
+
 Usage: python benchmarks/bench_book.py [--sizes 100000 1000000] [--seed 7] [--repeats 3] [--by-kind]
+       [--engines]
 """
 
 from __future__ import annotations
@@ -236,6 +243,94 @@ def profile_by_kind(operations: list[tuple]) -> list[dict]:
     return rows
 
 
+def draw_batch_stream(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """The standard mix as the arrays of ``FastOrderBook.process`` (kinds in its numbering).
+
+    Order ids are known in advance (every limit and market order draws the next id), so a cancel can
+    name one of the 100 latest limit orders, resting or not, before the batch runs.
+    """
+    from abm.book.fast import CANCEL as F_CANCEL
+    from abm.book.fast import CANCEL_ALL as F_CANCEL_ALL
+    from abm.book.fast import LIMIT as F_LIMIT
+    from abm.book.fast import MARKET as F_MARKET
+
+    draw = rng.random(count)
+    kinds = np.where(
+        draw < 0.70, F_LIMIT, np.where(draw < 0.89, F_CANCEL, np.where(draw < 0.90, F_CANCEL_ALL, F_MARKET))
+    ).astype(np.int64)
+    owners = rng.integers(0, OWNER_COUNT, count)
+    sides = np.where(rng.random(count) < 0.5, BUY, SELL).astype(np.int64)
+    anchor = 100_000 + np.cumsum(
+        np.where(rng.random(count) < 0.05, np.where(rng.random(count) < 0.5, 1, -1), 0)
+    )
+    limit_prices = anchor - sides * rng.integers(-2, 8, count)
+    market_limits = np.where(rng.random(count) < 0.5, 0, anchor + sides * rng.integers(0, 6, count))
+    prices = np.where(kinds == F_LIMIT, limit_prices, np.where(kinds == F_MARKET, market_limits, 0))
+    quantities = np.where(kinds == F_MARKET, rng.integers(1, 40, count), rng.integers(1, 10, count))
+    ids = np.cumsum(kinds <= F_MARKET)  # the id drawn by op i (limit and market orders)
+    limit_ids = ids[kinds == F_LIMIT]
+    limits_before = np.searchsorted(np.flatnonzero(kinds == F_LIMIT), np.arange(count))
+    back = rng.integers(1, 101, count)
+    chosen = np.clip(limits_before - back, 0, max(len(limit_ids) - 1, 0))
+    targets = np.where(
+        (kinds == F_CANCEL) & (limits_before > 0), limit_ids[chosen] if len(limit_ids) else 0, 0
+    )
+    return [a.astype(np.int64) for a in (kinds, owners, sides, prices, quantities, targets)]
+
+
+def _one_by_one(book, stream: list[np.ndarray]) -> list:
+    """Send the stream to a book one call per operation; return all fills in order."""
+    all_fills = []
+    submit_limit, submit_market, cancel, cancel_all = (
+        book.submit_limit,
+        book.submit_market,
+        book.cancel,
+        book.cancel_all,
+    )
+    for kind, owner, side, price, quantity, target in zip(*(a.tolist() for a in stream), strict=True):
+        if kind == 0:
+            all_fills += submit_limit(owner, side, price, quantity)[1]
+        elif kind == 1:
+            all_fills += submit_market(owner, side, quantity, price or None)
+        elif kind == 2:
+            cancel(target)
+        else:
+            cancel_all(owner)
+    return all_fills
+
+
+def compare_engines(size: int, seed: int, repeats: int) -> list[dict]:
+    """Time the engines on one batch-ready stream (best of ``repeats``); check their fills agree."""
+    from abm.book.fast import FastOrderBook
+
+    stream = draw_batch_stream(np.random.default_rng(seed), size)
+    FastOrderBook().process(*(a[:1000] for a in stream))  # compile (or load the cache) outside the timing
+    rows = []
+    reference = None
+    cases = [("pure, one call per order", None), ("compiled, one call per order", None)]
+    cases += [(f"compiled, batches of {batch:,}", batch) for batch in (100, 1_000)]
+    for name, batch in cases:
+        best = float("inf")
+        for _ in range(repeats):
+            book = OrderBook() if name.startswith("pure") else FastOrderBook()
+            gc.collect()
+            start = time.process_time()
+            if batch is None:
+                fills = _one_by_one(book, stream)
+            else:
+                results = [book.process(*(a[i : i + batch] for a in stream)) for i in range(0, size, batch)]
+            best = min(best, time.process_time() - start)
+        if batch is not None:
+            fills = [fill for result in results for fill in result.fill_tuples()]
+        if reference is None:
+            reference = fills
+        elif fills != reference:
+            raise AssertionError(f"{name}: fills differ from the pure book's")
+        book.check_invariants()
+        rows.append({"orders": size, "engine": name, "s": best, "orders/s": size / best, "fills": len(fills)})
+    return rows
+
+
 def _machine() -> str:
     """One line describing the CPU (its model from /proc/cpuinfo where there is one), cores and OS."""
     model = platform.processor() or platform.machine()
@@ -273,6 +368,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many timed runs per row")
     parser.add_argument("--by-kind", action="store_true", help="also time each kind of operation")
+    parser.add_argument("--engines", action="store_true", help="also compare the pure and compiled engines")
     args = parser.parse_args()
     print(f"Machine: {_machine()}")
     print(
@@ -315,6 +411,9 @@ def main() -> None:
         size = min(args.sizes)
         print(f"\nCost by kind of operation, fresh book, {size:,} orders (perf_counter_ns per call):")
         _print_table(profile_by_kind(streams[size]))
+    if args.engines:
+        print("\nEngines on a batch-ready stream of the same mix (fills checked equal to the pure book's):")
+        _print_table([row for size in args.sizes for row in compare_engines(size, args.seed, args.repeats)])
     print("\ntarget: 1,500,000 orders/s through the public API")
 
 

@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/bench_model.py                       # full table (about 3 minutes)
     python benchmarks/bench_model.py --steps 2000 --traders 1000 10000
+    python benchmarks/bench_model.py --engine fast          # the compiled book (extra "fast")
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 
+ENGINE = ["python"]  # the book engine of every case (--engine), passed on to the child processes
+
+
 def _model(traders: int, steps: int, strategy: str, seed: int = 7):
     from abm.model import MarketModel
 
@@ -54,6 +58,7 @@ def _model(traders: int, steps: int, strategy: str, seed: int = 7):
             "agents.1.count": traders,
             "agents.1.arrival_rate": min(1.0, 100.0 / traders),
             "agents.1.strategy": strategy,
+            "market.book_engine": ENGINE[0],
         },
     )
 
@@ -61,6 +66,9 @@ def _model(traders: int, steps: int, strategy: str, seed: int = 7):
 def one_case(traders: int, steps: int, strategy: str) -> dict:
     """Run one case in this process and return its figures."""
     import abm.model  # noqa: F401  (import time is not set-up time)
+
+    if ENGINE[0] == "fast":
+        _model(10, 400, "hold").run()  # load the compiled kernels (or compile them once) before timing
 
     started = time.perf_counter()
     model = _model(traders, steps, strategy)
@@ -103,6 +111,8 @@ def one_case(traders: int, steps: int, strategy: str) -> dict:
 
 def passive_cost(traders: int) -> float:
     """Seconds per step of the first 299 (pre-shock) steps."""
+    if ENGINE[0] == "fast":
+        _model(10, 400, "hold").run()  # load the compiled kernels before timing
     model = _model(traders, 600, "hold")
     started = time.perf_counter()
     for _ in range(299):
@@ -112,7 +122,11 @@ def passive_cost(traders: int) -> float:
 
 def _child(*args: str) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT
+        [sys.executable, __file__, "--engine", ENGINE[0], *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -130,7 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traders", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--one", nargs=3, metavar=("TRADERS", "STEPS", "STRATEGY"), help=argparse.SUPPRESS)
     parser.add_argument("--passive", type=int, metavar="TRADERS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--engine", choices=["python", "fast"], default="python", help="order book engine (fast: numba)"
+    )
     args = parser.parse_args(argv)
+    ENGINE[0] = args.engine
     if args.steps < 1_300:
         parser.error("--steps must be at least 1300 (a quarter of it must still reach the shock at step 300)")
     if args.one:
@@ -140,7 +158,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"seconds_per_step": passive_cost(args.passive)}))
         return
 
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}, {sys.platform}")
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, {sys.platform}; "
+        f"book engine: {args.engine}"
+    )
     smallest = min(args.traders)
     cases = [(smallest, args.steps // 4, "hold"), (smallest, args.steps // 2, "hold")]
     cases += [(traders, args.steps, "hold") for traders in args.traders]

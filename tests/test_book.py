@@ -745,3 +745,36 @@ def test_matches_reference_book_on_a_long_wandering_stream(seed, drift):
 @pytest.mark.slow
 def test_matches_reference_book_on_a_very_long_stream():
     assert _long_stream_against_reference(43, 1_000_000, 0.1) > 200_000
+
+
+# --------------------------------------------------------------------------- depth profile (both engines)
+def _fast_book():
+    pytest.importorskip("numba")
+    from abm.book.fast import FastOrderBook
+
+    return FastOrderBook()
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+@pytest.mark.parametrize(
+    ("reference", "max_levels", "expected"),
+    [
+        # bucket = 3 + floor((price - reference) / 2): bids 99 -> 2, 97 -> 1, 90 -> -2 (outside, stop);
+        # asks 101 -> 3, 104 -> 5, 120 -> 13 (outside, stop)
+        (100.0, 50, [0, 3, 5, 4, 0, 1]),
+        (100.0, 1, [0, 0, 5, 4, 0, 0]),  # the best level of each side only
+        # reference 99: the bid at the reference goes to the bucket below it (2), 97 -> 2, 90 -> -2;
+        # asks 101 -> 4, 104 -> 5, 120 -> 13
+        (99.0, 50, [0, 0, 8, 0, 4, 1]),
+        # reference 101: bids 99 -> 2, 97 -> 1, 90 -> -3; the ask at the reference goes above it (3),
+        # 104 -> 4, 120 -> 12
+        (101.0, 50, [0, 3, 5, 4, 1, 0]),
+    ],
+)
+def test_depth_profile_by_hand(make_book, reference, max_levels, expected):
+    book = make_book()
+    for price, lots in ((99, 5), (97, 3), (90, 2)):
+        book.submit_limit(1, BUY, price, lots)
+    for price, lots in ((101, 4), (104, 1), (120, 7)):
+        book.submit_limit(2, SELL, price, lots)
+    assert book.depth_profile(reference, 2.0, 3, max_levels) == expected

@@ -46,6 +46,10 @@ def _same_state(fast: FastOrderBook, pure: OrderBook, anchor: int) -> None:
             assert fast.depth(side, within) == pure.depth(side, within)
         assert fast.depth_near(side, anchor + 0.5, 4) == pure.depth_near(side, anchor + 0.5, 4)
         assert fast.market_order_cost(side, 25) == pure.market_order_cost(side, 25)
+    for reference, width, levels in ((anchor + 0.5, 1.0, 50), (anchor, 2.5, 4), (anchor - 7.25, 0.75, 1_000)):
+        assert fast.depth_profile(reference, width, 6, levels) == pure.depth_profile(
+            reference, width, 6, levels
+        )
     for owner in range(OWNERS):
         ids = pure.open_orders(owner)
         assert fast.open_orders(owner) == ids

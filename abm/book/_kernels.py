@@ -386,6 +386,29 @@ def side_levels(levels, header, side, n, out):
 
 
 @njit(cache=_CACHE)
+def depth_profile(levels, header, reference, width, buckets, max_levels, out):
+    """Bucket the levels around ``reference`` into ``out`` (see ``OrderBook.depth_profile``)."""
+    last = 2 * buckets
+    for side_index in range(2):
+        price = header[H_BEST_BID] if side_index == 0 else header[H_BEST_ASK]
+        remaining = header[H_BID_LEVELS] if side_index == 0 else header[H_ASK_LEVELS]
+        remaining = min(remaining, max_levels)
+        while remaining > 0:
+            lots = levels[side_index, price, L_TOTAL]
+            if lots > 0:
+                remaining -= 1
+                if price == reference:
+                    bucket = buckets - 1 if side_index == 0 else buckets
+                else:
+                    bucket = int(math.floor((price - reference) / width)) + buckets
+                    if (side_index == 0 and bucket < 0) or (side_index == 1 and bucket >= last):
+                        break
+                if 0 <= bucket < last:
+                    out[bucket] += lots
+            price = price - 1 if side_index == 0 else price + 1
+
+
+@njit(cache=_CACHE)
 def depth_between(levels, side_index, low, high):
     """Total lots on one side at prices ``low..high`` (clipped to the price capacity)."""
     high = min(high, levels.shape[1] - 1)

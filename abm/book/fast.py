@@ -34,6 +34,8 @@ LIMIT, MARKET, CANCEL, CANCEL_ALL = k.LIMIT, k.MARKET, k.CANCEL, k.CANCEL_ALL
 MAX_PRICE_TICKS = 1 << 23
 
 _new_tuple = tuple.__new__
+_limit_one, _market_one = k.limit_one, k.market_one
+H_USED, H_LAST_ID, H_RESTING, H_FILLS = k.H_USED, k.H_LAST_ID, k.H_RESTING, k.H_FILLS
 
 
 def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
@@ -92,6 +94,7 @@ class FastOrderBook:
         self._fills = np.zeros((256, k.FILL_FIELDS), dtype=np.int64)
         self._scratch = np.zeros((64, 2), dtype=np.int64)
         self._h = self._header.tolist()  # a Python copy of the header, refreshed after every change
+        self._note_room()
 
     # ------------------------------------------------------------------ capacity
 
@@ -114,6 +117,15 @@ class FastOrderBook:
         self._orders = _grown(self._orders, h[k.H_USED] + orders, 0)
         self._slot_of = _grown(self._slot_of, h[k.H_LAST_ID] + orders + 1, -1)
         self._fills = _grown(self._fills, h[k.H_RESTING] + 2 * orders, 0)
+        self._note_room()
+
+    def _note_room(self) -> None:
+        # Capacities as Python ints, so that a single order checks them without touching numpy.
+        self._price_room = self._levels.shape[1]
+        self._owner_room = self._owners.shape[0]
+        self._order_room = self._orders.shape[0]
+        self._id_room = self._slot_of.shape[0]
+        self._fill_room = self._fills.shape[0]
 
     def _fill_list(self, start: int = 0) -> list[Fill]:
         count = self._h[k.H_FILLS]
@@ -249,55 +261,71 @@ class FastOrderBook:
 
     # ------------------------------------------------------------------ single orders
 
+    def _room_for_one(self, price: int, owner: int) -> bool:
+        """True if one more order at ``price`` by ``owner`` fits without growing any array."""
+        h = self._h
+        return (
+            price < self._price_room
+            and owner < self._owner_room
+            and h[H_USED] < self._order_room
+            and h[H_LAST_ID] + 1 < self._id_room
+            and h[H_RESTING] + 2 <= self._fill_room
+        )
+
     def submit_limit(self, owner: int, side: int, price: int, quantity: int) -> tuple[int, list[Fill]]:
         """Submit a limit order (see :meth:`abm.book.pure.OrderBook.submit_limit`)."""
-        owner, side, price, quantity = _validated_limit(owner, side, price, quantity)
-        if owner < 0:
-            raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
-        self._reserve(1, price, owner)
-        order_id, _ = k.limit_one(
-            self._header,
-            self._orders,
-            self._levels,
-            self._owners,
-            self._slot_of,
-            self._fills,
-            owner,
-            side,
-            price,
-            quantity,
-        )
-        self._h = self._header.tolist()
-        return order_id, self._fill_list()
+        # One combined test for the common case, as in the pure book; the slow path raises precisely.
+        if (
+            type(price) is not int
+            or type(quantity) is not int
+            or type(side) is not int
+            or type(owner) is not int
+            or price < 1
+            or quantity < 1
+            or owner < 0
+            or (side != 1 and side != -1)
+        ):
+            owner, side, price, quantity = _validated_limit(owner, side, price, quantity)
+            if owner < 0:
+                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+        if not self._room_for_one(price, owner):
+            self._reserve(1, price, owner)
+        order_id, _ = _limit_one(
+            self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+            owner, side, price, quantity,
+        )  # fmt: skip
+        self._h = h = self._header.tolist()
+        return order_id, (self._fill_list() if h[H_FILLS] else [])
 
     def submit_market(
         self, owner: int, side: int, quantity: int, limit_price: int | None = None
     ) -> list[Fill]:
         """Submit an immediate-or-cancel order (see :meth:`abm.book.pure.OrderBook.submit_market`)."""
-        owner, side, quantity = _validated_market(owner, side, quantity)
-        if owner < 0:
-            raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+        if (
+            type(quantity) is not int
+            or type(side) is not int
+            or type(owner) is not int
+            or quantity < 1
+            or owner < 0
+            or (side != 1 and side != -1)
+        ):
+            owner, side, quantity = _validated_market(owner, side, quantity)
+            if owner < 0:
+                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
         if limit_price is None:
             limit = k.NO_LIMIT_BUY if side == 1 else 0
         else:
             limit = _as_index(limit_price)
             if limit < 1:
                 raise ValueError(f"limit_price must be None or >= 1 tick, got {limit_price}")
-        self._reserve(1, 0, owner)
-        k.market_one(
-            self._header,
-            self._orders,
-            self._levels,
-            self._owners,
-            self._slot_of,
-            self._fills,
-            owner,
-            side,
-            quantity,
-            limit,
-        )
-        self._h = self._header.tolist()
-        return self._fill_list()
+        if not self._room_for_one(0, owner):
+            self._reserve(1, 0, owner)
+        _market_one(
+            self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+            owner, side, quantity, limit,
+        )  # fmt: skip
+        self._h = h = self._header.tolist()
+        return self._fill_list() if h[H_FILLS] else []
 
     def cancel(self, order_id: int) -> int:
         """Cancel a resting order; return the lots removed (0 if it is not resting)."""
@@ -385,6 +413,12 @@ class FastOrderBook:
             self._scratch = np.zeros((n, 2), dtype=np.int64)
         written = k.side_levels(self._levels, self._header, side, n, self._scratch)
         return [(price, total) for price, total in self._scratch[:written].tolist()]
+
+    def depth_profile(self, reference: float, width: float, buckets: int, max_levels: int) -> list[int]:
+        """Resting lots in price buckets around ``reference`` (see ``OrderBook.depth_profile``)."""
+        out = np.zeros(2 * buckets, dtype=np.int64)
+        k.depth_profile(self._levels, self._header, float(reference), float(width), buckets, max_levels, out)
+        return out.tolist()
 
     def market_order_cost(self, side: int, quantity: int) -> tuple[int, int]:
         """Price a hypothetical market order without changing the book: ``(fillable lots, cost in ticks)``."""
