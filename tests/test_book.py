@@ -195,13 +195,21 @@ def _apply(book, operation):
     raise ValueError(kind)
 
 
+def _fast_book():
+    pytest.importorskip("numba")
+    from abm.book.fast import FastOrderBook
+
+    return FastOrderBook()
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
 @pytest.mark.parametrize(
     ("operations", "expected_fills", "expected_bids", "expected_asks"),
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
-def test_exact_cases(operations, expected_fills, expected_bids, expected_asks):
-    book = OrderBook()
+def test_exact_cases(make_book, operations, expected_fills, expected_bids, expected_asks):
+    book = make_book()
     fills = []
     for operation in operations:
         fills.extend(_apply(book, operation)[0])
@@ -748,13 +756,6 @@ def test_matches_reference_book_on_a_very_long_stream():
 
 
 # --------------------------------------------------------------------------- depth profile (both engines)
-def _fast_book():
-    pytest.importorskip("numba")
-    from abm.book.fast import FastOrderBook
-
-    return FastOrderBook()
-
-
 @pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
 @pytest.mark.parametrize(
     ("reference", "max_levels", "expected"),

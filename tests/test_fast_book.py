@@ -2,14 +2,14 @@
 
 Every comparison drives both engines with the same seeded random stream and compares every return
 value and the full state, as exchange-core compares its book with a naive one. The hand-worked table
-cases of test_book.py run on the compiled book too.
+cases and depth profiles of test_book.py run on both engines there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_book import ALL_LEVELS, CASES, _apply
+from test_book import ALL_LEVELS, _apply
 
 from abm.book import BUY, SELL, Fill, OrderBook
 
@@ -18,22 +18,6 @@ pytest.importorskip("numba")
 from abm.book.fast import CANCEL, CANCEL_ALL, LIMIT, MARKET, MAX_PRICE_TICKS, FastOrderBook  # noqa: E402
 
 OWNERS = 12
-
-
-@pytest.mark.parametrize(
-    ("operations", "expected_fills", "expected_bids", "expected_asks"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
-)
-def test_exact_cases(operations, expected_fills, expected_bids, expected_asks):
-    book = FastOrderBook()
-    fills = []
-    for operation in operations:
-        fills.extend(_apply(book, operation)[0])
-    assert fills == [Fill(*fill) for fill in expected_fills]
-    assert book.levels(BUY, ALL_LEVELS) == expected_bids
-    assert book.levels(SELL, ALL_LEVELS) == expected_asks
-    book.check_invariants()
 
 
 def _same_state(fast: FastOrderBook, pure: OrderBook, anchor: int) -> None:

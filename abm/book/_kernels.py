@@ -223,6 +223,19 @@ def _limit(header, orders, levels, owners, slot_of, fills, owner, side, price, q
 
 
 @njit(cache=_CACHE)
+def _market(header, orders, levels, owners, slot_of, fills, owner, side, quantity, limit, operation):
+    """One market order (``limit`` 0: none); return ``(order id, lots unfilled)``."""
+    order_id = header[H_LAST_ID] + 1
+    header[H_LAST_ID] = order_id
+    if limit == 0 and side == 1:
+        limit = NO_LIMIT_BUY
+    left = _match(
+        header, orders, levels, owners, slot_of, fills, owner, side, order_id, quantity, limit, operation
+    )
+    return order_id, left
+
+
+@njit(cache=_CACHE)
 def _cancel_all(header, orders, levels, owners, slot_of, owner):
     """Cancel every resting order of ``owner``; return the lots removed."""
     removed = 0
@@ -279,13 +292,7 @@ def process(
             out_ids[i] = order_id
             out_quantities[i] = left
         elif kind == MARKET:
-            order_id = header[H_LAST_ID] + 1
-            header[H_LAST_ID] = order_id
-            side = sides[i]
-            limit = prices[i]
-            if limit == 0 and side == 1:
-                limit = NO_LIMIT_BUY
-            left = _match(
+            order_id, left = _market(
                 header,
                 orders,
                 levels,
@@ -293,10 +300,9 @@ def process(
                 slot_of,
                 fills,
                 owner_of[i],
-                side,
-                order_id,
+                sides[i],
                 quantities[i],
-                limit,
+                prices[i],
                 i,
             )
             out_ids[i] = order_id
@@ -419,26 +425,17 @@ def depth_between(levels, side_index, low, high):
 
 
 @njit(cache=_CACHE)
-def queue_ids(orders, levels, side_index, price, out):
-    """Write the ids of one level's orders in queue order into ``out``; return how many."""
+def linked_ids(orders, slot, link, out):
+    """Write the ids along a linked list of orders from ``slot`` into ``out``; return how many.
+
+    ``link`` is ``O_NEXT`` to walk a level's queue (time priority), ``O_ONEXT`` an owner's orders
+    (submission order).
+    """
     count = 0
-    slot = levels[side_index, price, L_HEAD]
     while slot >= 0:
         out[count] = orders[slot, O_ID]
         count += 1
-        slot = orders[slot, O_NEXT]
-    return count
-
-
-@njit(cache=_CACHE)
-def owner_ids(orders, owners, owner, out):
-    """Write the ids of an owner's resting orders in submission order into ``out``; return how many."""
-    count = 0
-    slot = owners[owner, 0]
-    while slot >= 0:
-        out[count] = orders[slot, O_ID]
-        count += 1
-        slot = orders[slot, O_ONEXT]
+        slot = orders[slot, link]
     return count
 
 
@@ -454,11 +451,9 @@ def limit_one(header, orders, levels, owners, slot_of, fills, owner, side, price
 
 @njit(cache=_CACHE)
 def market_one(header, orders, levels, owners, slot_of, fills, owner, side, quantity, limit):
-    """One market order with a limit (``NO_LIMIT_BUY`` or 0 for none); return the unfilled lots."""
+    """One market order (``limit`` 0: none); return the unfilled lots."""
     header[H_FILLS] = 0
-    order_id = header[H_LAST_ID] + 1
-    header[H_LAST_ID] = order_id
-    return _match(header, orders, levels, owners, slot_of, fills, owner, side, order_id, quantity, limit, 0)
+    return _market(header, orders, levels, owners, slot_of, fills, owner, side, quantity, limit, 0)[1]
 
 
 @njit(cache=_CACHE)

@@ -127,11 +127,8 @@ class FastOrderBook:
         self._id_room = self._slot_of.shape[0]
         self._fill_room = self._fills.shape[0]
 
-    def _fill_list(self, start: int = 0) -> list[Fill]:
-        count = self._h[k.H_FILLS]
-        if count == 0:
-            return []
-        return [_new_tuple(Fill, row) for row in self._fills[start:count, :7].tolist()]
+    def _fill_list(self) -> list[Fill]:
+        return [_new_tuple(Fill, row) for row in self._fills[: self._h[k.H_FILLS], :7].tolist()]
 
     # ------------------------------------------------------------------ batches
 
@@ -313,7 +310,7 @@ class FastOrderBook:
             if owner < 0:
                 raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
         if limit_price is None:
-            limit = k.NO_LIMIT_BUY if side == 1 else 0
+            limit = 0  # no limit
         else:
             limit = _as_index(limit_price)
             if limit < 1:
@@ -443,7 +440,7 @@ class FastOrderBook:
         if not 0 <= owner < self._owners.shape[0]:
             return []
         out = np.zeros(self._h[k.H_RESTING], dtype=np.int64)
-        return out[: k.owner_ids(self._orders, self._owners, owner, out)].tolist()
+        return out[: k.linked_ids(self._orders, int(self._owners[owner, 0]), k.O_ONEXT, out)].tolist()
 
     def order(self, order_id: int) -> tuple[int, int, int, int] | None:
         """Return ``(owner, side, price, remaining)`` of a resting order, or None if it is not resting."""
@@ -461,7 +458,8 @@ class FastOrderBook:
         if not 0 < price < self._levels.shape[1]:
             return []
         out = np.zeros(self._h[k.H_RESTING], dtype=np.int64)
-        return out[: k.queue_ids(self._orders, self._levels, side_index, price, out)].tolist()
+        head = int(self._levels[side_index, price, k.L_HEAD])
+        return out[: k.linked_ids(self._orders, head, k.O_NEXT, out)].tolist()
 
     def __len__(self) -> int:
         """Return the number of resting orders."""
