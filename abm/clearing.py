@@ -92,6 +92,7 @@ class MarginCheck:
     maintenance_requirement: np.ndarray
     breached: np.ndarray  # account ids below maintenance, worst first
     called: np.ndarray  # boolean mask: inside the margin-call buffer but not breached
+    exposed: np.ndarray  # boolean mask: margin-checked accounts that hold a position
 
 
 class Clearing:
@@ -133,6 +134,9 @@ class Clearing:
         self.liquidated = np.zeros(capacity, dtype=np.int32)
         self.checked = np.zeros(capacity, dtype=bool)  # margin-checked accounts (not the engine)
         self.margin_called = np.zeros(capacity, dtype=bool)
+        # Lots held long over all accounts (= lots held short): kept as positions change, so that the
+        # time series does not sum over every account every step. Checked by abm.invariants.
+        self.open_interest = 0
         # Trade log, columnar (appended per fill; converted to a table at the end).
         self.trade_step: list[int] = []
         self.trade_round: list[int] = []
@@ -262,6 +266,7 @@ class Clearing:
             elif (new > 0) != (old > 0):
                 self.entry_price[account] = price  # flipped: the remainder opened at this price
         self.position[account] = new
+        self.open_interest += max(new, 0) - max(old, 0)
         self.bookings += 1
 
     def _trade(self, buyer: int, seller: int, quantity: int, price: float) -> None:
@@ -314,14 +319,22 @@ class Clearing:
         notional = np.abs(position) * (mark * self.contract_size)
         equity = self.collateral[:n] + position * (mark - self.entry_price[:n]) * self.contract_size
         initial_req, maintenance_req = self.policy.requirements(notional)
-        exposed = (position != 0) & self.checked[:n]
-        breached_mask = exposed & (equity < maintenance_req)
-        called = exposed & ~breached_mask & (equity < maintenance_req * (1.0 + self.call_buffer))
+        # In-place masks: each full-length temporary costs as much as the arithmetic at 1e5 accounts.
+        exposed = position != 0
+        exposed &= self.checked[:n]
+        breached_mask = equity < maintenance_req
+        breached_mask &= exposed
         breached = np.flatnonzero(breached_mask)
+        if self.call_buffer > 0.0:
+            called = equity < maintenance_req * (1.0 + self.call_buffer)
+            called &= exposed
+            called[breached] = False
+        else:
+            called = np.zeros(n, dtype=bool)  # no buffer: nobody is between the two thresholds
         if len(breached) > 1:
             ratio = equity[breached] / np.maximum(maintenance_req[breached], 1e-300)
             breached = breached[np.lexsort((breached, ratio))]
-        return MarginCheck(equity, notional, initial_req, maintenance_req, breached, called)
+        return MarginCheck(equity, notional, initial_req, maintenance_req, breached, called, exposed)
 
     def max_position(self, account: int, mark: float) -> int:
         """Largest absolute position (lots) the account's equity supports at the opening initial rate."""
@@ -357,14 +370,14 @@ class Clearing:
         """
         config = self.liquidation
         self._mark_fn = mark_fn
-        mark = mark_fn()
-        check = self.margin_check(mark)
         if not enabled:
+            check = self.margin_check(mark_fn())
             self._flag_calls(check)
             return check
         first_round: dict[int, tuple[int, list[int]]] = {}
         previous_round_ids: list[tuple[int, int]] = []  # (liquidation id, order side)
         round_index = 0
+        # The engine unwinds first, so the step's first check already sees the book it leaves.
         self._unwind_engine(step, 0)
         mark = mark_fn()
         check = self.margin_check(mark)

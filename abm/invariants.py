@@ -24,7 +24,8 @@ realistic size, and measured differences are about ``1e-16 G``.
 
 Invariant names (``InvariantError.invariant``): ``zero_sum`` (positions, the engine's inventory
 included, net to 0), ``conservation`` (the identity above), ``finite`` (no NaN/inf in the ledger),
-``flat_entry`` (a flat account has entry price 0), ``book_crossed`` and ``book_structure`` (see
+``flat_entry`` (a flat account has entry price 0), ``open_interest`` (the ledger's running count of
+long lots equals the long positions), ``book_crossed`` and ``book_structure`` (see
 :meth:`abm.book.OrderBook.check_invariants`).
 """
 
@@ -228,6 +229,16 @@ def check_clearing(
             step=step,
             invariant="zero_sum",
             accounts=accounts,
+        )
+    held_long = int(position[position > 0].sum())
+    if clearing.open_interest != held_long:
+        raise InvariantError(
+            f"step {step}: the ledger's open interest is {clearing.open_interest} lots but the long "
+            f"positions sum to {held_long} (invariant open_interest; accounts "
+            f"{_listed(np.flatnonzero(position > 0).tolist())})",
+            step=step,
+            invariant="open_interest",
+            accounts=np.flatnonzero(position > 0).tolist(),
         )
     stale = np.flatnonzero((position == 0) & (entry != 0.0)).tolist()
     if stale:

@@ -148,11 +148,15 @@ class MarketModel(mesa.Model):
         self._basis_ema = 0.0
         self._marks = np.full(self.horizon + 1, np.nan)
         self._marks[0] = self.mark
+        # Their logs, taken once per mark (the realised volatility reads a window of them each step).
+        self._log_marks = np.full(self.horizon + 1, np.nan)
+        np.log(self._marks[:1], out=self._log_marks[:1])
         self.realised_vol = 0.0
         self.liquidity_withdrawal = 0.0  # share of maker depth withdrawn by shocks
         # Agent actions that reached the book (orders and cancel requests), for benchmarks/.
         self.agent_requests = 0
         self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts, for the time series
+        self._idle_holder_mask: np.ndarray | None = None  # see _idle_holders
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.margin_calls_this_step = 0
@@ -414,33 +418,42 @@ class MarketModel(mesa.Model):
         if not self.index_stale:
             self.index = self.fundamental * (1.0 + self.index_error)
 
+    def _idle_holders(self, n: int) -> np.ndarray:
+        """Mask of the accounts whose arrival is a no-op unless margin-called (holders, no re-entry)."""
+        mask = self._idle_holder_mask
+        if mask is None or len(mask) != n:  # accounts only ever get added: rebuilt when they are
+            mask = np.zeros(n, dtype=bool)
+            for group, accounts, _ in self._groups:
+                if isinstance(group, LeveragedTraderGroup) and group.strategy == "hold":
+                    if group.reentry_rate <= 0.0:
+                        mask[accounts] = True
+            self._idle_holder_mask = mask
+        return mask
+
     def _draw_actors(self) -> list:
         rng = self.rng
         chosen = [self._maker_accounts]
-        idle = []  # arrivals whose step does nothing: holders that never re-enter
         for group, accounts, rate in self._groups:
             if isinstance(group, MarketMakerGroup) or rate <= 0.0 or len(accounts) == 0:
                 continue
             k = int(rng.binomial(len(accounts), rate))
             if k:
-                drawn = accounts[rng.choice(len(accounts), size=k, replace=False)]
-                chosen.append(drawn)
-                if isinstance(group, LeveragedTraderGroup) and group.strategy == "hold":
-                    if group.reentry_rate <= 0.0:
-                        idle.append(drawn)
+                chosen.append(accounts[rng.choice(len(accounts), size=k, replace=False)])
         n = self.clearing.n_accounts
         margin_called = self.clearing.margin_called[:n]
         called = np.flatnonzero(margin_called)
         if len(called):
             chosen.append(called)
-        accounts = np.unique(np.concatenate(chosen))
+            accounts = np.unique(np.concatenate(chosen))
+        else:
+            # Groups hold disjoint accounts, so only a margin call can repeat one: a sort is enough.
+            accounts = np.sort(np.concatenate(chosen))
         accounts = accounts[rng.permutation(len(accounts))]
-        if idle:
-            # Dropped after the draws, so the random stream is the one every agent acting would give;
-            # a holder without a margin call neither trades nor draws a number in its step.
-            is_idle = np.zeros(n, dtype=bool)
-            is_idle[np.concatenate(idle)] = True
-            accounts = accounts[~(is_idle[accounts] & ~margin_called[accounts])]
+        # Holders without a margin call are dropped after the draws, so the random stream is the one
+        # every agent acting would give; such a holder neither trades nor draws a number in its step.
+        idle = self._idle_holders(n)[accounts]
+        if idle.any():
+            accounts = accounts[~(idle & ~margin_called[accounts])]
         by_account = self._agent_by_account
         return [by_account[a] for a in accounts.tolist() if by_account[a] is not None]
 
@@ -472,6 +485,7 @@ class MarketModel(mesa.Model):
                 basis = mid * self.tick_size - self.index
                 self._basis_ema += alpha * (basis - self._basis_ema)
         self._marks[t + 1] = self.mark
+        np.log(self._marks[t + 1 : t + 2], out=self._log_marks[t + 1 : t + 2])
         if self.check_invariants:
             self._check_invariants(t)
         # 8. data collection
@@ -484,9 +498,15 @@ class MarketModel(mesa.Model):
     def _update_realised_vol(self, t: int) -> None:
         window = self.config.market.vol_window
         start = max(0, t - window)
-        marks = self._marks[start : t + 1]
-        if len(marks) >= 3:
-            self.realised_vol = float(np.std(np.diff(np.log(marks)), ddof=1))
+        if t + 1 - start < 3:
+            return
+        # np.std(np.diff(np.log(marks)), ddof=1) written out in the same operations, so the same bits
+        # (tested), without np.std's per-call overhead: this runs every step.
+        log_marks = self._log_marks
+        returns = log_marks[start + 1 : t + 1] - log_marks[start:t]
+        deviation = returns - np.add.reduce(returns) / len(returns)
+        np.multiply(deviation, deviation, out=deviation)
+        self.realised_vol = math.sqrt(np.add.reduce(deviation) / (len(returns) - 1))
 
     def _check_invariants(self, t: int) -> None:
         # Ledger (zero sum, conservation, finite) and book (crossed, structure); see abm.invariants.
@@ -504,12 +524,15 @@ class MarketModel(mesa.Model):
         mid = book.mid()
         last = book.last_price
         n = clearing.n_accounts
-        position = clearing.position[:n]
         if self._trader_mask is None or len(self._trader_mask) != n:  # accounts only ever get added
             self._trader_mask = clearing.kind[:n] == KIND_CODES["leveraged_trader"]
-        has_position = position != 0
+        # The step's last margin check is current: nothing trades between it and the recording.
+        # held: the checked accounts with a position (traders are always checked).
+        held = check.exposed
         # Mean leverage of the traders with a position and positive equity (NaN if there are none).
-        solvent = self._trader_mask & has_position & (check.equity > 0)
+        solvent = check.equity > 0
+        solvent &= held
+        solvent &= self._trader_mask
         count = int(np.count_nonzero(solvent))
         if count:
             mean_leverage = float(np.sum(check.notional[solvent] / check.equity[solvent])) / count
@@ -518,15 +541,12 @@ class MarketModel(mesa.Model):
         band = max(1, int(round(0.01 * self.mark / tick)))
         self.margin_calls_this_step = int(np.count_nonzero(check.called))
         # Margin the rule asks of every checked account, and the cash its calls demand.
-        held = has_position & clearing.checked[:n]
         margin_held = float(check.initial_requirement[held].sum())  # indexing: twice as fast as where=
         gross_notional = float(check.notional[held].sum())
         margin_call_amount = 0.0
         if self.margin_calls_this_step:
             call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
             margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
-        # Positions sum to zero over all accounts (an invariant), so the longs hold half the gross.
-        open_interest = int(np.abs(position).sum()) // 2
         state = self.policy.state()
         self.recorder.record(
             {
@@ -544,7 +564,7 @@ class MarketModel(mesa.Model):
                 "liquidations": clearing.step_liquidations,
                 "liquidated_notional": clearing.step_liquidated_notional,
                 "adl_volume": clearing.step_adl_volume,
-                "open_interest": open_interest,
+                "open_interest": clearing.open_interest,
                 "insurance_fund": float(clearing.collateral[ENGINE]),
                 "bad_debt": clearing.total_bad_debt,
                 "socialised_loss": clearing.total_socialised,
@@ -564,6 +584,7 @@ class MarketModel(mesa.Model):
         self.recorder.record_depth(book, mid if mid is not None else self.mark / tick)
         if t == self._snapshot_step:
             kinds = [_KIND_NAMES[int(code)] for code in clearing.kind[:n]]
+            position = clearing.position[:n]
             self.recorder.snapshot_accounts("before_stress", t, kinds, position, check.equity, check.notional)
 
     # ------------------------------------------------------------------ running and results

@@ -19,6 +19,7 @@ tick over both sides): fine for the scenarios' books (about 10^4 ticks), and pri
 
 from __future__ import annotations
 
+import math
 from operator import index as _as_index
 
 import numpy as np
@@ -101,6 +102,14 @@ class FastOrderBook:
     def _reserve(self, orders: int, max_price: int, max_owner: int) -> None:
         """Grow the arrays so that ``orders`` new orders up to these price and owner fit in one call."""
         h = self._h
+        if (
+            max_price < self._price_room
+            and max_owner < self._owner_room
+            and h[H_USED] + orders <= self._order_room
+            and h[H_LAST_ID] + orders + 1 <= self._id_room
+            and h[H_RESTING] + 2 * orders <= self._fill_room
+        ):
+            return  # the common case, tested on Python ints: every array has room already
         if max_price >= self._levels.shape[1]:
             if max_price > MAX_PRICE_TICKS:
                 raise ValueError(
@@ -224,7 +233,7 @@ class FastOrderBook:
         Returns:
             ``(orders sent, fills)``, ``fills`` holding one list per order that crossed, in order.
         """
-        top = int(np.ceil(reference + half_spread + max(levels - 1, 0) * spacing)) + 1
+        top = math.ceil(reference + half_spread + max(levels - 1, 0) * spacing) + 1
         self._reserve(2 * levels, max(top, 1), owner)
         sent = k.ladder(
             self._header,
@@ -258,17 +267,6 @@ class FastOrderBook:
 
     # ------------------------------------------------------------------ single orders
 
-    def _room_for_one(self, price: int, owner: int) -> bool:
-        """True if one more order at ``price`` by ``owner`` fits without growing any array."""
-        h = self._h
-        return (
-            price < self._price_room
-            and owner < self._owner_room
-            and h[H_USED] < self._order_room
-            and h[H_LAST_ID] + 1 < self._id_room
-            and h[H_RESTING] + 2 <= self._fill_room
-        )
-
     def submit_limit(self, owner: int, side: int, price: int, quantity: int) -> tuple[int, list[Fill]]:
         """Submit a limit order (see :meth:`abm.book.pure.OrderBook.submit_limit`)."""
         # One combined test for the common case, as in the pure book; the slow path raises precisely.
@@ -285,8 +283,7 @@ class FastOrderBook:
             owner, side, price, quantity = _validated_limit(owner, side, price, quantity)
             if owner < 0:
                 raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
-        if not self._room_for_one(price, owner):
-            self._reserve(1, price, owner)
+        self._reserve(1, price, owner)
         order_id, _ = _limit_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
             owner, side, price, quantity,
@@ -315,8 +312,7 @@ class FastOrderBook:
             limit = _as_index(limit_price)
             if limit < 1:
                 raise ValueError(f"limit_price must be None or >= 1 tick, got {limit_price}")
-        if not self._room_for_one(0, owner):
-            self._reserve(1, 0, owner)
+        self._reserve(1, 0, owner)
         _market_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
             owner, side, quantity, limit,
