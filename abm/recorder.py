@@ -92,8 +92,7 @@ class RunRecorder:
         width = max(1.0, round(DEPTH_BUCKET_WIDTH * reference_ticks))
         span = int(DEPTH_BUCKETS * width) + 2  # levels are whole ticks: no more than this fit the window
         # The book buckets its own levels (one compiled call in the fast book).
-        row = book.depth_profile(reference_ticks, width, DEPTH_BUCKETS, span)
-        self.depth_profile[self.rows - 1] = row
+        book.depth_profile(reference_ticks, width, DEPTH_BUCKETS, span, out=self.depth_profile[self.rows - 1])
 
     def snapshot_accounts(
         self, label: str, step: int, kinds, position: np.ndarray, equity: np.ndarray, notional: np.ndarray

@@ -779,3 +779,7 @@ def test_depth_profile_by_hand(make_book, reference, max_levels, expected):
     for price, lots in ((101, 4), (104, 1), (120, 7)):
         book.submit_limit(2, SELL, price, lots)
     assert book.depth_profile(reference, 2.0, 3, max_levels) == expected
+    # Into a given row (a table's preallocated row): its old contents are replaced, not added to.
+    row = np.full(6, 9, dtype=np.int64)
+    assert book.depth_profile(reference, 2.0, 3, max_levels, out=row) is row
+    assert row.tolist() == expected

@@ -196,3 +196,31 @@ def test_margin_check_is_vectorised_and_orders_worst_first():
     check = clearing.margin_check(100.0)  # maintenance 50 each; call buffer 20% -> calls below 60
     assert check.breached.tolist() == [accounts[1], accounts[2]]  # 30 then 45
     assert check.called[accounts].tolist() == [False, False, False, False, True]
+    # exposed: checked accounts with a position (the counterparty is not margin-checked here)
+    clearing.checked[counterparty] = False
+    check = clearing.margin_check(100.0)
+    assert np.flatnonzero(check.exposed).tolist() == accounts.tolist()
+
+
+def test_no_call_buffer_means_no_margin_calls():
+    _, clearing = make_clearing()
+    clearing.call_buffer = 0.0
+    counterparty = int(clearing.add_accounts(1, 1e9, "counterparty")[0])
+    accounts = clearing.add_accounts(3, np.array([30.0, 50.0, 55.0]), "leveraged_trader")
+    for account in accounts.tolist():
+        clearing.open_position(account, 10, 100.0, counterparty)
+    check = clearing.margin_check(100.0)  # maintenance 50: 30 breaches, 50 is exactly at it
+    assert check.breached.tolist() == [accounts[0]]
+    assert not check.called.any()
+
+
+def test_open_interest_follows_every_booking():
+    _, clearing = make_clearing()
+    a, b, c = clearing.add_accounts(3, 1e6, "noise").tolist()
+    steps = [(a, b, 5), (c, a, 8), (b, c, 2), (a, c, 1), (c, b, 3)]  # (buyer, seller, lots)
+    # positions (a, b, c) after each trade, by hand: (5,-5,0) (-3,-5,8) (-3,-3,6) (-2,-3,5) (-2,0,8)
+    expected = [5, 8, 6, 5, 8]
+    for (buyer, seller, lots), open_interest in zip(steps, expected, strict=True):
+        clearing._trade(buyer, seller, lots, 100.0)
+        assert clearing.open_interest == open_interest
+        assert clearing.open_interest == int(clearing.position[clearing.position > 0].sum())

@@ -210,6 +210,18 @@ def test_non_finite_collateral_and_stale_entry_are_named():
     assert caught.value.accounts == (a,)
 
 
+def test_open_interest_out_of_step_with_positions_is_named():
+    _, clearing = make_clearing()
+    a, b = clearing.add_accounts(2, 100.0, "noise").tolist()
+    clearing._trade(a, b, 5, 100.0)
+    check_clearing(clearing, 1, 100.0)  # consistent: passes
+    clearing.open_interest += 1
+    with pytest.raises(InvariantError, match=r"step 4: the ledger's open interest is 6 lots but") as caught:
+        check_clearing(clearing, 4, 100.0)
+    assert caught.value.invariant == "open_interest"
+    assert caught.value.accounts == (a,)
+
+
 def test_crossed_book_is_named_with_its_owners(monkeypatch):
     book = OrderBook()
     book.submit_limit(3, SELL, 100, 5)

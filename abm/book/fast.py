@@ -407,11 +407,17 @@ class FastOrderBook:
         written = k.side_levels(self._levels, self._header, side, n, self._scratch)
         return [(price, total) for price, total in self._scratch[:written].tolist()]
 
-    def depth_profile(self, reference: float, width: float, buckets: int, max_levels: int) -> list[int]:
+    def depth_profile(
+        self, reference: float, width: float, buckets: int, max_levels: int, out: np.ndarray | None = None
+    ) -> list[int] | np.ndarray:
         """Resting lots in price buckets around ``reference`` (see ``OrderBook.depth_profile``)."""
-        out = np.zeros(2 * buckets, dtype=np.int64)
-        k.depth_profile(self._levels, self._header, float(reference), float(width), buckets, max_levels, out)
-        return out.tolist()
+        if out is None:
+            row = np.zeros(2 * buckets, dtype=np.int64)
+        else:
+            row = out
+            row[:] = 0
+        k.depth_profile(self._levels, self._header, float(reference), float(width), buckets, max_levels, row)
+        return row.tolist() if out is None else out
 
     def market_order_cost(self, side: int, quantity: int) -> tuple[int, int]:
         """Price a hypothetical market order without changing the book: ``(fillable lots, cost in ticks)``."""

@@ -50,7 +50,10 @@ from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from math import ceil, floor
 from operator import index as _as_index
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # only for annotations: the pure book needs no numpy
+    import numpy as np
 
 __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
 
@@ -594,15 +597,25 @@ class OrderBook:
         start = max(len(keys) - n, 0)
         return [(side * key, levels[side * key][0]) for key in reversed(keys[start:])]
 
-    def depth_profile(self, reference: float, width: float, buckets: int, max_levels: int) -> list[int]:
+    def depth_profile(
+        self, reference: float, width: float, buckets: int, max_levels: int, out: np.ndarray | None = None
+    ) -> list[int] | np.ndarray:
         """Resting lots in ``2 * buckets`` price buckets of ``width`` ticks around ``reference``.
 
         Bucket ``buckets + floor((price - reference) / width)`` gets a level's lots (a bid exactly at the
         reference goes to the bucket below it, an ask to the one above); levels outside the window
         are left out. Each side looks at its best ``max_levels`` levels at most.
 
+        Args:
+            reference: Centre of the window, in ticks.
+            width: Bucket width in ticks.
+            buckets: Buckets on each side of the reference.
+            max_levels: Levels looked at on each side, at most.
+            out: An int64 array of ``2 * buckets`` to write the totals into (its contents are
+                replaced), e.g. a row of a preallocated table.
+
         Returns:
-            ``2 * buckets`` lot totals, lowest prices first.
+            ``2 * buckets`` lot totals, lowest prices first: a list, or ``out`` when given.
         """
         row = [0] * (2 * buckets)  # a list: item updates on a numpy row cost ~10x more
         last = 2 * buckets
@@ -625,6 +638,9 @@ class OrderBook:
                     break
             if bucket >= 0:
                 row[bucket] += lots
+        if out is not None:
+            out[:] = row
+            return out
         return row
 
     def market_order_cost(self, side: int, quantity: int) -> tuple[int, int]:

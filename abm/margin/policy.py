@@ -74,6 +74,9 @@ class MarginPolicy:
             brackets = (np.zeros(1), np.ones(1), np.ones(1))
         self._floors, self._tier_imr, self._tier_mmr = (np.asarray(b, dtype=np.float64) for b in brackets)
         self._tier_ratio = self._tier_mmr / self._tier_imr
+        # Bracket schedules of the latest base rates asked for (held and opening rates can differ):
+        # rates change at reviews, margin checks read them every step (and every trader order).
+        self._bracket_cache: dict[_Pair, tuple[np.ndarray, np.ndarray]] = {}
         self._held_base = rule.held_rates()
         self._held_decree: _Pair | None = None
         # Pending changes: heap of (effective_step, sequence, imr, mmr, is_decree).
@@ -130,12 +133,21 @@ class MarginPolicy:
         return (newest[2], newest[3]) if newest is not None else self._rates_in_force()
 
     def _bracket_rates(self, rates: _Pair) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._bracket_cache.get(rates)
+        if cached is not None:
+            return cached
         imr, mmr = rates
         initial = np.minimum(self._tier_imr * (imr / self._tier_imr[0]), 1.0)
         # The cap keeps every bracket's maintenance rate below its initial rate after any rescaling,
         # and leaves the configured schedule untouched when the base rates are the configured ones.
         cap = initial * np.maximum(self._tier_ratio, mmr / imr)
         maintenance = np.minimum(self._tier_mmr * (mmr / self._tier_mmr[0]), cap)
+        # Read-only, as they are shared by every caller until the rates change.
+        initial.flags.writeable = False
+        maintenance.flags.writeable = False
+        if len(self._bracket_cache) >= 8:  # rules that move every review: keep only recent pairs
+            self._bracket_cache.clear()
+        self._bracket_cache[rates] = (initial, maintenance)
         return initial, maintenance
 
     def requirements(self, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
