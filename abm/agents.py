@@ -199,18 +199,19 @@ class NoiseTrader(TraderAgent):
         """Replace the previous order with one random order within the position limit."""
         model = self.model
         group: NoiseTraderGroup = self.group
-        model.cancel_orders(self.account)  # an order lives until its owner acts again
         rng = model.rng
         side = BUY if rng.random() < 0.5 else SELL
         position = self.position
         if abs(position + side) > group.max_position and (position > 0) == (side > 0):
             side = -side
         size = int(rng.integers(group.min_size, group.max_size + 1))
+        # An order lives until its owner acts again: the new one replaces it, in one book call (the
+        # draws above do not depend on the book, so they may come before the cancel).
         if rng.random() < group.market_order_share:
-            model.submit_market(self.account, side, size)
+            model.replace_with_market(self.account, side, size)
         else:
             offset = int(rng.integers(0, group.max_offset_ticks + 1))
-            model.submit_limit(self.account, side, model.passive_price(side, offset), size)
+            model.replace_with_passive(self.account, side, offset, size)
 
 
 class Fundamentalist(TraderAgent):

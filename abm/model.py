@@ -340,23 +340,39 @@ class MarketModel(mesa.Model):
         return mid
 
     def passive_price(self, side: int, offset: int = 0) -> int:
-        """A limit price ``offset`` ticks behind the touch on ``side`` (negative: improve, never cross)."""
-        book = self.book
-        if side == BUY:
-            best = book.best_bid()
-            base = best if best is not None else int(math.floor(self.quote_reference())) - 1
-            price = base - offset
-            ask = book.best_ask()
-            if ask is not None:
-                price = min(price, ask - 1)
-        else:
-            best = book.best_ask()
-            base = best if best is not None else int(math.ceil(self.quote_reference())) + 1
-            price = base + offset
-            bid = book.best_bid()
-            if bid is not None:
-                price = max(price, bid + 1)
-        return max(1, price)
+        """A limit price ``offset`` ticks behind the touch on ``side`` (negative: improve, never cross).
+
+        With that side of the book empty: behind the last trade, or before any trade behind the
+        index (see ``OrderBook.passive_price``).
+        """
+        return self.book.passive_price(side, offset, self.fundamental / self.tick_size)
+
+    def replace_with_passive(self, account: int, side: int, offset: int, quantity: int) -> int:
+        """Withdraw an account's orders and rest one at :meth:`passive_price` (two requests, one call).
+
+        Returns:
+            The new order's id.
+        """
+        self.agent_requests += 2
+        order_id, fills = self.book.replace_with_passive(
+            account, side, offset, quantity, self.fundamental / self.tick_size
+        )
+        if fills:
+            self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        return order_id
+
+    def replace_with_market(self, account: int, side: int, quantity: int) -> int:
+        """Withdraw an account's orders and send a market order (two requests, one call).
+
+        Returns:
+            The lots filled.
+        """
+        self.agent_requests += 2
+        fills = self.book.replace_with_market(account, side, quantity)
+        if not fills:
+            return 0
+        lots, _ = self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        return lots
 
     def momentum(self, lookback: int) -> float:
         """Log return of the mark over the last ``lookback`` steps (0 before enough history)."""

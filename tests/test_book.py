@@ -192,6 +192,11 @@ def _apply(book, operation):
         return [], book.cancel(*args)
     if kind == "cancel_all":
         return [], book.cancel_all(*args)
+    if kind == "replace_passive":
+        owner, side, offset, quantity, reference = args
+        return book.replace_with_passive(owner, side, offset, quantity, reference)[1], 0
+    if kind == "replace_market":
+        return book.replace_with_market(*args), 0
     raise ValueError(kind)
 
 
@@ -783,3 +788,102 @@ def test_depth_profile_by_hand(make_book, reference, max_levels, expected):
     row = np.full(6, 9, dtype=np.int64)
     assert book.depth_profile(reference, 2.0, 3, max_levels, out=row) is row
     assert row.tolist() == expected
+
+
+# --------------------------------------------------------------------------- passive price, replace
+def _passive_book(make_book, bids=(), asks=(), trade_at=None):
+    book = make_book()
+    if trade_at is not None:  # one trade leaves the last price; both orders are gone after it
+        book.submit_limit(8, SELL, trade_at, 1)
+        book.submit_market(9, BUY, 1)
+    for price in bids:
+        book.submit_limit(1, BUY, price, 2)
+    for price in asks:
+        book.submit_limit(2, SELL, price, 2)
+    return book
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+@pytest.mark.parametrize(
+    ("bids", "asks", "trade_at", "side", "offset", "reference", "expected"),
+    [
+        ((99,), (101,), None, BUY, 0, 50.0, 99),  # at the touch
+        ((99,), (101,), None, BUY, 3, 50.0, 96),  # 3 ticks behind
+        ((99,), (101,), None, BUY, -1, 50.0, 100),  # improves by one: 100 <= ask - 1
+        ((99,), (101,), None, BUY, -5, 50.0, 100),  # would cross: one tick inside the ask
+        ((99,), (101,), None, SELL, 2, 50.0, 103),
+        ((99,), (101,), None, SELL, -5, 50.0, 100),  # one tick inside the bid
+        ((), (), None, BUY, 0, 50.4, 49),  # empty book, no trade: floor(50.4) - 1
+        ((), (), None, SELL, 0, 50.4, 52),  # ceil(50.4) + 1
+        ((), (), None, BUY, 60, 50.4, 1),  # never below one tick
+        ((), (75,), 70, BUY, 2, 50.0, 67),  # no bids: behind the last trade, 70 - 1 - 2
+        ((60,), (), 70, SELL, 0, 50.0, 71),  # no asks: 70 + 1, above the bid anyway
+        ((72,), (), 70, SELL, 0, 50.0, 73),  # 71 would cross the bid at 72: one tick above it
+    ],
+)
+def test_passive_price_by_hand(make_book, bids, asks, trade_at, side, offset, reference, expected):
+    book = _passive_book(make_book, bids, asks, trade_at)
+    assert book.passive_price(side, offset, reference) == expected
+    # replace_with_passive rests exactly there (owner 5 has nothing to cancel)
+    order_id, fills = book.replace_with_passive(5, side, offset, 4, reference)
+    assert fills == []
+    assert book.order(order_id) == (5, side, expected, 4)
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+def test_replace_cancels_first_then_prices_on_the_book_it_leaves(make_book):
+    book = _passive_book(make_book, bids=(97,), asks=(103,))
+    own_bid, _ = book.submit_limit(5, BUY, 99, 3)  # the owner's bid is the best bid
+    own_ask, _ = book.submit_limit(5, SELL, 102, 1)
+    order_id, fills = book.replace_with_passive(5, BUY, 0, 2, 50.0)
+    assert fills == []
+    assert book.order(own_bid) is None and book.order(own_ask) is None
+    assert book.order(order_id) == (5, BUY, 97, 2)  # behind the touch left after the cancel: 97
+    fills = book.replace_with_market(5, SELL, 3)  # cancels its new bid, then sells into the bids
+    assert [(fill.price, fill.quantity, fill.maker) for fill in fills] == [(97, 2, 1)]
+    assert book.open_orders(5) == []
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+def test_passive_price_refuses_a_bad_side_or_reference(make_book):
+    book = _passive_book(make_book, bids=(99,), asks=(101,))
+    kept, _ = book.submit_limit(5, BUY, 98, 1)
+    with pytest.raises(ValueError, match="side must be"):
+        book.passive_price(0, 1, 50.0)
+    with pytest.raises(ValueError, match="reference must be a finite price"):
+        book.passive_price(BUY, 1, float("nan"))
+    with pytest.raises(ValueError, match="reference must be a finite price"):
+        book.replace_with_passive(5, BUY, 1, 2, float("inf"))
+    assert book.order(kept) == (5, BUY, 98, 1)  # the refused replace cancelled nothing
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_replace_is_cancel_all_then_the_order(seed):
+    # The specification of the two replace calls, on a seeded stream: one book takes them, the other
+    # the calls they stand for; every return value and the books' states agree.
+    rng = np.random.default_rng(seed)
+    replacing, composed = OrderBook(), OrderBook()
+    for _ in range(4_000):
+        owner = int(rng.integers(0, 6))
+        side = BUY if rng.random() < 0.5 else SELL
+        quantity = int(rng.integers(1, 8))
+        draw = rng.random()
+        if draw < 0.45:
+            price = max(1, 50 - side * int(rng.integers(-3, 6)))
+            assert replacing.submit_limit(owner, side, price, quantity) == composed.submit_limit(
+                owner, side, price, quantity
+            )
+        elif draw < 0.8:
+            offset, reference = int(rng.integers(-2, 5)), 50.0 + rng.normal(0, 3)
+            composed.cancel_all(owner)
+            expected = composed.submit_limit(
+                owner, side, composed.passive_price(side, offset, reference), quantity
+            )
+            assert replacing.replace_with_passive(owner, side, offset, quantity, reference) == expected
+        else:
+            composed.cancel_all(owner)
+            expected = composed.submit_market(owner, side, quantity)
+            assert replacing.replace_with_market(owner, side, quantity) == expected
+    for side in (BUY, SELL):
+        assert replacing.levels(side, ALL_LEVELS) == composed.levels(side, ALL_LEVELS)
+    assert replacing.volume_traded() == composed.volume_traded() > 1_000

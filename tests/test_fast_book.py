@@ -46,8 +46,11 @@ def _same_state(fast: FastOrderBook, pure: OrderBook, anchor: int) -> None:
     )
 
 
-def _random_operation(rng, anchor: int, pure: OrderBook):
-    """One operation of the standard mix, with cancels of live, stale and unknown ids."""
+def _random_operation(rng, anchor: int, pure: OrderBook, replace: bool = True):
+    """One operation of the standard mix, with cancels of live, stale and unknown ids.
+
+    ``replace``: also the replace calls (single calls only: a batch has no such operation).
+    """
     owner = int(rng.integers(0, OWNERS))
     side = BUY if rng.random() < 0.5 else SELL
     draw = rng.random()
@@ -66,6 +69,17 @@ def _random_operation(rng, anchor: int, pure: OrderBook):
         return ("cancel", int(rng.integers(-3, 10_000)))
     if draw < 0.88:
         return ("cancel_all", owner)
+    if replace and draw < 0.92:  # replace an owner's orders; the reference matters only on an empty side
+        return (
+            "replace_passive",
+            owner,
+            side,
+            int(rng.integers(-3, 6)),
+            int(rng.integers(1, 10)),
+            anchor + 0.3,
+        )
+    if replace and draw < 0.94:
+        return ("replace_market", owner, side, int(rng.integers(1, 20)))
     limit_price = None if rng.random() < 0.5 else max(1, anchor + side * int(rng.integers(0, 6)))
     return ("market", owner, side, int(rng.integers(1, 40)), limit_price)
 
@@ -131,7 +145,9 @@ def test_batches_match_the_same_calls_one_by_one(seed):
     anchor = 1_000
     for _ in range(300):
         anchor += int(rng.integers(-2, 3))
-        operations = [_random_operation(rng, anchor, pure) for _ in range(int(rng.integers(0, 60)))]
+        operations = [
+            _random_operation(rng, anchor, pure, replace=False) for _ in range(int(rng.integers(0, 60)))
+        ]
         expected_ids, expected_quantities, expected_fills = [], [], []
         for index, operation in enumerate(operations):
             if operation[0] == "limit":

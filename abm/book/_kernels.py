@@ -471,3 +471,44 @@ def cancel_all_one(header, orders, levels, owners, slot_of, owner):
     """Cancel every resting order of one owner; return the lots removed."""
     header[H_FILLS] = 0
     return _cancel_all(header, orders, levels, owners, slot_of, owner)
+
+
+@njit(cache=_CACHE)
+def passive_price(header, side, offset, reference):
+    """A limit price ``offset`` ticks behind the touch (see ``OrderBook.passive_price``)."""
+    if side == 1:
+        best = header[H_BEST_BID]
+        if best == 0:
+            last = header[H_LAST_PRICE]
+            best = (last if last != 0 else int(math.floor(reference))) - 1
+        price = best - offset
+        ask = header[H_BEST_ASK]
+        if ask != 0 and price > ask - 1:
+            price = ask - 1
+    else:
+        best = header[H_BEST_ASK]
+        if best == 0:
+            last = header[H_LAST_PRICE]
+            best = (last if last != 0 else int(math.ceil(reference))) + 1
+        price = best + offset
+        bid = header[H_BEST_BID]
+        if bid != 0 and price < bid + 1:
+            price = bid + 1
+    return max(1, price)
+
+
+@njit(cache=_CACHE)
+def replace_one(
+    header, orders, levels, owners, slot_of, fills, owner, side, quantity, offset, reference, market
+):
+    """Cancel an owner's orders, then one market order or one passive limit order; ``(id, lots left)``.
+
+    ``market``: a market order (``offset`` and ``reference`` unused); else a limit order at
+    :func:`passive_price` of the book after the cancel.
+    """
+    header[H_FILLS] = 0
+    _cancel_all(header, orders, levels, owners, slot_of, owner)
+    if market:
+        return _market(header, orders, levels, owners, slot_of, fills, owner, side, quantity, 0, 0)
+    price = passive_price(header, side, offset, reference)
+    return _limit(header, orders, levels, owners, slot_of, fills, owner, side, price, quantity, 0)

@@ -25,7 +25,7 @@ from operator import index as _as_index
 import numpy as np
 
 from abm.book import _kernels as k
-from abm.book.pure import Fill, _validated_limit, _validated_market
+from abm.book.pure import Fill, _check_reference, _validated_limit, _validated_market
 
 __all__ = ["FastOrderBook", "MAX_PRICE_TICKS", "LIMIT", "MARKET", "CANCEL", "CANCEL_ALL", "BatchResult"]
 
@@ -35,8 +35,9 @@ LIMIT, MARKET, CANCEL, CANCEL_ALL = k.LIMIT, k.MARKET, k.CANCEL, k.CANCEL_ALL
 MAX_PRICE_TICKS = 1 << 23
 
 _new_tuple = tuple.__new__
-_limit_one, _market_one = k.limit_one, k.market_one
+_limit_one, _market_one, _replace_one = k.limit_one, k.market_one, k.replace_one
 H_USED, H_LAST_ID, H_RESTING, H_FILLS = k.H_USED, k.H_LAST_ID, k.H_RESTING, k.H_FILLS
+H_BEST_BID, H_BEST_ASK, H_LAST_PRICE = k.H_BEST_BID, k.H_BEST_ASK, k.H_LAST_PRICE
 
 
 def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
@@ -319,6 +320,50 @@ class FastOrderBook:
         )  # fmt: skip
         self._h = h = self._header.tolist()
         return self._fill_list() if h[H_FILLS] else []
+
+    def passive_price(self, side: int, offset: int, reference: float) -> int:
+        """A limit price ``offset`` ticks behind the touch (see :meth:`OrderBook.passive_price`)."""
+        self._side_index(side)
+        _check_reference(reference)
+        return int(k.passive_price(self._header, side, _as_index(offset), float(reference)))
+
+    def _replace(self, owner: int, side: int, quantity: int, offset: int, reference: float, market: bool):
+        if (
+            type(quantity) is not int
+            or type(side) is not int
+            or type(owner) is not int
+            or quantity < 1
+            or owner < 0
+            or (side != 1 and side != -1)
+        ):
+            owner, side, quantity = _validated_market(owner, side, quantity)
+            if owner < 0:
+                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+        h = self._h
+        if market:
+            bound = 0
+        else:
+            offset = _as_index(offset)
+            _check_reference(reference)
+            # No passive price can pass this (the cancel only removes levels that fit already).
+            bound = max(h[H_BEST_BID], h[H_BEST_ASK], h[H_LAST_PRICE], math.ceil(reference)) + 1 + abs(offset)
+        self._reserve(1, bound, owner)
+        order_id, left = _replace_one(
+            self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+            owner, side, quantity, offset, float(reference), market,
+        )  # fmt: skip
+        self._h = h = self._header.tolist()
+        return order_id, (self._fill_list() if h[H_FILLS] else [])
+
+    def replace_with_passive(
+        self, owner: int, side: int, offset: int, quantity: int, reference: float
+    ) -> tuple[int, list[Fill]]:
+        """Cancel an owner's orders, then a passive limit order (see ``OrderBook.replace_with_passive``)."""
+        return self._replace(owner, side, quantity, offset, reference, False)
+
+    def replace_with_market(self, owner: int, side: int, quantity: int) -> list[Fill]:
+        """Cancel an owner's orders, then a market order (see :meth:`OrderBook.replace_with_market`)."""
+        return self._replace(owner, side, quantity, 0, 0.0, True)[1]
 
     def cancel(self, order_id: int) -> int:
         """Cancel a resting order; return the lots removed (0 if it is not resting)."""

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from math import ceil, floor
+from math import ceil, floor, isfinite
 from operator import index as _as_index
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -118,6 +118,12 @@ def _check_side(side: object) -> None:
     """Raise ValueError unless ``side`` is BUY (+1) or SELL (-1)."""
     if side != 1 and side != -1:
         raise ValueError(f"side must be BUY (+1) or SELL (-1), got {side!r}")
+
+
+def _check_reference(reference: float) -> None:
+    """Raise ValueError unless ``reference`` (a fallback price in ticks) is finite."""
+    if not isfinite(reference):
+        raise ValueError(f"reference must be a finite price in ticks, got {reference!r}")
 
 
 def _validated_limit(
@@ -309,6 +315,72 @@ class OrderBook:
         if opposite_keys and opposite_keys[-1] >= limit_key:
             self._match(owner, side, order_id, quantity, limit_key, fills)
         return fills
+
+    def passive_price(self, side: int, offset: int, reference: float) -> int:
+        """A limit price ``offset`` ticks behind the touch on ``side``, never crossing the other side.
+
+        Behind means below the best bid for a buy and above the best ask for a sell; a negative
+        offset improves on the touch but stays one tick inside the opposite best. With ``side``
+        empty, the price is placed behind the last trade price, or before any trade behind
+        ``reference`` (ticks): ``floor(reference) - 1 - offset`` for a buy, ``ceil(reference) + 1 +
+        offset`` for a sell. Never below 1 tick.
+
+        Args:
+            side: ``BUY`` (+1) or ``SELL`` (-1).
+            offset: Ticks behind the touch (negative: improve).
+            reference: Fallback price in ticks (e.g. the index), used only as described; finite.
+
+        Returns:
+            The price in ticks.
+
+        Raises:
+            ValueError: If side is invalid or reference is not finite.
+        """
+        _check_reference(reference)
+        if side == 1:
+            best = self._bid_keys[-1] if self._bid_keys else None
+            if best is None:
+                last = self._last_price
+                best = (last if last is not None else floor(reference)) - 1
+            price = best - offset
+            if self._ask_keys:
+                price = min(price, -self._ask_keys[-1] - 1)
+        elif side == -1:
+            best = -self._ask_keys[-1] if self._ask_keys else None
+            if best is None:
+                last = self._last_price
+                best = (last if last is not None else ceil(reference)) + 1
+            price = best + offset
+            if self._bid_keys:
+                price = max(price, self._bid_keys[-1] + 1)
+        else:
+            _check_side(side)
+        return max(1, price)
+
+    def replace_with_passive(
+        self, owner: int, side: int, offset: int, quantity: int, reference: float
+    ) -> tuple[int, list[Fill]]:
+        """Cancel every resting order of ``owner``, then rest a limit order at :meth:`passive_price`.
+
+        The same as ``cancel_all(owner)`` then ``submit_limit(owner, side, passive_price(side, offset,
+        reference), quantity)``, the price taken after the cancel: one call, because a trader that
+        replaces its order every time it acts is the commonest request of a run.
+
+        Returns:
+            ``(order_id, fills)`` as :meth:`submit_limit` (fills only if the opposite best is at 1 tick).
+        """
+        _check_reference(reference)  # before the cancel: a refused call changes nothing
+        self.cancel_all(owner)
+        return self.submit_limit(owner, side, self.passive_price(side, offset, reference), quantity)
+
+    def replace_with_market(self, owner: int, side: int, quantity: int) -> list[Fill]:
+        """Cancel every resting order of ``owner``, then send a market order (as :meth:`submit_market`).
+
+        Returns:
+            The market order's fills.
+        """
+        self.cancel_all(owner)
+        return self.submit_market(owner, side, quantity)
 
     def _match(self, taker: int, side: int, taker_id: int, quantity: int, limit_key: int, fills: list) -> int:
         """Match a taker against the opposite side down to ``limit_key``; return the unfilled quantity.
