@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_sweep.py                 # 100 runs (the spiral, 600 steps), 1 and 2 workers
     python benchmarks/bench_sweep.py --runs 20 --dask --workers 1 2 4
+    python benchmarks/bench_sweep.py --engine fast   # the compiled book (extra "fast") in every run
 
 ``local-N`` is the local backend (``abm sweep --workers N``: one worker runs in the calling process,
 more use a spawn-context process pool); ``dask-N`` a Dask LocalCluster of N worker processes
@@ -30,8 +31,10 @@ from abm.sweep.spec import expand_sweep
 _NOISY = ["wall_seconds"]
 
 
-def _measure(runs: int, workers: int, scheduler: str | None, folder: Path):
-    plan = expand_sweep({"base": "spiral", "seeds": {"count": runs, "root": 1}})
+def _measure(runs: int, workers: int, scheduler: str | None, folder: Path, engine: str):
+    plan = expand_sweep(
+        {"base": "spiral", "set": {"market.book_engine": engine}, "seeds": {"count": runs, "root": 1}}
+    )
     label = f"dask-{workers}" if scheduler else f"local-{workers}"
     started = time.perf_counter()
     outcome = run_sweep(plan, folder / label, workers=workers, scheduler=scheduler, progress=False)
@@ -47,10 +50,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dask", action="store_true", help="also time a Dask LocalCluster per worker count")
+    parser.add_argument(
+        "--engine", choices=["python", "fast"], default="python", help="order book engine (fast: numba)"
+    )
     options = parser.parse_args()
 
     print(
-        f"spiral scenario, {options.runs} runs; "
+        f"spiral scenario, {options.runs} runs, book engine {options.engine}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )
     rows = []
@@ -58,7 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         for workers in options.workers:
             for scheduler in [None, "local"] if options.dask else [None]:
-                label, seconds, results = _measure(options.runs, workers, scheduler, Path(temp))
+                label, seconds, results = _measure(
+                    options.runs, workers, scheduler, Path(temp), options.engine
+                )
                 comparable = results.drop(columns=[c for c in _NOISY if c in results.columns])
                 if reference is None:
                     reference = comparable
