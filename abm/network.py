@@ -54,6 +54,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from networkx.algorithms import bipartite
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "ADL_NODE",
@@ -454,14 +455,18 @@ def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
         return {}
     matrix = nx.to_scipy_sparse_array(undirected, nodelist=nodes, weight="notional", format="csr")
     matrix = matrix / matrix.max()  # the centrality does not depend on the scale
-    if len(nodes) <= DENSE_EIGEN_MAX_NODES:
-        _, vectors = np.linalg.eigh(matrix.toarray())
-        vector = vectors[:, -1]
-    else:
-        from scipy.sparse.linalg import eigsh
+    # One BLAS thread: these matrices are small, and OpenBLAS's extra threads keep spinning after the
+    # call; in a sweep with a worker per core they took the other worker's core (2 workers ran 1.2x
+    # one worker's runs instead of 1.9x with the compiled book; see docs/performance.md).
+    with threadpool_limits(1, user_api="blas"):
+        if len(nodes) <= DENSE_EIGEN_MAX_NODES:
+            _, vectors = np.linalg.eigh(matrix.toarray())
+            vector = vectors[:, -1]
+        else:
+            from scipy.sparse.linalg import eigsh
 
-        _, vectors = eigsh(matrix, k=1, which="LA", v0=np.ones(len(nodes)), tol=1e-12)
-        vector = vectors[:, 0]
+            _, vectors = eigsh(matrix, k=1, which="LA", v0=np.ones(len(nodes)), tol=1e-12)
+            vector = vectors[:, 0]
     vector = np.abs(vector) / np.linalg.norm(vector)  # Perron vector: one sign; unit Euclidean norm
     # Rounded to 1e-9: LAPACK's last digits can differ between processes (BLAS threads, the alignment of
     # the array in memory; seen between a sweep's workers), and a run must give the same table wherever

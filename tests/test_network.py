@@ -443,6 +443,33 @@ def test_eigenvector_of_a_large_graph_uses_the_sparse_solver_and_agrees_with_a_d
     assert first == second
 
 
+def test_eigenvector_solves_with_one_blas_thread(monkeypatch):
+    # OpenBLAS's idle threads spin after a call and took the other sweep worker's core: the solver
+    # must run with one BLAS thread, and the caller's setting must be back afterwards.
+    from threadpoolctl import threadpool_info
+
+    import abm.network as network
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    seen = []
+    solver = np.linalg.eigh
+
+    def recording_eigh(matrix):
+        seen.append(blas_threads())
+        return solver(matrix)
+
+    monkeypatch.setattr(network.np.linalg, "eigh", recording_eigh)
+    before = blas_threads()
+    graph = nx.Graph()
+    graph.add_edge(1, 2, notional=2.0)
+    graph.add_edge(2, 3, notional=1.0)
+    assert network._eigenvector(graph)[2] > network._eigenvector(graph)[1]
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    assert blas_threads() == before
+
+
 def test_cascade_depth_equals_networkx_longest_path_on_random_dags():
     rng = np.random.default_rng(11)
     for _ in range(20):
