@@ -48,6 +48,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from itertools import islice
 from math import ceil, floor, isfinite
 from operator import index as _as_index
 from typing import TYPE_CHECKING, NamedTuple
@@ -691,8 +692,10 @@ class OrderBook:
         """
         row = [0] * (2 * buckets)  # a list: item updates on a numpy row cost ~10x more
         last = 2 * buckets
-        # Levels come best first, so each side stops at the first level beyond the window.
-        for price, lots in self.levels(1, max_levels):
+        # Levels best first (the keys from the end, lazily: no list of levels is built), so each side
+        # stops at the first level beyond the window; islice keeps to the best max_levels.
+        bid_levels = self._bid_levels
+        for price in islice(reversed(self._bid_keys), max_levels):
             if price == reference:
                 bucket = buckets - 1
             else:
@@ -700,8 +703,10 @@ class OrderBook:
                 if bucket < 0:
                     break
             if bucket < last:
-                row[bucket] += lots
-        for price, lots in self.levels(-1, max_levels):
+                row[bucket] += bid_levels[price][0]
+        ask_levels = self._ask_levels
+        for key in islice(reversed(self._ask_keys), max_levels):
+            price = -key
             if price == reference:
                 bucket = buckets
             else:
@@ -709,7 +714,7 @@ class OrderBook:
                 if bucket >= last:
                     break
             if bucket >= 0:
-                row[bucket] += lots
+                row[bucket] += ask_levels[price][0]
         if out is not None:
             out[:] = row
             return out

@@ -77,6 +77,7 @@ class MarginPolicy:
         # Bracket schedules of the latest base rates asked for (held and opening rates can differ):
         # rates change at reviews, margin checks read them every step (and every trader order).
         self._bracket_cache: dict[_Pair, tuple[np.ndarray, np.ndarray]] = {}
+        self._figure_nans = dict.fromkeys((*RULE_FIGURES, *rule.figure_names), _NAN)
         self._held_base = rule.held_rates()
         self._held_decree: _Pair | None = None
         # Pending changes: heap of (effective_step, sequence, imr, mmr, is_decree).
@@ -199,10 +200,7 @@ class MarginPolicy:
         announced = self._announced() if self._in_force is not None else in_force
         outcome = self._outcome
         newest = self._newest_pending()
-        figures = {name: _NAN for name in RULE_FIGURES}
-        figures.update({name: _NAN for name in self.rule.figure_names})
-        figures.update({name: float(value) for name, value in self.rule.figures().items()})
-        return {
+        state = {
             "imr": held[0],
             "mmr": held[1],
             "announced_imr": announced[0],
@@ -215,8 +213,12 @@ class MarginPolicy:
             "floor_mmr": outcome.floor_mmr,
             "buffer_level": outcome.buffer_level,
             "vol_ratio": outcome.vol_ratio,
-            **figures,
         }
+        # Every rule figure, NaN unless the rule reports it (the recorder needs the same keys each step).
+        state.update(self._figure_nans)
+        for name, value in self.rule.figures().items():
+            state[name] = float(value)
+        return state
 
     # ------------------------------------------------------------------ changing the rates
 
