@@ -315,14 +315,16 @@ class MarketModel(mesa.Model):
         """Submit a limit order for an account; fills are settled at once. Returns the order id."""
         self.agent_requests += 1
         order_id, fills = self.book.submit_limit(account, side, max(1, price_ticks), quantity)
-        if fills:
-            self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        self._settle(fills)
         return order_id
 
     def submit_market(self, account: int, side: int, quantity: int) -> int:
         """Submit a market (IOC) order for an account; returns the lots filled."""
         self.agent_requests += 1
-        fills = self.book.submit_market(account, side, quantity)
+        return self._settle(self.book.submit_market(account, side, quantity))
+
+    def _settle(self, fills) -> int:
+        """Settle an agent order's fills (if any) in this step; return the lots filled."""
         if not fills:
             return 0
         lots, _ = self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
@@ -357,8 +359,7 @@ class MarketModel(mesa.Model):
         order_id, fills = self.book.replace_with_passive(
             account, side, offset, quantity, self.fundamental / self.tick_size
         )
-        if fills:
-            self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
+        self._settle(fills)
         return order_id
 
     def replace_with_market(self, account: int, side: int, quantity: int) -> int:
@@ -368,11 +369,7 @@ class MarketModel(mesa.Model):
             The lots filled.
         """
         self.agent_requests += 2
-        fills = self.book.replace_with_market(account, side, quantity)
-        if not fills:
-            return 0
-        lots, _ = self.clearing.settle(fills, self.steps - 1, -1, is_liquidation=False)
-        return lots
+        return self._settle(self.book.replace_with_market(account, side, quantity))
 
     def momentum(self, lookback: int) -> float:
         """Log return of the mark over the last ``lookback`` steps (0 before enough history)."""

@@ -51,6 +51,22 @@ def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
     return grown
 
 
+def _market_arguments(owner: int, side: int, quantity: int) -> tuple[int, int, int]:
+    """Checked ``(owner, side, quantity)`` of an order without a price (one combined test when usual)."""
+    if (
+        type(quantity) is not int
+        or type(side) is not int
+        or type(owner) is not int
+        or quantity < 1
+        or owner < 0
+        or (side != 1 and side != -1)
+    ):
+        owner, side, quantity = _validated_market(owner, side, quantity)
+        if owner < 0:
+            raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+    return owner, side, quantity
+
+
 class BatchResult:
     """What :meth:`FastOrderBook.process` returns, as arrays aligned with the batch.
 
@@ -296,17 +312,7 @@ class FastOrderBook:
         self, owner: int, side: int, quantity: int, limit_price: int | None = None
     ) -> list[Fill]:
         """Submit an immediate-or-cancel order (see :meth:`abm.book.pure.OrderBook.submit_market`)."""
-        if (
-            type(quantity) is not int
-            or type(side) is not int
-            or type(owner) is not int
-            or quantity < 1
-            or owner < 0
-            or (side != 1 and side != -1)
-        ):
-            owner, side, quantity = _validated_market(owner, side, quantity)
-            if owner < 0:
-                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+        owner, side, quantity = _market_arguments(owner, side, quantity)
         if limit_price is None:
             limit = 0  # no limit
         else:
@@ -328,17 +334,7 @@ class FastOrderBook:
         return int(k.passive_price(self._header, side, _as_index(offset), float(reference)))
 
     def _replace(self, owner: int, side: int, quantity: int, offset: int, reference: float, market: bool):
-        if (
-            type(quantity) is not int
-            or type(side) is not int
-            or type(owner) is not int
-            or quantity < 1
-            or owner < 0
-            or (side != 1 and side != -1)
-        ):
-            owner, side, quantity = _validated_market(owner, side, quantity)
-            if owner < 0:
-                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+        owner, side, quantity = _market_arguments(owner, side, quantity)
         h = self._h
         if market:
             bound = 0
