@@ -1,15 +1,18 @@
 """FastOrderBook: the order book in numpy arrays with numba-compiled matching (optional extra ``fast``).
 
 It has the whole public API of :class:`abm.book.pure.OrderBook` (same ids, fills, depth and queries),
-plus two batch calls where the compiled code pays off:
+plus a batch call where the compiled code pays off:
 
 * :meth:`FastOrderBook.process` applies a batch of operations given as arrays (limit, market, cancel,
-  cancel-all) in one call and returns the fills as arrays;
-* :meth:`FastOrderBook.submit_ladder` sends a market maker's ladder in one call.
+  cancel-all) in one call and returns the fills as arrays.
 
-A single :meth:`~FastOrderBook.submit_limit` or :meth:`~FastOrderBook.cancel` costs about what it
-costs in the pure engine (the call into compiled code, about 1.4 us, replaces the Python work), so
-the gain in a model run comes from the makers' ladders. The kernels and the array layout are in
+Calls of the common API that do several things are one compiled call each here:
+:meth:`~FastOrderBook.submit_ladder` (a market maker's ladder) and the replace calls
+:meth:`~FastOrderBook.replace_with_passive` and :meth:`~FastOrderBook.replace_with_market` (cancel an
+owner's orders, then one order). A single :meth:`~FastOrderBook.submit_limit` or
+:meth:`~FastOrderBook.cancel` costs about what it costs in the pure engine (the call into compiled
+code, about 0.5 us of argument unboxing, replaces the Python work), so the gain in a model run comes
+from the ladders and the replacements (docs/performance.md). The kernels and the array layout are in
 :mod:`abm.book._kernels`.
 
 Prices index dense per-price arrays, so memory grows with the highest price in ticks (40 bytes a
