@@ -217,3 +217,22 @@ def test_check_invariants_detects_a_broken_total():
     book._levels[0, 99, 0] = 4
     with pytest.raises(AssertionError, match="total is wrong"):
         book.check_invariants()
+
+
+def test_replace_beyond_the_price_arrays_grows_them_like_a_limit_order():
+    # The passive price is known only after the cancel: here the owner's best ask goes, the next ask
+    # sits near the end of the compiled book's first price array (1,024 ticks), and 10 ticks behind it
+    # is beyond: the arrays must grow and the order rest exactly where the pure book puts it.
+    fast, pure = FastOrderBook(), OrderBook()
+    capacity = fast._levels.shape[1]
+    for book in (fast, pure):
+        book.submit_limit(1, SELL, capacity - 4, 3)
+        book.submit_limit(5, SELL, capacity - 24, 2)  # owner 5's ask is the best ask
+        book.submit_limit(2, BUY, 900, 1)
+    expected = pure.replace_with_passive(5, SELL, 10, 4, 500.0)
+    assert fast.replace_with_passive(5, SELL, 10, 4, 500.0) == expected
+    order_id = expected[0]
+    assert fast.order(order_id) == pure.order(order_id) == (5, SELL, capacity + 6, 4)
+    assert fast._levels.shape[1] > capacity + 6
+    _same_state(fast, pure, 900)
+    fast.check_invariants()

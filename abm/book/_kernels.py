@@ -501,14 +501,20 @@ def passive_price(header, side, offset, reference):
 def replace_one(
     header, orders, levels, owners, slot_of, fills, owner, side, quantity, offset, reference, market
 ):
-    """Cancel an owner's orders, then one market order or one passive limit order; ``(id, lots left)``.
+    """Cancel an owner's orders, then one market order or one passive limit order.
 
     ``market``: a market order (``offset`` and ``reference`` unused); else a limit order at
-    :func:`passive_price` of the book after the cancel.
+    :func:`passive_price` of the book after the cancel. Returns ``(order id, lots left, price)``; an
+    order id of 0 means the passive price is beyond the price arrays, and the order was not sent (the
+    caller grows them and sends it).
     """
     header[H_FILLS] = 0
     _cancel_all(header, orders, levels, owners, slot_of, owner)
     if market:
-        return _market(header, orders, levels, owners, slot_of, fills, owner, side, quantity, 0, 0)
+        order_id, left = _market(header, orders, levels, owners, slot_of, fills, owner, side, quantity, 0, 0)
+        return order_id, left, 0
     price = passive_price(header, side, offset, reference)
-    return _limit(header, orders, levels, owners, slot_of, fills, owner, side, price, quantity, 0)
+    if price >= levels.shape[1]:
+        return 0, quantity, price
+    order_id, left = _limit(header, orders, levels, owners, slot_of, fills, owner, side, price, quantity, 0)
+    return order_id, left, price

@@ -40,7 +40,6 @@ MAX_PRICE_TICKS = 1 << 23
 _new_tuple = tuple.__new__
 _limit_one, _market_one, _replace_one = k.limit_one, k.market_one, k.replace_one
 H_USED, H_LAST_ID, H_RESTING, H_FILLS = k.H_USED, k.H_LAST_ID, k.H_RESTING, k.H_FILLS
-H_BEST_BID, H_BEST_ASK, H_LAST_PRICE = k.H_BEST_BID, k.H_BEST_ASK, k.H_LAST_PRICE
 
 
 def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
@@ -338,19 +337,23 @@ class FastOrderBook:
 
     def _replace(self, owner: int, side: int, quantity: int, offset: int, reference: float, market: bool):
         owner, side, quantity = _market_arguments(owner, side, quantity)
-        h = self._h
-        if market:
-            bound = 0
-        else:
+        if not market:
             offset = _as_index(offset)
             _check_reference(reference)
-            # No passive price can pass this (the cancel only removes levels that fit already).
-            bound = max(h[H_BEST_BID], h[H_BEST_ASK], h[H_LAST_PRICE], math.ceil(reference)) + 1 + abs(offset)
-        self._reserve(1, bound, owner)
-        order_id, left = _replace_one(
+        self._reserve(1, 0, owner)  # room for one more order; the kernel checks the price
+        order_id, _, price = _replace_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
             owner, side, quantity, offset, float(reference), market,
         )  # fmt: skip
+        if order_id == 0:
+            # The passive price (known only after the cancel) is beyond the price arrays: grow them
+            # (or refuse it, as submit_limit does), then send the order; the same id and fills.
+            self._h = self._header.tolist()
+            self._reserve(1, price, owner)
+            order_id, _ = _limit_one(
+                self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+                owner, side, price, quantity,
+            )  # fmt: skip
         self._h = h = self._header.tolist()
         return order_id, (self._fill_list() if h[H_FILLS] else [])
 
