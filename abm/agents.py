@@ -163,18 +163,18 @@ class MarketMaker(TraderAgent):
         """Cancel and requote."""
         model = self.model
         group: MarketMakerGroup = self.group
-        model.cancel_orders(self.account)  # before the reference: the mid without its own quotes
-        reference = model.quote_reference(group.anchor_weight)
         inventory = self.position
-        reference -= group.skew_ticks * inventory
         vol_ratio = model.realised_vol / group.vol_baseline if model.realised_vol > 0 else 1.0
         widen = max(1.0, 1.0 + group.vol_widen * (vol_ratio - 1.0))
         size_scale = 1.0 - model.liquidity_pull(self, group, vol_ratio)
-        # One ladder call: makers send most of a run's orders, and the compiled book does the whole
-        # ladder in one call.
-        sent, crossed = model.book.submit_ladder(
+        # One book call for the cancel and the ladder (makers send most of a run's orders; the
+        # compiled book does it all in one kernel call). The reference is taken after the cancel, so it
+        # is the mid without the maker's own quotes, shifted against its inventory.
+        sent, crossed = model.book.requote_ladder(
             self.account,
-            reference,
+            group.anchor_weight,
+            model.fundamental / model.tick_size,
+            group.skew_ticks * inventory,
             group.half_spread_ticks * widen,
             group.level_spacing_ticks * widen,
             group.levels,
@@ -187,7 +187,7 @@ class MarketMaker(TraderAgent):
         step = model.steps - 1
         for fills in crossed:
             model.clearing.settle(fills, step, -1, is_liquidation=False)
-        model.agent_requests += sent
+        model.agent_requests += 1 + sent  # the cancel request and the orders
 
 
 class NoiseTrader(TraderAgent):

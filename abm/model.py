@@ -332,14 +332,7 @@ class MarketModel(mesa.Model):
 
     def quote_reference(self, anchor_weight: float = 0.0) -> float:
         """Reference price in ticks for quoting: mid, else last trade, else index; blended with the index."""
-        book = self.book
-        mid = book.mid()
-        if mid is None:
-            last = book.last_price
-            mid = float(last) if last is not None else self.fundamental / self.tick_size
-        if anchor_weight > 0.0:
-            mid = (1.0 - anchor_weight) * mid + anchor_weight * self.fundamental / self.tick_size
-        return mid
+        return self.book.quote_reference(anchor_weight, self.fundamental / self.tick_size)
 
     def passive_price(self, side: int, offset: int = 0) -> int:
         """A limit price ``offset`` ticks behind the touch on ``side`` (negative: improve, never cross).

@@ -887,3 +887,63 @@ def test_replace_is_cancel_all_then_the_order(seed):
     for side in (BUY, SELL):
         assert replacing.levels(side, ALL_LEVELS) == composed.levels(side, ALL_LEVELS)
     assert replacing.volume_traded() == composed.volume_traded() > 1_000
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+@pytest.mark.parametrize(
+    ("bids", "asks", "trade_at", "anchor_weight", "expected"),
+    [
+        ((99,), (102,), None, 0.0, 100.5),  # the mid
+        ((99,), (102,), None, 0.25, 0.75 * 100.5 + 0.25 * 80.0),  # blended with the anchor
+        ((), (102,), 70, 0.0, 70.0),  # one side empty: the last trade
+        ((), (), None, 0.0, 80.0),  # no book, no trade: the anchor
+        ((), (), None, 0.5, 80.0),
+    ],
+)
+def test_quote_reference_by_hand(make_book, bids, asks, trade_at, anchor_weight, expected):
+    book = _passive_book(make_book, bids, asks, trade_at)
+    assert book.quote_reference(anchor_weight, 80.0) == expected
+
+
+LADDER = (1.5, 1.25, 4, 3, 0.5, 0.9, True, True)  # half spread, spacing, levels, size, growth, scale, sides
+
+
+@pytest.mark.parametrize("make_book", [OrderBook, _fast_book], ids=["pure", "fast"])
+def test_requote_cancels_then_quotes_around_the_mid_it_leaves(make_book):
+    book = _passive_book(make_book, bids=(96,), asks=(106,))
+    book.submit_limit(5, BUY, 99, 2)  # the maker's own quotes set the mid (100) before the requote
+    book.submit_limit(5, SELL, 101, 2)
+    sent, crossed = book.requote_ladder(5, 0.0, 80.0, 0.5, *LADDER)
+    # after the cancel the mid is (96 + 106) / 2 = 101, shifted by 0.5: reference 100.5; level k at
+    # offset 1.5 + 1.25 k and size int(3 (1 + 0.5 k) 0.9) = 2, 4, 5, 6: bids floor(99, 97.75, 96.5,
+    # 95.25) = 99, 97, 96, 95; asks ceil(102, 103.25, 104.5, 105.75) = 102, 104, 105, 106
+    assert (sent, crossed) == (8, [])
+    assert book.levels(BUY, 10) == [(99, 2), (97, 4), (96, 5 + 2), (95, 6)]
+    assert book.levels(SELL, 10) == [(102, 2), (104, 4), (105, 5), (106, 6 + 2)]
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_requote_is_cancel_all_then_the_ladder(seed):
+    rng = np.random.default_rng(seed)
+    requoting, composed = OrderBook(), OrderBook()
+    for _ in range(3_000):
+        owner = int(rng.integers(0, 5))
+        side = BUY if rng.random() < 0.5 else SELL
+        if rng.random() < 0.7:
+            price, quantity = max(1, 50 - side * int(rng.integers(-3, 6))), int(rng.integers(1, 8))
+            assert requoting.submit_limit(owner, side, price, quantity) == composed.submit_limit(
+                owner, side, price, quantity
+            )
+            continue
+        weight, anchor, shift = (
+            float(rng.choice([0.0, 0.3])),
+            50.0 + rng.normal(0, 4),
+            float(rng.normal(0, 2)),
+        )
+        ladder = (1.0 + rng.random(), 1.0, 3, int(rng.integers(1, 4)), 0.5, 1.0, True, rng.random() < 0.8)
+        composed.cancel_all(owner)
+        expected = composed.submit_ladder(owner, composed.quote_reference(weight, anchor) - shift, *ladder)
+        assert requoting.requote_ladder(owner, weight, anchor, shift, *ladder) == expected
+    for side in (BUY, SELL):
+        assert requoting.levels(side, ALL_LEVELS) == composed.levels(side, ALL_LEVELS)
+    assert requoting.volume_traded() == composed.volume_traded() > 500

@@ -92,7 +92,23 @@ def test_single_calls_match_the_pure_book(seed):
     for step in range(6_000):
         if rng.random() < 0.05:
             anchor = max(3, anchor + (1 if rng.random() < 0.5 else -1))
-        if rng.random() < 0.02:  # a maker's ladder, sometimes crossing the touch
+        if rng.random() < 0.01:  # a maker's requote: cancel, then a ladder around the mid left
+            args = (
+                int(rng.integers(0, OWNERS)),
+                float(rng.choice([0.0, 0.2])),
+                anchor + rng.normal(0, 2),
+                float(rng.normal(0, 2)),
+                1.5,
+                1.25,
+                6,
+                3,
+                0.5,
+                0.9,
+                True,
+                rng.random() < 0.7,
+            )
+            assert fast.requote_ladder(*args) == pure.requote_ladder(*args)
+        elif rng.random() < 0.02:  # a maker's ladder, sometimes crossing the touch
             args = (
                 int(rng.integers(0, OWNERS)),
                 anchor + rng.normal(0, 3),
@@ -235,4 +251,20 @@ def test_replace_beyond_the_price_arrays_grows_them_like_a_limit_order():
     assert fast.order(order_id) == pure.order(order_id) == (5, SELL, capacity + 6, 4)
     assert fast._levels.shape[1] > capacity + 6
     _same_state(fast, pure, 900)
+    fast.check_invariants()
+
+
+def test_requote_beyond_the_price_arrays_grows_them():
+    # The ladder's reference is known only after the cancel: the maker's own quotes held the mid low,
+    # and without them the mid is near the end of the first price array, so the ladder's asks pass it.
+    fast, pure = FastOrderBook(), OrderBook()
+    capacity = fast._levels.shape[1]
+    for book in (fast, pure):
+        book.submit_limit(1, BUY, capacity - 30, 1)
+        book.submit_limit(2, SELL, capacity - 2, 1)
+        book.submit_limit(5, SELL, capacity - 28, 1)  # the maker's ask is the best ask
+    args = (5, 0.0, 500.0, 0.0, 2.0, 5.0, 5, 2, 0.0, 1.0, True, True)  # asks up to mid + 22 ticks
+    assert fast.requote_ladder(*args) == pure.requote_ladder(*args)
+    assert fast._levels.shape[1] > capacity
+    _same_state(fast, pure, capacity - 16)
     fast.check_invariants()

@@ -326,6 +326,44 @@ def process(
 
 
 @njit(cache=_CACHE)
+def _ladder(
+    header,
+    orders,
+    levels,
+    owners,
+    slot_of,
+    fills,
+    owner,
+    reference,
+    half_spread,
+    spacing,
+    n_levels,
+    level_size,
+    size_growth,
+    size_scale,
+    quote_bid,
+    quote_ask,
+):
+    """The ladder's orders (see :func:`ladder`); return how many were sent."""
+    sent = 0
+    for level in range(n_levels):
+        size = int(level_size * (1.0 + size_growth * level) * size_scale)
+        if size <= 0:
+            continue
+        offset = half_spread + level * spacing
+        if quote_bid:
+            price = int(math.floor(reference - offset))
+            if price >= 1:
+                _limit(header, orders, levels, owners, slot_of, fills, owner, 1, price, size, sent)
+                sent += 1
+        if quote_ask:
+            price = max(1, int(math.ceil(reference + offset)))
+            _limit(header, orders, levels, owners, slot_of, fills, owner, -1, price, size, sent)
+            sent += 1
+    return sent
+
+
+@njit(cache=_CACHE)
 def ladder(
     header,
     orders,
@@ -349,22 +387,92 @@ def ladder(
     The fills' ``F_OPERATION`` is the index of the order among those sent.
     """
     header[H_FILLS] = 0
-    sent = 0
-    for level in range(n_levels):
-        size = int(level_size * (1.0 + size_growth * level) * size_scale)
-        if size <= 0:
-            continue
-        offset = half_spread + level * spacing
-        if quote_bid:
-            price = int(math.floor(reference - offset))
-            if price >= 1:
-                _limit(header, orders, levels, owners, slot_of, fills, owner, 1, price, size, sent)
-                sent += 1
-        if quote_ask:
-            price = max(1, int(math.ceil(reference + offset)))
-            _limit(header, orders, levels, owners, slot_of, fills, owner, -1, price, size, sent)
-            sent += 1
-    return sent
+    return _ladder(
+        header,
+        orders,
+        levels,
+        owners,
+        slot_of,
+        fills,
+        owner,
+        reference,
+        half_spread,
+        spacing,
+        n_levels,
+        level_size,
+        size_growth,
+        size_scale,
+        quote_bid,
+        quote_ask,
+    )
+
+
+@njit(cache=_CACHE)
+def quote_reference(header, anchor_weight, anchor):
+    """The quoting reference in ticks (see ``OrderBook.quote_reference``)."""
+    bid = header[H_BEST_BID]
+    ask = header[H_BEST_ASK]
+    if bid != 0 and ask != 0:
+        reference = (bid + ask) / 2
+    else:
+        last = header[H_LAST_PRICE]
+        reference = float(last) if last != 0 else anchor
+    if anchor_weight > 0.0:
+        reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
+    return reference
+
+
+@njit(cache=_CACHE)
+def requote(
+    header,
+    orders,
+    levels,
+    owners,
+    slot_of,
+    fills,
+    owner,
+    anchor_weight,
+    anchor,
+    shift,
+    half_spread,
+    spacing,
+    n_levels,
+    level_size,
+    size_growth,
+    size_scale,
+    quote_bid,
+    quote_ask,
+):
+    """Cancel an owner's orders, then its ladder around the reference left (``OrderBook.requote_ladder``).
+
+    Returns ``(orders sent, reference)``; ``-1`` orders sent means the ladder's top ask is beyond the
+    price arrays and nothing was sent after the cancel (the caller grows them and sends the ladder).
+    """
+    header[H_FILLS] = 0
+    _cancel_all(header, orders, levels, owners, slot_of, owner)
+    reference = quote_reference(header, anchor_weight, anchor) - shift
+    top = int(math.ceil(reference + half_spread + max(n_levels - 1, 0) * spacing)) + 1
+    if top >= levels.shape[1]:
+        return -1, reference
+    sent = _ladder(
+        header,
+        orders,
+        levels,
+        owners,
+        slot_of,
+        fills,
+        owner,
+        reference,
+        half_spread,
+        spacing,
+        n_levels,
+        level_size,
+        size_growth,
+        size_scale,
+        quote_bid,
+        quote_ask,
+    )
+    return sent, reference
 
 
 @njit(cache=_CACHE)

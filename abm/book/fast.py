@@ -272,9 +272,13 @@ class FastOrderBook:
             quote_bid,
             quote_ask,
         )
+        return sent, self._ladder_fills()
+
+    def _ladder_fills(self) -> list[list[Fill]]:
+        """The last ladder's fills, one list per order that crossed."""
         self._h = h = self._header.tolist()
         if not h[k.H_FILLS]:
-            return sent, []
+            return []
         crossed: list[list[Fill]] = []
         last = -1
         for row in self._fills[: h[k.H_FILLS]].tolist():
@@ -282,7 +286,43 @@ class FastOrderBook:
                 crossed.append([])
                 last = row[k.F_OPERATION]
             crossed[-1].append(_new_tuple(Fill, row[:7]))
-        return sent, crossed
+        return crossed
+
+    def quote_reference(self, anchor_weight: float, anchor: float) -> float:
+        """A reference price for quoting (see :meth:`OrderBook.quote_reference`)."""
+        return float(k.quote_reference(self._header, float(anchor_weight), float(anchor)))
+
+    def requote_ladder(
+        self,
+        owner: int,
+        anchor_weight: float,
+        anchor: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """Cancel, then a ladder around the reference left, in one call (see ``OrderBook.requote_ladder``)."""
+        owner = _as_index(owner)
+        self._reserve(2 * levels, 1, owner)  # order and id room; the kernel checks the prices
+        sent, reference = k.requote(
+            self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+            owner, float(anchor_weight), float(anchor), float(shift), half_spread, spacing, levels,
+            level_size, size_growth, size_scale, quote_bid, quote_ask,
+        )  # fmt: skip
+        if sent < 0:
+            # The ladder reaches beyond the price arrays (known only after the cancel): grow, then send.
+            self._h = self._header.tolist()
+            return self.submit_ladder(
+                owner, reference, half_spread, spacing, levels, level_size, size_growth, size_scale,
+                quote_bid, quote_ask,
+            )  # fmt: skip
+        return sent, self._ladder_fills()
 
     # ------------------------------------------------------------------ single orders
 

@@ -500,6 +500,60 @@ class OrderBook:
                     crossed.append(fills)
         return sent, crossed
 
+    def quote_reference(self, anchor_weight: float, anchor: float) -> float:
+        """A reference price for quoting, in ticks: the mid, else the last trade, else ``anchor``.
+
+        Blended with ``anchor`` (e.g. the index in ticks) by ``anchor_weight`` when it is positive:
+        ``(1 - anchor_weight) * mid + anchor_weight * anchor``.
+        """
+        if self._bid_keys and self._ask_keys:
+            reference = (self._bid_keys[-1] - self._ask_keys[-1]) / 2
+        else:
+            last = self._last_price
+            reference = float(last) if last is not None else anchor
+        if anchor_weight > 0.0:
+            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
+        return reference
+
+    def requote_ladder(
+        self,
+        owner: int,
+        anchor_weight: float,
+        anchor: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """Cancel ``owner``'s orders, then send a ladder around the reference of the book left behind.
+
+        The same as ``cancel_all(owner)``, then :meth:`submit_ladder` at ``quote_reference(anchor_weight,
+        anchor) - shift`` (the reference taken after the cancel: the mid without the owner's own
+        quotes): a market maker's whole requote in one call.
+
+        Returns:
+            As :meth:`submit_ladder`.
+        """
+        self.cancel_all(owner)
+        reference = self.quote_reference(anchor_weight, anchor) - shift
+        return self.submit_ladder(
+            owner,
+            reference,
+            half_spread,
+            spacing,
+            levels,
+            level_size,
+            size_growth,
+            size_scale,
+            quote_bid,
+            quote_ask,
+        )
+
     # ------------------------------------------------------------------ cancellation
 
     def cancel(self, order_id: int) -> int:
