@@ -584,8 +584,8 @@ class MarketModel(mesa.Model):
                 "margin_call_amount": margin_call_amount,
                 "margin_held": margin_held,
                 "gross_notional": gross_notional,
-                "imr": self.policy.imr,
-                "mmr": self.policy.mmr,
+                "imr": state["imr"],  # the rates held now, as policy.imr and policy.mmr give them
+                "mmr": state["mmr"],
                 "realised_vol": self.realised_vol,
                 "mean_leverage": mean_leverage,
                 "cascade_rounds": clearing.step_rounds,

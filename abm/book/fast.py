@@ -7,7 +7,8 @@ plus a batch call where the compiled code pays off:
   cancel-all) in one call and returns the fills as arrays.
 
 Calls of the common API that do several things are one compiled call each here:
-:meth:`~FastOrderBook.submit_ladder` (a market maker's ladder) and the replace calls
+:meth:`~FastOrderBook.submit_ladder` (a market maker's ladder), :meth:`~FastOrderBook.requote_ladder`
+(cancel, then the ladder around the reference left) and the replace calls
 :meth:`~FastOrderBook.replace_with_passive` and :meth:`~FastOrderBook.replace_with_market` (cancel an
 owner's orders, then one order). A single :meth:`~FastOrderBook.submit_limit` or
 :meth:`~FastOrderBook.cancel` costs about what it costs in the pure engine (the call into compiled
