@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_model.py                       # full table (about 3 minutes)
     python benchmarks/bench_model.py --steps 2000 --traders 1000 10000
     python benchmarks/bench_model.py --engine fast          # the compiled book (extra "fast")
+    python benchmarks/bench_model.py --repeats 3            # each case 3 times: the median and the range
 """
 
 from __future__ import annotations
@@ -131,6 +132,14 @@ def _child(*args: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def _median_case(repeats: int, *args: str) -> dict:
+    """The run (of ``repeats`` fresh processes) with the median run time, with the range of run times."""
+    rows = sorted((_child("--one", *args) for _ in range(repeats)), key=lambda row: row["run_s"])
+    row = dict(rows[len(rows) // 2])
+    row["run_s_min"], row["run_s_max"] = rows[0]["run_s"], rows[-1]["run_s"]
+    return row
+
+
 def _slope(sizes: list[int], seconds: list[float]) -> float:
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
@@ -146,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--passive", type=int, metavar="TRADERS", help=argparse.SUPPRESS)
     parser.add_argument(
         "--engine", choices=["python", "fast"], default="python", help="order book engine (fast: numba)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="fresh processes per case; the median run is reported"
     )
     args = parser.parse_args(argv)
     ENGINE[0] = args.engine
@@ -166,16 +178,21 @@ def main(argv: list[str] | None = None) -> None:
     cases = [(smallest, args.steps // 4, "hold"), (smallest, args.steps // 2, "hold")]
     cases += [(traders, args.steps, "hold") for traders in args.traders]
     cases.append((smallest, args.steps, "random"))
-    rows = [_child("--one", str(traders), str(steps), strategy) for traders, steps, strategy in cases]
+    rows = [
+        _median_case(args.repeats, str(traders), str(steps), strategy) for traders, steps, strategy in cases
+    ]
     header = (
-        f"{'traders':>8} {'steps':>6} {'strategy':>8} {'setup s':>8} {'run s':>7} {'results s':>9} "
-        f"{'peak MB':>8} {'actions/s':>10} {'recording':>9} {'liquidated':>10}"
+        f"{'traders':>8} {'steps':>6} {'strategy':>8} {'setup s':>8} {'run s':>7} {'run s range':>12} "
+        f"{'results s':>9} {'peak MB':>8} {'actions/s':>10} {'recording':>9} {'liquidated':>10}"
     )
+    if args.repeats > 1:
+        print(f"each row: the median of {args.repeats} fresh processes by run time (range: all of them)")
     print(header)
     for row in rows:
+        spread = f"{row['run_s_min']:.2f}-{row['run_s_max']:.2f}"
         print(
             f"{row['traders']:>8,} {row['steps']:>6,} {row['strategy']:>8} {row['setup_s']:>8.2f} "
-            f"{row['run_s']:>7.2f} {row['results_s']:>9.2f} {row['peak_rss_mb']:>8.0f} "
+            f"{row['run_s']:>7.2f} {spread:>12} {row['results_s']:>9.2f} {row['peak_rss_mb']:>8.0f} "
             f"{row['actions_per_s']:>10,.0f} {row['recording_share']:>9.1%} {row['liquidations']:>10,}"
         )
     by_steps = [row for row in rows if row["traders"] == smallest and row["strategy"] == "hold"]
