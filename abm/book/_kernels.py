@@ -388,23 +388,10 @@ def ladder(
     """
     header[H_FILLS] = 0
     return _ladder(
-        header,
-        orders,
-        levels,
-        owners,
-        slot_of,
-        fills,
-        owner,
-        reference,
-        half_spread,
-        spacing,
-        n_levels,
-        level_size,
-        size_growth,
-        size_scale,
-        quote_bid,
-        quote_ask,
-    )
+        header, orders, levels, owners, slot_of, fills,
+        owner, reference, half_spread, spacing, n_levels,
+        level_size, size_growth, size_scale, quote_bid, quote_ask,
+    )  # fmt: skip
 
 
 @njit(cache=_CACHE)
@@ -455,23 +442,10 @@ def requote(
     if top >= levels.shape[1]:
         return -1, reference
     sent = _ladder(
-        header,
-        orders,
-        levels,
-        owners,
-        slot_of,
-        fills,
-        owner,
-        reference,
-        half_spread,
-        spacing,
-        n_levels,
-        level_size,
-        size_growth,
-        size_scale,
-        quote_bid,
-        quote_ask,
-    )
+        header, orders, levels, owners, slot_of, fills,
+        owner, reference, half_spread, spacing, n_levels,
+        level_size, size_growth, size_scale, quote_bid, quote_ask,
+    )  # fmt: skip
     return sent, reference
 
 
