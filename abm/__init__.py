@@ -7,13 +7,17 @@ package compares margin rules under stress, reproducibly, from YAML scenario fil
 
 __version__ = "0.1.0"
 
-__all__ = ["MarketModel", "__version__"]
+__all__ = ["MarketModel", "__version__", "run_scenario"]
 
 
 def __getattr__(name: str):
-    # Lazy import keeps `import abm` light for the CLI's error paths.
+    # Lazy imports keep `import abm` light for the CLI's error paths.
     if name == "MarketModel":
         from abm.model import MarketModel
 
         return MarketModel
+    if name == "run_scenario":
+        from abm.runs import run_scenario
+
+        return run_scenario
     raise AttributeError(f"module 'abm' has no attribute {name!r}")

@@ -224,11 +224,6 @@ def _scenario_overrides(options: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _without_liquidations(scenario: Scenario) -> Scenario:
-    liquidation = scenario.liquidation.model_copy(update={"enabled": False})
-    return scenario.model_copy(update={"liquidation": liquidation}, deep=True)
-
-
 def _simulate(
     run_scenario: Callable[..., RunResult], scenario: Scenario, options: argparse.Namespace, label: str
 ) -> RunResult:
@@ -245,22 +240,6 @@ def _simulate(
     ) as bar:
         progress = None if options.no_progress else bar.update
         return run_scenario(scenario, seed=scenario.seed, check_invariants=options.check, progress=progress)
-
-
-def _max_drawdown(result: RunResult, label: str) -> float:
-    value = result.summary.get("max_drawdown")
-    if value is None:
-        raise RuntimeError(f"the {label} run's summary has no 'max_drawdown'")
-    return float(value)
-
-
-def _add_counterfactual(result: RunResult, counterfactual: RunResult) -> None:
-    """Put the comparison with the no-liquidation run into ``result.summary``."""
-    drawdown = _max_drawdown(result, "main")
-    baseline = _max_drawdown(counterfactual, "counterfactual")
-    result.summary["amplification"] = drawdown / baseline if baseline != 0 else None
-    result.summary["counterfactual_max_drawdown"] = baseline
-    result.summary["counterfactual_liquidations"] = len(counterfactual.liquidations)
 
 
 def _format_value(value: Any) -> str:
@@ -310,8 +289,8 @@ def _run_command(options: argparse.Namespace) -> int:
     except ScenarioError as exc:
         return _report_scenario_error(exc)
     try:
-        from abm.clearing import InvariantError
-        from abm.model import run_scenario
+        from abm import runs
+        from abm.errors import InvariantError
         from abm.outputs import OutputExistsError, check_out_dir, default_run_dir, write_run
     except ImportError as exc:
         return _report_internal_error(exc, checked=True)
@@ -324,12 +303,12 @@ def _run_command(options: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     try:
-        result = _simulate(run_scenario, scenario, options, label=scenario.name)
+        result = _simulate(runs.run_scenario, scenario, options, label=scenario.name)
         if options.counterfactual:
             counterfactual = _simulate(
-                run_scenario, _without_liquidations(scenario), options, label="counterfactual"
+                runs.run_scenario, runs.without_liquidations(scenario), options, label="counterfactual"
             )
-            _add_counterfactual(result, counterfactual)
+            runs.add_counterfactual(result, counterfactual)
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     except InvariantError as exc:

@@ -1,7 +1,7 @@
 """Run-time invariants of the ledger and the book, and the money breakdown behind them.
 
 Money is kept in float64 (see ``docs/accounting.md`` for why not integer units). Every transfer in
-:mod:`abm.clearing` books the same amount on both sides (a trade at one price on buyer and seller; a fee,
+:mod:`abm.ledger` books the same amount on both sides (a trade at one price on buyer and seller; a fee,
 bad debt or socialised loss out of one account into the fund or back), so money can only leave or enter
 the system through deposits, withdrawals and revaluations (haircuts), which are counted. The identity
 checked after every step is therefore::
@@ -16,17 +16,17 @@ read off.
 
 Tolerance, and why: the only permitted difference is float64 rounding. Each booking rounds at most half
 an ulp of the balance it writes (unit roundoff ``u = 2**-53``), and no balance or notional is larger than
-the gross scale ``G = sum |collateral| + sum |position| x (mark + |entry|) x contract size + |initial
-money| + |deposits| + |revaluation|``. After ``B`` bookings the error is at most about ``4 u B G`` (a
-booking touches collateral, entry price and position value); sums here are taken with :func:`math.fsum`,
-so summing adds nothing. The check allows ``G x max(1e-12, 4 u B)``: far below a cent for any run of
-realistic size, and measured differences are about ``1e-16 G``.
+the gross scale ``G = sum |collateral| + sum over positions |position| x (mark + |entry|) x contract
+size + |initial money| + |deposits| + |revaluation|``. After ``B`` bookings the error is at most about
+``4 u B G`` (a booking touches collateral, entry price and position value); sums here are taken with
+:func:`math.fsum`, so summing adds nothing. The check allows ``G x max(1e-12, 4 u B)``: far below a
+cent for any run of realistic size, and measured differences are about ``1e-16 G``.
 
-Invariant names (``InvariantError.invariant``): ``zero_sum`` (positions, the engine's inventory
-included, net to 0), ``conservation`` (the identity above), ``finite`` (no NaN/inf in the ledger),
-``flat_entry`` (a flat account has entry price 0), ``open_interest`` (the ledger's running count of
-long lots equals the long positions), ``book_crossed`` and ``book_structure`` (see
-:meth:`abm.book.OrderBook.check_invariants`).
+Invariant names (``InvariantError.invariant``): ``zero_sum`` (in every instrument, positions, the
+engine's inventory included, net to 0), ``conservation`` (the identity above), ``finite`` (no NaN/inf in
+the ledger), ``flat_entry`` (a flat account has entry price 0), ``open_interest`` (the ledger's running
+count of long lots equals the long positions, per instrument), ``book_crossed`` and ``book_structure`` (see
+:meth:`abm.book.Book.check_invariants`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from abm.book import OrderBook
-from abm.clearing import ENGINE, KIND_CODES, Clearing, InvariantError
+from abm.book import Book
+from abm.errors import InvariantError
+from abm.ledger import ENGINE, KIND_CODES, KIND_NAMES, Ledger
 
 __all__ = [
     "CONSERVATION_FLOOR",
@@ -46,14 +47,13 @@ __all__ = [
     "InvariantChecker",
     "MoneyBreakdown",
     "check_book",
-    "check_clearing",
+    "check_ledger",
     "money_breakdown",
 ]
 
 UNIT_ROUNDOFF = 2.0**-53
 # Smallest relative tolerance: about 9,000 worst-case roundings of the gross scale.
 CONSERVATION_FLOOR = 1e-12
-_KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
 _MAX_LISTED = 10  # accounts named in a message
 
 
@@ -115,62 +115,63 @@ def _fsum(values: np.ndarray) -> float:
     return math.fsum(values.tolist())
 
 
-def money_breakdown(clearing: Clearing, mark: float, gross_floor: float = 0.0) -> MoneyBreakdown:
+def money_breakdown(ledger: Ledger, marks, gross_floor: float = 0.0) -> MoneyBreakdown:
     """Break the ledger's money down by holder and compare it with what came in.
 
     Args:
-        clearing: The ledger.
-        mark: Mark price used for unrealised PnL.
+        ledger: The ledger.
+        marks: Mark prices (one per instrument) used for unrealised PnL.
         gross_floor: A lower bound on the gross scale (the largest seen earlier in the run), so that the
             tolerance does not shrink when balances do.
 
     Returns:
         The breakdown, with its tolerance set.
     """
-    n = clearing.n_accounts
-    collateral = clearing.collateral[:n]
-    position = clearing.position[:n]
-    entry = clearing.entry_price[:n]
-    size = clearing.contract_size
-    unrealised = position * (mark - entry) * size
+    n = ledger.n_accounts
+    marks = np.asarray(marks, dtype=np.float64)
+    collateral = ledger.collateral
+    position = ledger.position
+    entry = ledger.entry_price
+    size = ledger.contract_sizes
+    unrealised = ledger.unrealised(marks)
     by_kind: dict[str, float] = {}
-    kinds = clearing.kind[:n]
+    kinds = ledger.kind
     for code in np.unique(kinds).tolist():
         if code == KIND_CODES["liquidation_engine"]:
             continue
         mask = kinds == code
         mask[ENGINE] = False
-        by_kind[_KIND_NAMES[int(code)]] = _fsum(collateral[mask])
+        by_kind[KIND_NAMES[int(code)]] = _fsum(collateral[mask])
     fund = float(collateral[ENGINE])
-    held = math.fsum([_fsum(collateral), _fsum(unrealised)])
-    initial = float(clearing.initial_money)
-    deposits = float(clearing.total_deposits)
-    revaluation = float(getattr(clearing, "total_revaluation", 0.0))
+    held = math.fsum([_fsum(collateral), _fsum(unrealised.ravel())])
+    initial = float(ledger.initial_money)
+    deposits = float(ledger.total_deposits)
+    revaluation = float(ledger.total_revaluation)
     expected = math.fsum([initial, deposits, revaluation])
     gross = math.fsum(
         [
             _fsum(np.abs(collateral)),
-            _fsum(np.abs(position) * (abs(mark) + np.abs(entry)) * size),
+            _fsum((np.abs(position) * (np.abs(marks) + np.abs(entry)) * size).ravel()),
             abs(initial),
-            _fsum(np.abs(clearing.deposits[:n])),
+            _fsum(np.abs(ledger.deposits)),
             abs(revaluation),
         ]
     )
     gross = max(gross, gross_floor)
-    bookings = int(getattr(clearing, "bookings", 0)) + n
+    bookings = int(ledger.bookings) + n
     tolerance = gross * max(CONSERVATION_FLOOR, 4.0 * UNIT_ROUNDOFF * bookings)
     return MoneyBreakdown(
         collateral_by_kind=by_kind,
         insurance_fund=fund,
-        unrealised_pnl=_fsum(unrealised),
+        unrealised_pnl=_fsum(unrealised.ravel()),
         held=held,
         initial_money=initial,
         net_deposits=deposits,
         revaluation=revaluation,
         expected=expected,
-        fees_collected=float(getattr(clearing, "total_fees", 0.0)),
-        bad_debt=float(clearing.total_bad_debt),
-        socialised_loss=float(clearing.total_socialised),
+        fees_collected=float(ledger.total_fees),
+        bad_debt=float(ledger.total_bad_debt),
+        socialised_loss=float(ledger.total_socialised),
         gross_scale=gross,
         bookings=bookings,
         tolerance=tolerance,
@@ -183,10 +184,10 @@ def _listed(accounts: Sequence[int]) -> str:
     return f"{accounts[:_MAX_LISTED]}{more}"
 
 
-def check_clearing(
-    clearing: Clearing,
+def check_ledger(
+    ledger: Ledger,
     step: int,
-    mark: float,
+    marks,
     *,
     suspects: Callable[[], list[int]] | None = None,
     gross_floor: float = 0.0,
@@ -194,9 +195,9 @@ def check_clearing(
     """Check the ledger invariants; raise :class:`InvariantError` on the first breach.
 
     Args:
-        clearing: The ledger.
+        ledger: The ledger.
         step: Step number for the message.
-        mark: Current mark price.
+        marks: Current mark prices, one per instrument.
         suspects: Called on a breach for the accounts changed since the last passing check, largest
             change first, to name in the message (without it: the accounts holding positions for
             ``zero_sum``, the largest by equity for ``conservation``).
@@ -208,11 +209,11 @@ def check_clearing(
     Raises:
         InvariantError: With ``step``, ``invariant`` and ``accounts`` set.
     """
-    n = clearing.n_accounts
-    collateral = clearing.collateral[:n]
-    position = clearing.position[:n]
-    entry = clearing.entry_price[:n]
-    bad = np.flatnonzero(~np.isfinite(collateral) | ~np.isfinite(entry)).tolist()
+    collateral = ledger.collateral
+    position = ledger.position
+    entry = ledger.entry_price
+    names = [instrument.name for instrument in ledger.instruments]
+    bad = np.flatnonzero(~np.isfinite(collateral) | ~np.isfinite(entry).all(axis=1)).tolist()
     if bad:
         raise InvariantError(
             f"step {step}: non-finite collateral or entry price (invariant finite; accounts {_listed(bad)})",
@@ -220,41 +221,44 @@ def check_clearing(
             invariant="finite",
             accounts=bad,
         )
-    net = int(position.sum())
-    if net != 0:
-        accounts = suspects() if suspects else np.flatnonzero(position).tolist()
-        raise InvariantError(
-            f"step {step}: positions sum to {net}, not 0, the engine's inventory "
-            f"{int(position[ENGINE])} included (invariant zero_sum; accounts {_listed(accounts)})",
-            step=step,
-            invariant="zero_sum",
-            accounts=accounts,
-        )
-    held_long = int(position[position > 0].sum())
-    if clearing.open_interest != held_long:
-        raise InvariantError(
-            f"step {step}: the ledger's open interest is {clearing.open_interest} lots but the long "
-            f"positions sum to {held_long} (invariant open_interest; accounts "
-            f"{_listed(np.flatnonzero(position > 0).tolist())})",
-            step=step,
-            invariant="open_interest",
-            accounts=np.flatnonzero(position > 0).tolist(),
-        )
-    stale = np.flatnonzero((position == 0) & (entry != 0.0)).tolist()
+    for column, name in enumerate(names):
+        held = position[:, column]
+        net = int(held.sum())
+        if net != 0:
+            accounts = suspects() if suspects else np.flatnonzero(held).tolist()
+            raise InvariantError(
+                f"step {step}: positions in {name} sum to {net}, not 0, the engine's inventory "
+                f"{int(held[ENGINE])} included (invariant zero_sum; accounts {_listed(accounts)})",
+                step=step,
+                invariant="zero_sum",
+                accounts=accounts,
+            )
+        held_long = int(held[held > 0].sum())
+        if ledger.open_interest_of(column) != held_long:
+            longs = np.flatnonzero(held > 0).tolist()
+            counted = ledger.open_interest_of(column)
+            raise InvariantError(
+                f"step {step}: the ledger's open interest in {name} is {counted} lots but the long "
+                f"positions sum to {held_long} (invariant open_interest; accounts {_listed(longs)})",
+                step=step,
+                invariant="open_interest",
+                accounts=longs,
+            )
+    stale = np.flatnonzero(((position == 0) & (entry != 0.0)).any(axis=1)).tolist()
     if stale:
         raise InvariantError(
-            f"step {step}: flat accounts keep an entry price "
+            f"step {step}: flat positions keep an entry price "
             f"(invariant flat_entry; accounts {_listed(stale)})",
             step=step,
             invariant="flat_entry",
             accounts=stale,
         )
-    breakdown = money_breakdown(clearing, mark, gross_floor)
+    breakdown = money_breakdown(ledger, marks, gross_floor)
     if not breakdown.balanced:
         if suspects:
             accounts, label = suspects(), "changed since the last check"
         else:
-            equity = collateral + position * (mark - entry) * clearing.contract_size
+            equity = ledger.equity(np.asarray(marks, dtype=np.float64))
             accounts, label = np.argsort(-np.abs(equity), kind="stable").tolist(), "largest by equity"
         raise InvariantError(
             f"step {step}: money not conserved (invariant conservation): accounts hold {breakdown.held:.10g} "
@@ -270,7 +274,7 @@ def check_clearing(
     return breakdown
 
 
-def check_book(book: OrderBook, step: int) -> None:
+def check_book(book: Book, step: int) -> None:
     """Check the book: not crossed, and its internal structure (levels, priority, indexes).
 
     Args:
@@ -312,65 +316,62 @@ class InvariantChecker:
     gross scale seen, so the tolerance never shrinks.
 
     Args:
-        clearing: The ledger.
-        book: The order book (None: ledger only).
-        book_structure: Also run the full O(book size) structural check of the book.
+        ledger: The ledger.
+        books: The order books, one per instrument (empty: ledger only).
+        book_structure: Also run the full O(book size) structural check of each book.
     """
 
-    def __init__(
-        self, clearing: Clearing, book: OrderBook | None = None, *, book_structure: bool = True
-    ) -> None:
-        self.clearing = clearing
-        self.book = book
+    def __init__(self, ledger: Ledger, books: Sequence[Book] = (), *, book_structure: bool = True) -> None:
+        self.ledger = ledger
+        self.books = list(books)
         self.book_structure = book_structure
         self.checks = 0
         self.gross_scale = 0.0
         self._snapshot()
 
     def _snapshot(self) -> None:
-        n = self.clearing.n_accounts
-        self._collateral = self.clearing.collateral[:n].copy()
-        self._position = self.clearing.position[:n].copy()
-        self._entry = self.clearing.entry_price[:n].copy()
+        self._collateral = self.ledger.collateral.copy()
+        self._position = self.ledger.position.copy()
+        self._entry = self.ledger.entry_price.copy()
 
     def changed_accounts(self) -> list[int]:
         """Accounts whose ledger entries changed since the last passing check, largest change first."""
-        clearing = self.clearing
-        n = clearing.n_accounts
+        ledger = self.ledger
+        n = ledger.n_accounts
         old = len(self._collateral)
         delta = np.zeros(n)
         changed = np.zeros(n, dtype=bool)
         changed[old:] = True  # opened since
-        delta[old:] = np.abs(clearing.collateral[old:n])
-        delta[:old] = np.abs(clearing.collateral[:old] - self._collateral)
+        delta[old:] = np.abs(ledger.collateral[old:n])
+        delta[:old] = np.abs(ledger.collateral[:old] - self._collateral)
         changed[:old] = (
             (delta[:old] != 0.0)
-            | (clearing.position[:old] != self._position)
-            | (clearing.entry_price[:old] != self._entry)
+            | (ledger.position[:old] != self._position).any(axis=1)
+            | (ledger.entry_price[:old] != self._entry).any(axis=1)
         )
         accounts = np.flatnonzero(changed)
         return accounts[np.argsort(-delta[accounts], kind="stable")].tolist()
 
-    def check(self, step: int, mark: float) -> MoneyBreakdown:
+    def check(self, step: int, marks) -> MoneyBreakdown:
         """Check every invariant after a step; raise :class:`InvariantError` on the first breach.
 
         Args:
             step: The step just finished.
-            mark: The mark price at its end.
+            marks: The mark prices at its end, one per instrument.
 
         Returns:
             The (balanced) money breakdown.
         """
-        breakdown = check_clearing(
-            self.clearing, step, mark, suspects=self.changed_accounts, gross_floor=self.gross_scale
+        breakdown = check_ledger(
+            self.ledger, step, marks, suspects=self.changed_accounts, gross_floor=self.gross_scale
         )
-        if self.book is not None:
+        for book in self.books:
             if self.book_structure:
-                check_book(self.book, step)
+                check_book(book, step)
             else:
-                bid, ask = self.book.best_bid(), self.book.best_ask()
+                bid, ask = book.best_bid(), book.best_ask()
                 if bid is not None and ask is not None and bid >= ask:
-                    check_book(self.book, step)
+                    check_book(book, step)
         self.gross_scale = max(self.gross_scale, breakdown.gross_scale)
         self.checks += 1
         self._snapshot()

@@ -8,7 +8,7 @@ attributes ``account``, ``step``, ``round``, ``notional``, ``price_impact`` and 
 ``b``, which first breached in round ``r > 0`` of the same step: ``a``'s order went the way that hurts
 ``b`` (a sell for a long, a buy for a short) and filled something in the book. Round-0 breaches have no
 parent (they are roots); so do breaches of a step's later rounds that no order of the round before
-went against (attribution rule of :mod:`abm.clearing`). Measures (all exact on the graph):
+went against (attribution rule of :mod:`abm.liquidation`). Measures (all exact on the graph):
 
 * ``cascades``: number of weakly connected components (a lone liquidation is a cascade of size 1);
 * ``largest_cascade``: nodes in the largest component (ties: the one with the smallest node id);

@@ -1,9 +1,10 @@
 """Run recorder: the per-step time series, collected as rows and turned into columns at the end.
 
-Kept apart from the model logic: the model calls :meth:`RunRecorder.record` once at the end of
-every step (DESIGN.md step 8) with plain numbers; the recorder keeps them and turns them into a
-table at the end. The margin policy's own figures (its ``state()``)
-become extra columns prefixed ``margin_``.
+Kept apart from the model logic: the model calls :meth:`RunRecorder.record_step` once at the end of
+every step (step 8 of the step order) with the objects the figures come from, passed explicitly: the
+market, the ledger, the step's final margin check, the liquidator's totals and the margin policy. The
+recorder keeps one row per step and turns the rows into a table at the end. The margin policy's own
+figures (its ``state()``) become extra columns prefixed ``margin_``.
 
 For the figures of the stress the recorder also keeps the order book's depth profile per step
 (:meth:`RunRecorder.record_depth`: resting lots in ``DEPTH_BUCKETS`` buckets each side of the mid,
@@ -18,9 +19,16 @@ import math
 import numpy as np
 import pandas as pd
 
+from abm.book import BUY
+from abm.ledger import KIND_CODES
 from abm.results import TIMESERIES_COLUMNS
 
 __all__ = ["DEPTH_BUCKETS", "DEPTH_BUCKET_WIDTH", "RunRecorder", "depth_bucket_columns"]
+
+# What np.sum and ndarray.sum call for a 1-d array (same pairwise sum, same bits), without their
+# argument handling: the time series takes three such sums every step.
+_total = np.add.reduce
+_TRADER = KIND_CODES["leveraged_trader"]
 
 DEPTH_BUCKETS = 25  # buckets each side of the mid
 DEPTH_BUCKET_WIDTH = 0.002  # bucket width as a share of the mid: 25 buckets span +-5%
@@ -54,6 +62,86 @@ class RunRecorder:
         # Column c holds the lots priced between (c - K) and (c - K + 1) bucket widths from the mid.
         self.depth_profile = np.zeros((steps, 2 * DEPTH_BUCKETS), dtype=np.int64)
         self.snapshots: dict[str, pd.DataFrame] = {}
+        self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts (accounts only get added)
+
+    def record_step(self, step: int, market, ledger, check, totals, policy) -> dict[str, float]:
+        """Record one step's row from the objects its figures come from; returns the row.
+
+        Args:
+            step: The step just finished.
+            market: The :class:`~abm.market.Market` (book, mark, index, realised volatility).
+            ledger: The :class:`~abm.ledger.Ledger` (volume, open interest, fund, bad debt).
+            check: The step's final :class:`~abm.margin.check.MarginCheck` (nothing trades between it
+                and the recording, so it is current).
+            totals: The liquidator's :class:`~abm.liquidation.StepTotals` of the step.
+            policy: The market's :class:`~abm.margin.policy.MarginPolicy`.
+        """
+        book = market.book
+        tick = market.tick_size
+        mark = market.mark
+        column = market.column
+        bid, ask = book.best_bid(), book.best_ask()
+        mid = book.mid()
+        last = book.last_price
+        n = ledger.n_accounts
+        if self._trader_mask is None or len(self._trader_mask) != n:
+            self._trader_mask = ledger.kind == _TRADER
+        # held: the checked accounts with a position, as ids, so that the sums below run over them
+        # alone (the same elements in the same order as boolean indexing, so the same bits).
+        held = np.flatnonzero(check.exposed)
+        held_equity = check.equity[held]
+        held_notional = check.notional[held]
+        # Mean leverage of the traders with a position and positive equity (NaN if there are none).
+        solvent = held_equity > 0
+        solvent &= self._trader_mask[held]
+        count = int(np.count_nonzero(solvent))
+        if count:
+            mean_leverage = float(_total(held_notional[solvent] / held_equity[solvent])) / count
+        else:
+            mean_leverage = float("nan")
+        band = max(1, int(round(0.01 * mark / tick)))
+        margin_calls = int(np.count_nonzero(check.called))
+        # Margin the rule asks of every checked account, and the cash its calls demand.
+        margin_held = float(_total(check.initial_requirement[held]))
+        gross_notional = float(_total(held_notional))
+        margin_call_amount = 0.0
+        if margin_calls:
+            call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
+            margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+        state = policy.state()
+        row = {
+            "step": step,
+            "price": last * tick if last is not None else mark,
+            "mid": mid * tick if mid is not None else np.nan,
+            "mark": mark,
+            "index": market.index,
+            "best_bid": bid * tick if bid is not None else np.nan,
+            "best_ask": ask * tick if ask is not None else np.nan,
+            "spread": (ask - bid) * tick if bid is not None and ask is not None else np.nan,
+            "depth_bid": book.depth(BUY, band),
+            "depth_ask": book.depth(-BUY, band),
+            "volume": ledger.step_volume(column),
+            "liquidations": totals.liquidations,
+            "liquidated_notional": totals.liquidated_notional,
+            "adl_volume": totals.adl_volume,
+            "open_interest": ledger.open_interest_of(column),
+            "insurance_fund": ledger.collateral_of(0),
+            "bad_debt": ledger.total_bad_debt,
+            "socialised_loss": ledger.total_socialised,
+            "margin_calls": margin_calls,
+            "margin_call_amount": margin_call_amount,
+            "margin_held": margin_held,
+            "gross_notional": gross_notional,
+            "imr": state["imr"],  # the rates held now, as policy.imr and policy.mmr give them
+            "mmr": state["mmr"],
+            "realised_vol": market.realised_vol,
+            "mean_leverage": mean_leverage,
+            "cascade_rounds": totals.rounds,
+        }
+        self.record(row, state)
+        # For the stress figures: the book around the mid.
+        self.record_depth(book, mid if mid is not None else mark / tick)
+        return row
 
     def record(self, values: dict[str, float], policy_state: dict[str, float]) -> None:
         """Keep one step's values (keys from TIMESERIES_COLUMNS) and the policy's state."""

@@ -1,6 +1,6 @@
 """The result of one run: the tables, the cascade graph and the headline figures.
 
-A :class:`RunResult` is what :func:`abm.model.run_scenario` returns and what
+A :class:`RunResult` is what :func:`abm.runs.run_scenario` returns and what
 :mod:`abm.outputs` writes to a run directory; it holds no reference to the live model.
 """
 

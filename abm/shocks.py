@@ -1,7 +1,9 @@
-"""Scenario events: shocks applied at the start of a step (DESIGN.md step 1).
+"""Scenario events: shocks applied at the start of a step (step 1 of the step order).
 
-Every shock type is a small handler registered in ``HANDLERS`` under the scenario's ``type`` name
-(the models are in :mod:`abm.config.schema`; ``docs/scenarios.md`` has the reference of their fields).
+Every shock type is a model registered in :data:`abm.config.shocks.SHOCK_TYPES` and a small handler
+registered here in :data:`HANDLERS` with ``@handles(Model)``; ``docs/ODD.md`` has the reference of their
+fields. Handlers act through an explicit :class:`ShockContext` (the markets, the ledger, the margin
+checker, the population), never through the model.
 
 When a shock starts: at its ``step``, or, with a ``when`` condition, at the first step from ``step``
 on at the start of which the condition holds (it fires once). The condition reads the state left by
@@ -11,7 +13,7 @@ How long it acts: one step (jumps, margin decrees, haircuts, outflows), ``over_s
 TWAP programs, funding, index faults, inflows), ``over_steps + recovery_steps`` steps (liquidity
 withdrawal), or until done (a sell program at a share of volume).
 
-Lasting effects are rebuilt every step: the schedule first puts the model back to its configured
+Lasting effects are rebuilt every step: the schedule first puts the markets back to their configured
 state (no regime, index live and right, makers at full depth and normal spreads) and then every
 running shock lays its effect on top, so an effect lasts exactly as long as its shock and overlapping
 shocks combine (withdrawn shares and spread factors multiply; index errors compound).
@@ -19,14 +21,15 @@ shocks combine (withdrawn shares and spread factors multiply; index errors compo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from abm.book import BUY, SELL
-from abm.clearing import KIND_CODES
-from abm.config.schema import (
+from abm.config.shocks import (
+    SHOCK_TYPES,
     CollateralHaircut,
     FundamentalJump,
     FundamentalRegime,
@@ -39,8 +42,39 @@ from abm.config.schema import (
     TraderInflow,
     TraderOutflow,
 )
+from abm.ledger import KIND_CODES
+from abm.registry import Registry, literal_name
 
-__all__ = ["HANDLERS", "ShockSchedule", "StepEffects", "trigger_holds"]
+__all__ = ["HANDLERS", "ShockContext", "ShockSchedule", "StepEffects", "handles", "trigger_holds"]
+
+
+@dataclass
+class ShockContext:
+    """What shocks may act on, passed to every handler explicitly.
+
+    Attributes:
+        markets: The markets, one per instrument.
+        ledger: The ledger (collateral, positions, funding).
+        checker: The margin checker (its policies take margin decrees).
+        population: Groups and agents (makers' quoting settings, traders joining).
+        recorder: The run recorder (last step's volume).
+        rng: The run's generator.
+        exogenous_account: The account of outside order programs (-1 when there is none).
+        add_traders: ``add_traders(group, count)`` opens ``count`` traders of a leveraged group.
+    """
+
+    markets: Sequence[Any]
+    ledger: Any
+    checker: Any
+    population: Any
+    recorder: Any
+    rng: np.random.Generator
+    exogenous_account: int
+    add_traders: Callable[[Any, int], np.ndarray]
+
+    def market_of(self, shock: Any) -> Any:
+        """The market a shock acts on."""
+        return self.markets[0]
 
 
 class StepEffects:
@@ -57,46 +91,71 @@ class StepEffects:
 
 
 # --------------------------------------------------------------------------- handlers
-# Each handler gets the model, the shock, ``k`` (steps since the shock started), the current step, the
+# Each handler gets the context, the shock, ``k`` (steps since the shock started), the current step, the
 # shock's own state dict and the step's combined effects; it returns True when the shock is done early.
 
+HANDLERS: Registry[Callable[..., Any]] = Registry("shock handler")
 
-def _fundamental_jump(model, shock: FundamentalJump, k: int, step: int, state: dict, effects) -> None:
+
+def handles(model: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a function as the handler of a registered shock model."""
+    name = literal_name(model, "type")
+    SHOCK_TYPES[name]  # a handler for an unregistered shock is a mistake: fail at import
+
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        HANDLERS.add(name, handler)
+        return handler
+
+    return register
+
+
+@handles(FundamentalJump)
+def _fundamental_jump(
+    ctx: ShockContext, shock: FundamentalJump, k: int, step: int, state: dict, effects
+) -> None:
     # A jump is a repricing: the index moves and so does the level a mean-reverting process returns to.
-    model.fundamental *= 1.0 + shock.size
-    model.fundamental_level *= 1.0 + shock.size
+    ctx.market_of(shock).jump(shock.size)
 
 
-def _regime(model, shock: FundamentalRegime, k: int, step: int, state: dict, effects) -> None:
+@handles(FundamentalRegime)
+def _regime(ctx: ShockContext, shock: FundamentalRegime, k: int, step: int, state: dict, effects) -> None:
+    market = ctx.market_of(shock)
     if shock.drift is not None:
-        model.regime_drift = shock.drift
+        market.regime_drift = shock.drift
     if shock.volatility is not None:
-        model.regime_volatility = shock.volatility
+        market.regime_volatility = shock.volatility
 
 
-def _previous_volume(model, step: int) -> int:
-    recorder = model.recorder
+def _previous_volume(ctx: ShockContext, step: int) -> int:
+    recorder = ctx.recorder
     return int(recorder.latest("volume")) if recorder.rows and step > 0 else 0
 
 
-def _market_order(model, shock: MarketOrderShock, k: int, step: int, state: dict, effects) -> bool:
+@handles(MarketOrderShock)
+def _market_order(
+    ctx: ShockContext, shock: MarketOrderShock, k: int, step: int, state: dict, effects
+) -> bool:
     side = SELL if shock.side == "sell" else BUY
+    market = ctx.market_of(shock)
     if shock.volume_share is None:
         # TWAP: even slices; the first steps take the remainder so the total is exact.
         base, extra = divmod(shock.quantity, shock.over_steps)
         quantity = base + (1 if k < extra else 0)
         if quantity > 0:
-            model.submit_market(model.exogenous_account, side, quantity)
+            market.submit_market(ctx.exogenous_account, side, quantity)
         return False
     done = state.get("filled", 0)
-    wanted = max(shock.min_lots, int(round(shock.volume_share * _previous_volume(model, step))))
+    wanted = max(shock.min_lots, int(round(shock.volume_share * _previous_volume(ctx, step))))
     quantity = min(wanted, shock.quantity - done)
-    done += model.submit_market(model.exogenous_account, side, quantity)
+    done += market.submit_market(ctx.exogenous_account, side, quantity)
     state["filled"] = done
     return done >= shock.quantity
 
 
-def _liquidity_withdrawal(model, shock: LiquidityWithdrawal, k: int, step: int, state: dict, effects) -> None:
+@handles(LiquidityWithdrawal)
+def _liquidity_withdrawal(
+    ctx: ShockContext, shock: LiquidityWithdrawal, k: int, step: int, state: dict, effects
+) -> None:
     # Full strength for over_steps steps, then a linear fade over recovery_steps (strength 0 after).
     if k < shock.over_steps:
         strength = 1.0
@@ -106,8 +165,9 @@ def _liquidity_withdrawal(model, shock: LiquidityWithdrawal, k: int, step: int, 
     effects.spread_factor *= 1.0 + (shock.spread_factor - 1.0) * strength
 
 
-def _margin_change(model, shock: MarginChange, k: int, step: int, state: dict, effects) -> None:
-    policy = model.policy
+@handles(MarginChange)
+def _margin_change(ctx: ShockContext, shock: MarginChange, k: int, step: int, state: dict, effects) -> None:
+    policy = ctx.checker.policies[ctx.market_of(shock).column]
     if shock.factor is not None:
         initial = min(policy.imr * shock.factor, 1.0)
         maintenance = min(policy.mmr * shock.factor, initial)
@@ -116,66 +176,61 @@ def _margin_change(model, shock: MarginChange, k: int, step: int, state: dict, e
     policy.announce(step, initial, maintenance, shock.notice_steps)
 
 
-def _collateral_haircut(model, shock: CollateralHaircut, k: int, step: int, state: dict, effects) -> None:
-    clearing = model.clearing
+@handles(CollateralHaircut)
+def _collateral_haircut(
+    ctx: ShockContext, shock: CollateralHaircut, k: int, step: int, state: dict, effects
+) -> None:
+    ledger = ctx.ledger
     codes = [KIND_CODES[kind] for kind in shock.kinds]
-    accounts = np.flatnonzero(np.isin(clearing.kind[: clearing.n_accounts], codes))
-    state["lost"] = clearing.revalue_collateral(accounts, shock.size)
+    accounts = np.flatnonzero(np.isin(ledger.kind, codes))
+    state["lost"] = ledger.revalue_collateral(accounts, shock.size)
 
 
-def _funding_spike(model, shock: FundingSpike, k: int, step: int, state: dict, effects) -> None:
-    state["paid"] = state.get("paid", 0.0) + model.clearing.pay_funding(shock.rate, model.mark)
+@handles(FundingSpike)
+def _funding_spike(ctx: ShockContext, shock: FundingSpike, k: int, step: int, state: dict, effects) -> None:
+    market = ctx.market_of(shock)
+    state["paid"] = state.get("paid", 0.0) + ctx.ledger.pay_funding(market.column, shock.rate, market.mark)
 
 
-def _stale_index(model, shock: StaleIndex, k: int, step: int, state: dict, effects) -> None:
-    model.index_stale = True
+@handles(StaleIndex)
+def _stale_index(ctx: ShockContext, shock: StaleIndex, k: int, step: int, state: dict, effects) -> None:
+    ctx.market_of(shock).index_stale = True
 
 
-def _index_misprint(model, shock: IndexMisprint, k: int, step: int, state: dict, effects) -> None:
-    model.index_error = (1.0 + model.index_error) * (1.0 + shock.size) - 1.0
+@handles(IndexMisprint)
+def _index_misprint(ctx: ShockContext, shock: IndexMisprint, k: int, step: int, state: dict, effects) -> None:
+    market = ctx.market_of(shock)
+    market.index_error = (1.0 + market.index_error) * (1.0 + shock.size) - 1.0
 
 
-def _trader_inflow(model, shock: TraderInflow, k: int, step: int, state: dict, effects) -> None:
+@handles(TraderInflow)
+def _trader_inflow(ctx: ShockContext, shock: TraderInflow, k: int, step: int, state: dict, effects) -> None:
     base, extra = divmod(shock.traders.count, shock.over_steps)
     count = base + (1 if k < extra else 0)
     if count > 0:
-        model.add_leveraged_traders(shock.traders, count)
+        ctx.add_traders(shock.traders, count)
 
 
-def _trader_outflow(model, shock: TraderOutflow, k: int, step: int, state: dict, effects) -> None:
-    clearing = model.clearing
-    n = clearing.n_accounts
-    position = clearing.position[:n]
-    traders = np.flatnonzero((clearing.kind[:n] == KIND_CODES["leveraged_trader"]) & (position != 0))
-    chosen = np.sort(model.rng.choice(traders, size=int(round(shock.share * len(traders))), replace=False))
+@handles(TraderOutflow)
+def _trader_outflow(ctx: ShockContext, shock: TraderOutflow, k: int, step: int, state: dict, effects) -> None:
+    ledger = ctx.ledger
+    market = ctx.markets[0]
+    position = ledger.position[:, market.column]
+    traders = np.flatnonzero((ledger.kind == KIND_CODES["leveraged_trader"]) & (position != 0))
+    chosen = np.sort(ctx.rng.choice(traders, size=int(round(shock.share * len(traders))), replace=False))
     if len(chosen) == 0:
         return
-    mark = model.mark
-    notional = np.abs(position[chosen]) * mark * clearing.contract_size
-    initial_requirement, _ = model.policy.requirements(notional)
-    equity = clearing.equity(mark)[chosen]
+    marks = np.array([m.mark for m in ctx.markets])
+    notional = np.abs(position[chosen]) * market.mark * market.contract_size
+    initial_requirement, _ = ctx.checker.requirements(market.column, notional)
+    equity = ledger.equity(marks)[chosen]
     # An exchange lets a trader take out only what is above the initial requirement, and only cash.
-    free = np.clip(np.minimum(equity - initial_requirement, clearing.collateral[chosen]), 0.0, None)
+    free = np.clip(np.minimum(equity - initial_requirement, ledger.collateral[chosen]), 0.0, None)
     amounts = shock.fraction * free
     for account, amount in zip(chosen.tolist(), amounts.tolist(), strict=True):
         if amount > 0.0:
-            clearing.withdraw(account, amount)
+            ledger.withdraw(account, amount)
     state["withdrawn"] = float(amounts.sum())
-
-
-HANDLERS: dict[str, Callable[..., Any]] = {
-    "fundamental_jump": _fundamental_jump,
-    "regime": _regime,
-    "market_order": _market_order,
-    "liquidity_withdrawal": _liquidity_withdrawal,
-    "margin_change": _margin_change,
-    "collateral_haircut": _collateral_haircut,
-    "funding_spike": _funding_spike,
-    "stale_index": _stale_index,
-    "index_misprint": _index_misprint,
-    "trader_inflow": _trader_inflow,
-    "trader_outflow": _trader_outflow,
-}
 
 
 # --------------------------------------------------------------------------- triggers
@@ -236,24 +291,25 @@ class ShockSchedule:
         """Whether some shock trades for an outside party (an exogenous account is needed)."""
         return any(shock.type == "market_order" for shock in self.shocks)
 
-    def apply(self, model, step: int) -> int:
+    def apply(self, ctx: ShockContext, step: int) -> int:
         """Start the shocks due at ``step`` and apply every running one, in file order.
 
         Args:
-            model: The :class:`~abm.model.MarketModel`.
+            ctx: What the shocks act on.
             step: The current step.
 
         Returns:
             How many shocks acted.
         """
-        self._peak = max(self._peak, model.mark)
+        market = ctx.markets[0]
+        self._peak = max(self._peak, market.mark)
         starting = list(self._by_step.pop(step, ()))
         if self._armed:
             fired = [
                 index
                 for index in self._armed
                 if step >= self.shocks[index].step
-                and trigger_holds(self.shocks[index].when, model.mark, self._peak, model.realised_vol)
+                and trigger_holds(self.shocks[index].when, market.mark, self._peak, market.realised_vol)
             ]
             if fired:
                 self._armed = [index for index in self._armed if index not in fired]
@@ -262,30 +318,29 @@ class ShockSchedule:
             self.started_at[index] = step
         self._running = sorted(set(self._running).union(starting))
         # Back to the configured market; the running shocks then lay their effects on top.
-        model.regime_drift = None
-        model.regime_volatility = None
-        model.index_stale = False
-        model.index_error = 0.0
+        for each in ctx.markets:
+            each.reset_fundamental_effects()
         effects = StepEffects()
         still_running = []
         for index in self._running:
             shock = self.shocks[index]
             k = step - self.started_at[index]
-            done = HANDLERS[shock.type](model, shock, k, step, self.states[index], effects)
+            done = HANDLERS[shock.type](ctx, shock, k, step, self.states[index], effects)
             length = shock.active_steps
             if not done and (length is None or k + 1 < length):
                 still_running.append(index)
         acted = len(self._running)
         self._running = still_running
-        model.liquidity_withdrawal = effects.withdrawn
-        self._set_spreads(model, effects.spread_factor)
+        for each in ctx.markets:
+            each.liquidity_withdrawal = effects.withdrawn
+        self._set_spreads(ctx.population.makers, effects.spread_factor)
         return acted
 
-    def _set_spreads(self, model, factor: float) -> None:
+    def _set_spreads(self, makers, factor: float) -> None:
         # Makers read their quoting settings from their group; a widened copy stands in while it lasts.
         if factor == 1.0 and not self._maker_groups:
             return
-        for maker in model.makers:
+        for maker in makers:
             group = self._maker_groups.setdefault(maker.account, maker.group)
             if factor == 1.0:
                 maker.group = group

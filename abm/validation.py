@@ -1,7 +1,7 @@
 """Validation cases with known answers: the analytic liquidation cascade, and the case scenarios.
 
-The analytic cascade (validation case 3) runs the model's own clearing engine
-(:class:`abm.clearing.Clearing` and :class:`abm.book.OrderBook`) on a market built so that the answer is
+The analytic cascade (validation case 3) runs the model's own exchange (:class:`abm.exchange.Exchange`:
+the ledger, the book and the liquidator) on a market built so that the answer is
 known in closed form:
 
 * a book of uniform depth: ``depth`` lots on every tick below the start price, so ``x`` lots sold move
@@ -32,12 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from abm.book import BUY, SELL, OrderBook
-from abm.clearing import Clearing
+from abm.book import BUY, SELL
 from abm.config import Scenario, load_scenario, resolve_scenario, scenario_from_dict
-from abm.config.schema import LiquidationConfig
-from abm.margin import build_margin_policy
-from abm.margin.settings import FixedMargin
+from abm.exchange import Exchange
 
 __all__ = [
     "CascadeOutcome",
@@ -123,7 +120,7 @@ def fund_defaults(liquidations: pd.DataFrame) -> int:
 
 @dataclass(frozen=True, slots=True)
 class CascadeOutcome:
-    """What the clearing engine did after the initial shock.
+    """What the liquidator did after the initial shock.
 
     Attributes:
         liquidated: Accounts liquidated (the initial ones included).
@@ -184,7 +181,7 @@ def uniform_book_cascade(
     *,
     max_rounds: int = 10_000,
 ) -> CascadeOutcome:
-    """Run the clearing engine's liquidation rounds on a uniform-depth book.
+    """Run the liquidator's rounds on a uniform-depth book.
 
     Args:
         distances: Distance of each account's liquidation price below the start price, in ticks
@@ -204,47 +201,48 @@ def uniform_book_cascade(
     levels = total_lots // depth + 2
     if levels >= _START_TICK:
         raise ValueError("the cascade would run the price below zero: use fewer or smaller accounts")
-    book = OrderBook()
-    policy = build_margin_policy(
-        FixedMargin(rule="fixed", initial=2 * _MAINTENANCE, maintenance=_MAINTENANCE)
+    exchange = Exchange.single(
+        tick_size=_TICK,
+        initial=2 * _MAINTENANCE,
+        maintenance=_MAINTENANCE,
+        call_buffer=0.0,
+        fee=0.0,
+        insurance_fund=_LARGE,
+        max_rounds=max_rounds,
+        adl=False,
+        mode="full",
     )
-    liquidation = LiquidationConfig(
-        fee=0.0, insurance_fund=_LARGE, max_rounds=max_rounds, adl=False, mode="full"
-    )
-    clearing = Clearing(book, policy, liquidation, contract_size=1.0, tick_size=_TICK, call_buffer=0.0)
+    ledger, book, liquidator = exchange.ledger, exchange.book, exchange.liquidator
     maker, counterparty, seller = (
-        int(clearing.add_accounts(1, _LARGE, kind)[0])
-        for kind in ("market_maker", "counterparty", "exogenous")
+        int(ledger.add_accounts(1, _LARGE, kind)[0]) for kind in ("market_maker", "counterparty", "exogenous")
     )
-    clearing.checked[[maker, counterparty, seller]] = False
+    ledger.set_checked([maker, counterparty, seller], False)
     for level in reversed(range(levels)):  # lowest price first: each new level goes to the end of the side
         book.submit_limit(maker, BUY, _START_TICK - 1 - level, depth)
     book.submit_limit(maker, SELL, _START_TICK + 1, depth)
     # Collateral that puts the liquidation price (equity = maintenance) at start - distance.
     liquidation_prices = (_START_TICK - distances) * _TICK
     collateral = lots * (start_price - liquidation_prices * (1.0 - _MAINTENANCE))
-    accounts = clearing.add_accounts(len(distances), collateral, "leveraged_trader")
+    accounts = ledger.add_accounts(len(distances), collateral, "leveraged_trader")
     for account in accounts.tolist():
-        clearing.open_position(account, lots, start_price, counterparty)
+        ledger.open_position(account, 0, lots, start_price, counterparty)
+    ledger.begin_step(0)
     if shock_lots > 0:
-        clearing.settle(book.submit_market(seller, SELL, shock_lots), 0, -1, is_liquidation=False)
+        ledger.settle(book.submit_market(seller, SELL, shock_lots), 0, -1, is_liquidation=False)
 
-    def mark() -> float:
+    def marks() -> np.ndarray:
         last = book.last_price
-        return last * _TICK if last is not None else start_price
+        return np.array([last * _TICK if last is not None else start_price])
 
-    clearing.run_liquidations(0, mark)
+    liquidator.run(0, marks)
     last = book.last_price if book.last_price is not None else _START_TICK
+    trades = ledger.trades
     sold = int(
-        sum(
-            q
-            for q, taker_side in zip(clearing.trade_quantity, clearing.trade_side, strict=True)
-            if taker_side == SELL
-        )
+        sum(q for q, taker_side in zip(trades.quantity, trades.side, strict=True) if taker_side == SELL)
     )
     return CascadeOutcome(
-        liquidated=len(clearing.liquidations),
-        rounds=int(clearing.step_rounds),
+        liquidated=len(liquidator.liquidations),
+        rounds=int(liquidator.totals.rounds),
         price_move_ticks=int(_START_TICK - last),
         lots_sold=sold,
     )

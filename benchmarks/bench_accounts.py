@@ -9,7 +9,7 @@ Timed, each the median of ``--repeats`` fresh set-ups (CPU seconds of this proce
 
 * ``margin check``: one vectorised pass (equity, requirements, breaches sorted worst first, calls);
   ns per account;
-* ``check + liquidation round``: ``Clearing.run_liquidations`` with liquidation capped at one
+* ``check + liquidation round``: ``Liquidator.run`` with liquidation capped at one
   round, i.e. the check, every breached account sent to the book as a market order through the
   waterfall, and the re-check; us per liquidated account beside it (the part that is per account
   in Python, by design: each liquidation is an order into the book).
@@ -29,52 +29,53 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from abm.book import BUY, OrderBook  # noqa: E402
-from abm.clearing import Clearing  # noqa: E402
-from abm.config.schema import LiquidationConfig  # noqa: E402
-from abm.margin import build_margin_policy  # noqa: E402
+from abm.book import BUY  # noqa: E402
+from abm.exchange import Exchange  # noqa: E402
 
 TICK = 0.01
 CONTRACT = 0.1
 ENTRY = 100.0
 
 
-def build(count: int) -> tuple[Clearing, float]:
-    """A clearing house with ``count`` leveraged longs, a short counterparty and a deep bid ladder."""
-    book = OrderBook()
-    policy = build_margin_policy({"rule": "fixed", "initial": 0.04, "maintenance": 0.02})
-    liquidation = LiquidationConfig(max_rounds=1, insurance_fund=1e12)
-    clearing = Clearing(book, policy, liquidation, contract_size=CONTRACT, tick_size=TICK, call_buffer=0.25)
-    clearing.add_accounts(1, 1e12, "liquidation_engine")
-    maker = int(clearing.add_accounts(1, 1e12, "market_maker")[0])
-    counterparty = int(clearing.add_accounts(1, 1e12, "counterparty")[0])
-    traders = clearing.add_accounts(count, 100.0, "leveraged_trader")
+def build(count: int) -> tuple[Exchange, float]:
+    """An exchange with ``count`` leveraged longs, a short counterparty and a deep bid ladder."""
+    exchange = Exchange.single(
+        tick_size=TICK,
+        contract_size=CONTRACT,
+        initial=0.04,
+        maintenance=0.02,
+        call_buffer=0.25,
+        max_rounds=1,
+        insurance_fund=1e12,
+    )
+    ledger = exchange.ledger
+    maker = int(ledger.add_accounts(1, 1e12, "market_maker")[0])
+    counterparty = int(ledger.add_accounts(1, 1e12, "counterparty")[0])
+    traders = ledger.add_accounts(count, 100.0, "leveraged_trader")
     leverage = np.linspace(5.0, 25.0, count)
     lots = np.maximum(1, (leverage * 100.0 / (ENTRY * CONTRACT)).astype(np.int64))
-    # Set-up writes the arrays directly (open_position per account would time Python, not the check).
-    clearing.position[traders] = lots
-    clearing.entry_price[traders] = ENTRY
-    clearing.position[counterparty] = -int(lots.sum())
-    clearing.entry_price[counterparty] = ENTRY
+    # One vectorised booking (open_position per account would time Python, not the check).
+    ledger.open_positions(traders, 0, lots, ENTRY, counterparty)
     top = int(round(ENTRY / TICK)) - 1
     for price in range(top, top - 3_000, -1):
-        book.submit_limit(maker, BUY, price, 2_000)
-    return clearing, ENTRY * 0.97
+        exchange.book.submit_limit(maker, BUY, price, 2_000)
+    return exchange, ENTRY * 0.97
 
 
 def measure(count: int, repeats: int) -> dict:
     """Median CPU seconds of a margin check and of one liquidation round over ``count`` accounts."""
     check_times, round_times, liquidated = [], [], 0
     for _ in range(repeats):
-        clearing, mark = build(count)
+        exchange, mark = build(count)
+        marks = np.array([mark])
         started = time.process_time()
-        check = clearing.margin_check(mark)
+        check = exchange.checker.check(marks)
         check_times.append(time.process_time() - started)
         breached = len(check.breached)
         started = time.process_time()
-        clearing.run_liquidations(0, lambda mark=mark: mark)
+        exchange.liquidator.run(0, lambda marks=marks: marks)
         round_times.append(time.process_time() - started)
-        liquidated = clearing.step_liquidations
+        liquidated = exchange.liquidator.totals.liquidations
         assert liquidated == breached, (liquidated, breached)
     check_seconds = float(np.median(check_times))
     round_seconds = float(np.median(round_times))

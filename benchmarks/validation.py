@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from abm.config import load_scenario, resolve_scenario
-from abm.model import run_scenario
+from abm.runs import run_scenario
 from abm.stylized import PUBLISHED_FACTS, compare_with_published, stylized_facts
 from abm.validation import (
     LEVERAGE_LEVELS,

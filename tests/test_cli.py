@@ -34,7 +34,7 @@ margin:
 
 
 class FakeRunAPI:
-    """Stand-ins for ``abm.model.run_scenario`` and ``abm.outputs``, recording their calls."""
+    """Stand-ins for ``abm.runs.run_scenario`` and ``abm.outputs``, recording their calls."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -106,14 +106,14 @@ class FakeRunAPI:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeRunAPI:
     api = FakeRunAPI(tmp_path)
-    model = types.ModuleType("abm.model")
-    model.run_scenario = api.run_scenario
+    import abm.runs
+
+    monkeypatch.setattr(abm.runs, "run_scenario", api.run_scenario)
     outputs = types.ModuleType("abm.outputs")
     outputs.OutputExistsError = api.OutputExistsError
     outputs.default_run_dir = api.default_run_dir
     outputs.check_out_dir = api.check_out_dir
     outputs.write_run = api.write_run
-    monkeypatch.setitem(sys.modules, "abm.model", model)
     monkeypatch.setitem(sys.modules, "abm.outputs", outputs)
     monkeypatch.delenv("ABM_DEBUG", raising=False)
     return api

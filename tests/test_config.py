@@ -363,12 +363,12 @@ def forbidden_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a bad scenario must be refused before the model or the writer is used")
 
-    model = types.ModuleType("abm.model")
-    model.run_scenario = refuse
+    import abm.runs
+
+    monkeypatch.setattr(abm.runs, "run_scenario", refuse)
     outputs = types.ModuleType("abm.outputs")
     outputs.OutputExistsError = type("OutputExistsError", (Exception,), {})
     outputs.check_out_dir = outputs.default_run_dir = outputs.write_run = refuse
-    monkeypatch.setitem(sys.modules, "abm.model", model)
     monkeypatch.setitem(sys.modules, "abm.outputs", outputs)
 
 

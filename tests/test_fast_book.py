@@ -2,14 +2,14 @@
 
 Every comparison drives both engines with the same seeded random stream and compares every return
 value and the full state, as exchange-core compares its book with a naive one. The hand-worked table
-cases and depth profiles of test_book.py run on both engines there.
+cases, the error table and the state machine run on both engines in test_book_conformance.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_book import ALL_LEVELS, _apply
+from book_cases import ALL_LEVELS, apply_operation
 
 from abm.book import BUY, SELL, Fill, OrderBook
 
@@ -124,8 +124,8 @@ def test_single_calls_match_the_pure_book(seed):
             assert fast.submit_ladder(*args) == pure.submit_ladder(*args)
         else:
             operation = _random_operation(rng, anchor, pure)
-            expected = _apply(pure, operation)
-            assert _apply(fast, operation) == expected, (step, operation)
+            expected = apply_operation(pure, operation)
+            assert apply_operation(fast, operation) == expected, (step, operation)
             fills += len(expected[0])
         if step % 50 == 0:
             _same_state(fast, pure, anchor)
@@ -172,11 +172,11 @@ def test_batches_match_the_same_calls_one_by_one(seed):
                 expected_ids.append(order_id)
                 expected_quantities.append(left)
             elif operation[0] == "market":
-                fills = _apply(pure, operation)[0]
+                fills = apply_operation(pure, operation)[0]
                 expected_ids.append(pure._last_order_id)
                 expected_quantities.append(sum(fill.quantity for fill in fills))
             else:
-                fills, removed = _apply(pure, operation)
+                fills, removed = apply_operation(pure, operation)
                 expected_ids.append(0)
                 expected_quantities.append(removed)
             expected_fills.extend((*fill, index) for fill in fills)
@@ -200,17 +200,12 @@ def test_bad_batches_raise_before_anything_is_applied():
         ((np.array([LIMIT, LIMIT]), ones, ones, np.array([100, 0]), ones), "price must be"),
         ((np.array([LIMIT, LIMIT]), np.array([1, -1]), ones, ones * 100, ones), "owners must be"),
         ((np.array([LIMIT]), ones, ones, ones * 100, ones), "same length"),
+        ((np.array([LIMIT, LIMIT]), ones, ones, np.array([100, MAX_PRICE_TICKS + 1]), ones), "at most"),
     ]
     for arrays, message in bad:
         with pytest.raises(ValueError, match=message):
             book.process(*arrays)
     assert book.levels(SELL, ALL_LEVELS) == [(101, 5)] and len(book) == 1 and book.volume_traded() == 0
-    with pytest.raises(ValueError, match="above the fast book's limit"):
-        book.submit_limit(1, BUY, MAX_PRICE_TICKS + 1, 1)
-    with pytest.raises(ValueError, match="account id >= 0"):
-        book.submit_limit(-1, BUY, 100, 1)
-    with pytest.raises(TypeError, match="price must be an integer"):
-        book.submit_limit(1, BUY, 100.5, 1)
     book.check_invariants()
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from abm.config import load_scenario, resolve_scenario
-from abm.model import run_scenario
+from abm.runs import run_scenario
 
 GOLDEN_FILE = Path(__file__).parent / "golden" / "checksums.json"
 TABLES = ("timeseries", "trades", "liquidations", "accounts")

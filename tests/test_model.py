@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abm import MarketModel
-from abm.clearing import ENGINE, InvariantError
 from abm.config import load_scenario, resolve_scenario, scenario_from_dict
-from abm.model import run_scenario
+from abm.errors import InvariantError
+from abm.ledger import ENGINE
+from abm.runs import run_scenario
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +79,20 @@ def test_tables_have_the_documented_columns(spiral_run):
 def test_invariant_breach_is_caught_with_step_and_accounts(spiral):
     model = MarketModel(spiral, rng=3, check_invariants=True)
     model.step()
-    model.clearing.position[5] += 1  # an injected breach of the zero-sum invariant
-    with pytest.raises(InvariantError, match=r"step 1: positions sum to 1"):
+    model.ledger._position[5, 0] += 1  # an injected breach of the zero-sum invariant
+    with pytest.raises(InvariantError, match=r"step 1: positions in PERP sum to 1"):
         model.step()
 
 
 def test_money_conserved_and_positions_net_to_zero_every_step(spiral):
     model = MarketModel(spiral, rng=5)
-    expected = model.clearing.initial_money
+    ledger = model.ledger
+    expected = ledger.initial_money
     for _ in range(spiral.steps):
         model.step()
-        clearing = model.clearing
-        assert clearing.position[: clearing.n_accounts].sum() == 0
-        total = clearing.money_total(model.mark)
-        assert math.isclose(total, expected + clearing.total_deposits, rel_tol=1e-9, abs_tol=1e-6)
+        assert ledger.position.sum() == 0
+        total = ledger.money_total(model.marks)
+        assert math.isclose(total, expected + ledger.total_deposits, rel_tol=1e-9, abs_tol=1e-6)
 
 
 def test_keyword_overrides_and_batch_run():

@@ -343,7 +343,7 @@ def test_exposures_from_a_snapshot_use_its_notional():
 @pytest.fixture(scope="module")
 def spiral_run():
     from abm.config import load_scenario, resolve_scenario
-    from abm.model import run_scenario
+    from abm.runs import run_scenario
 
     return run_scenario(load_scenario(resolve_scenario("spiral")), seed=7)
 
@@ -380,44 +380,35 @@ def test_real_run_summary_and_trade_graph(spiral_run):
 
 def test_attribution_rule_on_a_hand_built_book():
     """Only same-step, previous-round orders that went against the account become its parents."""
-    from abm.book import BUY, SELL, OrderBook
-    from abm.clearing import Clearing
-    from abm.config import LiquidationConfig
-    from abm.margin import build_margin_policy
-    from abm.margin.settings import FixedMargin
+    from abm.book import BUY, SELL
+    from abm.exchange import Exchange
 
-    book = OrderBook()
-    policy = build_margin_policy(FixedMargin(rule="fixed", initial=0.10, maintenance=0.05))
-    clearing = Clearing(
-        book, policy, LiquidationConfig(insurance_fund=0.0), contract_size=1.0, tick_size=1.0, call_buffer=0.2
-    )
-    maker = int(clearing.add_accounts(1, 1e6, "market_maker")[0])
-    counterparty = int(clearing.add_accounts(1, 1e6, "counterparty")[0])
-    clearing.checked[counterparty] = False
-    long_a, long_b, short_s = (
-        int(clearing.add_accounts(1, cash, "leveraged_trader")[0]) for cash in (40, 52, 20)
-    )
-    clearing.open_position(long_a, 10, 100.0, counterparty)
-    clearing.open_position(long_b, 10, 100.0, counterparty)
-    clearing.open_position(short_s, -5, 100.0, counterparty)
+    exchange = Exchange.single(initial=0.10, maintenance=0.05, insurance_fund=0.0)
+    book, ledger = exchange.book, exchange.ledger
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    counterparty = int(ledger.add_accounts(1, 1e6, "counterparty")[0])
+    ledger.set_checked(counterparty, False)
+    cash = np.array([40.0, 52.0, 20.0])
+    long_a, long_b, short_s = ledger.add_accounts(3, cash, "leveraged_trader").tolist()
+    ledger.open_position(long_a, 0, 10, 100.0, counterparty)
+    ledger.open_position(long_b, 0, 10, 100.0, counterparty)
+    ledger.open_position(short_s, 0, -5, 100.0, counterparty)
     for price in (99, 98, 97, 96):
         book.submit_limit(maker, BUY, price, 10)
     for price in (101, 102, 103):
         book.submit_limit(maker, SELL, price, 10)
 
-    def mark():
-        return book.mid()
-
     # Round 0 at mid 100: A (equity 40 < 50) and S (20 < 0.05 x 5 x 100 = 25) breach; B has 52 > 50.
     # A sells 10 @99, S buys 5 @101: mid (98 + 101) / 2 = 99.5, so B has 52 - 5 = 47 < 49.75 in round 1.
     # B's parent is A's sell; S's buy went B's way and is not a parent.
-    clearing.run_liquidations(step=4, mark_fn=mark)
-    records = {r["account_id"]: r for r in clearing.liquidations}
+    exchange.liquidator.run(4, exchange.marks_from_books())
+    records = {r["account_id"]: r for r in exchange.liquidator.liquidations}
     assert sorted(records) == sorted([long_a, long_b, short_s])
     assert records[long_a]["round"] == 0 and records[short_s]["round"] == 0
     assert records[long_b]["round"] == 1
     assert records[long_b]["parents"] == [records[long_a]["liquidation_id"]]
-    graph = build_cascade_graph(pd.DataFrame(clearing.liquidations, columns=list(LIQUIDATION_COLUMNS)))
+    records_frame = pd.DataFrame(exchange.liquidator.liquidations, columns=list(LIQUIDATION_COLUMNS))
+    graph = build_cascade_graph(records_frame)
     assert sorted(graph.edges) == [(records[long_a]["liquidation_id"], records[long_b]["liquidation_id"])]
     assert cascade_sizes(graph) == [2, 1]
     assert cascade_measures(graph)["branching_ratio"] == pytest.approx(1 / 3)

@@ -8,7 +8,7 @@ exercises the shipped calibration rather than one of its own.
 import numpy as np
 import pytest
 
-from abm.model import run_scenario
+from abm.runs import run_scenario
 from abm.sweep.spec import load_sweep
 
 RULES = ("fixed", "ewma_vol", "ewma_speed_limit", "ewma_buffer")

@@ -14,17 +14,19 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from clearing_helpers import make_clearing
+from exchange_helpers import constant, make_exchange
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abm import MarketModel, cli
 from abm.book import BUY, SELL, OrderBook
-from abm.clearing import ENGINE, Clearing, InvariantError
 from abm.config import load_scenario, resolve_scenario, scenario_from_dict
-from abm.invariants import InvariantChecker, check_book, check_clearing, money_breakdown
-from abm.model import run_scenario
+from abm.errors import InvariantError
+from abm.invariants import InvariantChecker, check_book, check_ledger, money_breakdown
+from abm.ledger import ENGINE, Ledger
+from abm.liquidation import Liquidator
 from abm.outputs import read_run
+from abm.runs import run_scenario
 
 
 def short_spiral(steps: int) -> list[str]:
@@ -57,18 +59,19 @@ def edge_scenario(**changes):
 
 
 def test_breakdown_names_where_the_money_is():
-    book, clearing = make_clearing(fee=0.005)
-    maker = int(clearing.add_accounts(1, 1000.0, "market_maker")[0])
-    counterparty = int(clearing.add_accounts(1, 1000.0, "counterparty")[0])
-    clearing.checked[counterparty] = False
-    victim = int(clearing.add_accounts(1, 40.0, "leveraged_trader")[0])
-    clearing.open_position(victim, 10, 100.0, counterparty)
+    exchange = make_exchange(fee=0.005)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1000.0, "market_maker")[0])
+    counterparty = int(ledger.add_accounts(1, 1000.0, "counterparty")[0])
+    ledger.set_checked(counterparty, False)
+    victim = int(ledger.add_accounts(1, 40.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, counterparty)
     book.submit_limit(maker, BUY, 99, 10)
     book.submit_limit(maker, SELL, 101, 10)
     # Mark 100: equity 40 < maintenance 50. The victim sells 10 @99 to the maker: loses 10, pays the fee
     # 0.005 x 990 = 4.95 to the fund. Collateral: victim 40 - 10 - 4.95 = 25.05, fund 4.95.
-    clearing.run_liquidations(step=0, mark_fn=lambda: 100.0)
-    breakdown = money_breakdown(clearing, 100.0)
+    liquidator.run(0, constant(100.0))
+    breakdown = money_breakdown(ledger, [100.0])
     assert breakdown.fees_collected == pytest.approx(4.95)
     assert breakdown.insurance_fund == pytest.approx(4.95)
     assert breakdown.collateral_by_kind["leveraged_trader"] == pytest.approx(25.05)
@@ -98,17 +101,17 @@ def test_tolerance_of_a_checked_spiral_is_far_below_a_cent():
 
 def _drop_a_cent_at(monkeypatch, step_to_break: int) -> dict:
     """Make settlement lose one cent from the taker of the first fill settled in ``step_to_break``."""
-    original = Clearing.settle
+    original = Ledger.settle
     seen: dict = {}
 
-    def leaky_settle(self, fills, step, round_index, is_liquidation):
-        result = original(self, fills, step, round_index, is_liquidation)
-        if step == step_to_break and fills and "account" not in seen:
+    def leaky_settle(self, fills, instrument, round_index, is_liquidation):
+        result = original(self, fills, instrument, round_index, is_liquidation)
+        if self.step == step_to_break and fills and "account" not in seen:
             seen["account"] = fills[0].taker
-            self.collateral[fills[0].taker] -= 0.01
+            self._collateral[fills[0].taker] -= 0.01
         return result
 
-    monkeypatch.setattr(Clearing, "settle", leaky_settle)
+    monkeypatch.setattr(Ledger, "settle", leaky_settle)
     return seen
 
 
@@ -160,64 +163,67 @@ def test_run_check_stops_at_the_injected_cent(monkeypatch, tmp_path, capsys):
 
 
 def test_run_check_stops_at_a_corrupted_position(monkeypatch, tmp_path, capsys):
-    original = Clearing.run_liquidations
+    original = Liquidator.run
 
-    def corrupting(self, step, mark_fn, enabled=True):
-        check = original(self, step, mark_fn, enabled)
+    def corrupting(self, step, marks_fn, enabled=True):
+        check = original(self, step, marks_fn, enabled)
         if step == 3:
-            self.position[7] += 2  # two lots out of nowhere
+            self.ledger._position[7, 0] += 2  # two lots out of nowhere
         return check
 
-    monkeypatch.setattr(Clearing, "run_liquidations", corrupting)
+    monkeypatch.setattr(Liquidator, "run", corrupting)
     out_dir = tmp_path / "run"
     status = cli.main(
         ["run", "calm", "--steps", "10", "--check", "--out", str(out_dir), "--no-progress", "--no-report"]
     )
     err = capsys.readouterr().err
     assert status == cli.EXIT_INTERNAL
-    assert "step 3: positions sum to 2, not 0" in err and "invariant zero_sum" in err
+    assert "step 3: positions in PERP sum to 2, not 0" in err and "invariant zero_sum" in err
     assert "accounts [7" in err or ", 7," in err or " 7]" in err
     assert not out_dir.exists()
 
 
 def test_without_check_the_same_corruption_goes_unnoticed(monkeypatch):
-    original = Clearing.run_liquidations
+    original = Liquidator.run
 
-    def corrupting(self, step, mark_fn, enabled=True):
-        check = original(self, step, mark_fn, enabled)
+    def corrupting(self, step, marks_fn, enabled=True):
+        check = original(self, step, marks_fn, enabled)
         if step == 3:
-            self.position[7] += 2
+            self.ledger._position[7, 0] += 2
         return check
 
-    monkeypatch.setattr(Clearing, "run_liquidations", corrupting)
+    monkeypatch.setattr(Liquidator, "run", corrupting)
     result = run_scenario(load_scenario(resolve_scenario("calm"), ["steps=10"]), seed=1)
     assert result.accounts["position"].sum() == 2  # the reason for --check
 
 
 def test_non_finite_collateral_and_stale_entry_are_named():
-    _, clearing = make_clearing()
-    a, b = clearing.add_accounts(2, 100.0, "noise").tolist()
-    clearing._trade(a, b, 5, 100.0)
-    clearing.collateral[b] = np.nan
+    exchange = make_exchange()
+    ledger = exchange.ledger
+    a, b = ledger.add_accounts(2, 100.0, "noise").tolist()
+    ledger.trade(a, b, 0, 5, 100.0)
+    ledger._collateral[b] = np.nan
     with pytest.raises(InvariantError, match=r"step 2: non-finite .* accounts \[2\]") as caught:
-        check_clearing(clearing, 2, 100.0)
+        check_ledger(ledger, 2, [100.0])
     assert caught.value.invariant == "finite"
-    clearing.collateral[b] = 100.0
-    clearing._trade(b, a, 5, 100.0)  # both flat again
-    clearing.entry_price[a] = 100.0
+    ledger._collateral[b] = 100.0
+    ledger.trade(b, a, 0, 5, 100.0)  # both flat again
+    ledger._entry_price[a, 0] = 100.0
     with pytest.raises(InvariantError, match="flat_entry") as caught:
-        check_clearing(clearing, 3, 100.0)
+        check_ledger(ledger, 3, [100.0])
     assert caught.value.accounts == (a,)
 
 
 def test_open_interest_out_of_step_with_positions_is_named():
-    _, clearing = make_clearing()
-    a, b = clearing.add_accounts(2, 100.0, "noise").tolist()
-    clearing._trade(a, b, 5, 100.0)
-    check_clearing(clearing, 1, 100.0)  # consistent: passes
-    clearing.open_interest += 1
-    with pytest.raises(InvariantError, match=r"step 4: the ledger's open interest is 6 lots but") as caught:
-        check_clearing(clearing, 4, 100.0)
+    exchange = make_exchange()
+    ledger = exchange.ledger
+    a, b = ledger.add_accounts(2, 100.0, "noise").tolist()
+    ledger.trade(a, b, 0, 5, 100.0)
+    check_ledger(ledger, 1, [100.0])  # consistent: passes
+    ledger._open_interest[0] += 1
+    message = r"step 4: the ledger's open interest in X is 6 lots but"
+    with pytest.raises(InvariantError, match=message) as caught:
+        check_ledger(ledger, 4, [100.0])
     assert caught.value.invariant == "open_interest"
     assert caught.value.accounts == (a,)
 
@@ -236,13 +242,14 @@ def test_crossed_book_is_named_with_its_owners(monkeypatch):
 
 
 def test_checker_names_the_accounts_changed_in_the_step():
-    _, clearing = make_clearing()
-    a, b, c = clearing.add_accounts(3, 100.0, "noise").tolist()
-    checker = InvariantChecker(clearing)
-    clearing._trade(a, b, 2, 100.0)
+    exchange = make_exchange()
+    ledger = exchange.ledger
+    a, b, c = ledger.add_accounts(3, 100.0, "noise").tolist()
+    checker = InvariantChecker(ledger)
+    ledger.trade(a, b, 0, 2, 100.0)
     checker.check(0, 100.0)
-    clearing._trade(b, a, 2, 110.0)  # a gains 20, b loses 20
-    clearing.collateral[c] -= 5.0  # c was not in any trade: the leak
+    ledger.trade(b, a, 0, 2, 110.0)  # a gains 20, b loses 20
+    ledger._collateral[c] -= 5.0  # c was not in any trade: the leak
     with pytest.raises(InvariantError) as caught:
         checker.check(1, 110.0)
     assert caught.value.accounts == (a, b, c)  # |20|, |20|, |5|: largest change first
@@ -259,42 +266,45 @@ def test_market_order_into_an_empty_side_fills_nothing():
 
 
 def test_liquidation_into_a_thin_side_sends_the_rest_to_the_engine():
-    book, clearing = make_clearing(fund=100.0, fee=0.0)
-    maker = int(clearing.add_accounts(1, 1000.0, "market_maker")[0])
-    short = int(clearing.add_accounts(1, 1000.0, "noise")[0])
-    victim = int(clearing.add_accounts(1, 40.0, "leveraged_trader")[0])
-    clearing.open_position(victim, 10, 100.0, short)
+    exchange = make_exchange(fund=100.0, fee=0.0)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1000.0, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 40.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
     book.submit_limit(maker, BUY, 99, 3)  # only 3 lots bid
     # Mark 100, equity 40 < 50. 3 lots sell @99 (loss 3): collateral 37, position 7 at entry 100.
     # Bankruptcy price 100 - 37 / 7; the engine takes the 7 there and the victim ends at exactly 0.
-    clearing.run_liquidations(step=0, mark_fn=lambda: 100.0)
-    record = clearing.liquidations[0]
+    liquidator.run(0, constant(100.0))
+    record = liquidator.liquidations[0]
     assert (record["quantity"], record["filled_quantity"], record["adl_quantity"]) == (10, 3, 0)
-    assert clearing.position[ENGINE] == 7
-    assert clearing.entry_price[ENGINE] == pytest.approx(100.0 - 37.0 / 7.0)
-    assert clearing.position[victim] == 0 and clearing.collateral[victim] == pytest.approx(0.0, abs=1e-9)
-    check_clearing(clearing, 0, 100.0)
+    assert ledger.position[ENGINE, 0] == 7
+    assert ledger.entry_price[ENGINE, 0] == pytest.approx(100.0 - 37.0 / 7.0)
+    assert ledger.position[victim, 0] == 0 and ledger.collateral[victim] == pytest.approx(0.0, abs=1e-9)
+    check_ledger(ledger, 0, [100.0])
 
 
 def test_empty_fund_and_adl_off_still_backstops_with_the_engine():
-    book, clearing = make_clearing(fund=0.0, adl=False)
-    victim = int(clearing.add_accounts(1, 20.0, "leveraged_trader")[0])
-    short = int(clearing.add_accounts(1, 1000.0, "noise")[0])
-    clearing.open_position(victim, 10, 100.0, short)
-    clearing.run_liquidations(step=0, mark_fn=lambda: 100.0)
+    exchange = make_exchange(fund=0.0, adl=False)
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    liquidator.run(0, constant(100.0))
     # No bids, no fund, no ADL: the engine holds the position at the bankruptcy price 98.
-    assert clearing.position[ENGINE] == 10 and clearing.entry_price[ENGINE] == pytest.approx(98.0)
-    assert clearing.position[short] == -10  # nobody was deleveraged
-    check_clearing(clearing, 0, 100.0)
+    assert ledger.position[ENGINE, 0] == 10 and ledger.entry_price[ENGINE, 0] == pytest.approx(98.0)
+    assert ledger.position[short, 0] == -10  # nobody was deleveraged
+    check_ledger(ledger, 0, [100.0])
 
 
 def test_bankruptcy_limit_never_goes_below_one_tick():
-    book, clearing = make_clearing(fund=0.0, price_limit="bankruptcy")
-    victim = int(clearing.add_accounts(1, 99.5, "leveraged_trader")[0])
-    short = int(clearing.add_accounts(1, 1000.0, "noise")[0])
-    clearing.open_position(victim, 1, 100.0, short)
+    exchange = make_exchange(fund=0.0, price_limit="bankruptcy")
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    victim = int(ledger.add_accounts(1, 99.5, "leveraged_trader")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    ledger.open_position(victim, 0, 1, 100.0, short)
     # Bankruptcy price 100 - 99.5 = 0.5, below one tick: the limit is clamped to 1 tick.
-    assert clearing._bankruptcy_tick(victim, SELL) == 1
+    assert liquidator._bankruptcy_tick(victim, 0, SELL, [100.0]) == 1
 
 
 def test_index_driven_toward_zero_runs_with_invariants():

@@ -36,7 +36,7 @@ CHROMIUM_FLAGS = (
 def spiral_dir(tmp_path_factory):
     """A spiral run written without figures: the report draws them (once, for every test here)."""
     from abm.config import load_scenario, resolve_scenario
-    from abm.model import run_scenario
+    from abm.runs import run_scenario
 
     result = run_scenario(load_scenario(resolve_scenario("spiral")), seed=7)
     run_dir = write_run(result, tmp_path_factory.mktemp("runs") / "spiral-7", figures=False)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from abm.config import available_scenarios, load_scenario, resolve_scenario
-from abm.model import MarketModel, run_scenario
+from abm.model import MarketModel
+from abm.runs import run_scenario
 
 LIBRARY = (
     "calm",

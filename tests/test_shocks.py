@@ -13,6 +13,7 @@ import pytest
 
 from abm import MarketModel
 from abm.config import ScenarioError, scenario_from_dict
+from abm.ledger import KIND_CODES
 from abm.shocks import ShockSchedule, trigger_holds
 
 MAKER = {
@@ -95,7 +96,7 @@ def test_stale_index_holds_the_mark_for_exactly_k_steps():
     assert np.all(mark[10:15] == mark[9])  # held at the value published before the fault
     assert mark[15] != mark[9]
     assert np.all(np.diff(mark[:10]) != 0.0)  # live before: the fundamental moves every step
-    assert model.index == model.fundamental
+    assert model.market.index == model.market.fundamental
 
 
 def test_misprint_moves_the_index_mark_but_not_the_book():
@@ -124,10 +125,10 @@ def test_misprint_reaches_an_index_ema_basis_mark():
 
 
 def _exogenous_fills(model, result_steps):
-    clearing = model.clearing
-    step = np.array(clearing.trade_step)
-    taker = np.array(clearing.trade_taker)
-    quantity = np.array(clearing.trade_quantity)
+    trades = model.ledger.trades
+    step = np.array(trades.step)
+    taker = np.array(trades.taker)
+    quantity = np.array(trades.quantity)
     mine = taker == model.exogenous_account
     return np.array([quantity[mine & (step == t)].sum() for t in range(result_steps)])
 
@@ -139,7 +140,7 @@ def test_sell_program_all_at_once_and_twap():
     model, _ = run([{"type": "market_order", "step": 5, "quantity": 50, "over_steps": 4}], steps=12)
     fills = _exogenous_fills(model, 12)
     assert fills[5:9].tolist() == [13, 13, 12, 12]  # 50 = 4 x 12 + 2: the first two take the extra lot
-    assert model.clearing.position[model.exogenous_account] == -50
+    assert model.ledger.position[model.exogenous_account, 0] == -50
 
 
 def test_volume_share_program_trades_its_share_of_the_previous_step():
@@ -155,7 +156,7 @@ def test_volume_share_program_trades_its_share_of_the_previous_step():
         done += fills[t]
         if done == 40:
             break
-    assert fills.sum() == 40 and model.clearing.position[model.exogenous_account] == 40
+    assert fills.sum() == 40 and model.ledger.position[model.exogenous_account, 0] == 40
 
 
 # --------------------------------------------------------------------------- liquidity
@@ -218,22 +219,23 @@ def test_collateral_haircut_cuts_trader_collateral_and_money_is_conserved():
     model = MarketModel(scenario(shocks, agents=(MAKER, LONGS), steps=10), rng=1, check_invariants=True)
     for _ in range(5):
         model.step()
-    clearing = model.clearing
-    traders = np.flatnonzero(clearing.kind[: clearing.n_accounts] == 1)
-    before = clearing.collateral[traders].copy()
-    makers_before = clearing.collateral[model._maker_accounts].copy()
+    ledger = model.ledger
+    makers = model.population.maker_accounts
+    traders = np.flatnonzero(ledger.kind == KIND_CODES["leveraged_trader"])
+    before = ledger.collateral[traders].copy()
+    makers_before = ledger.collateral[makers].copy()
     model.step()  # check_invariants: conservation counts the haircut
-    assert clearing.collateral[traders] == pytest.approx(before * 0.7)
-    assert clearing.collateral[model._maker_accounts] == pytest.approx(makers_before)
-    assert clearing.total_revaluation == pytest.approx(-0.3 * before.sum())
+    assert ledger.collateral[traders] == pytest.approx(before * 0.7)
+    assert ledger.collateral[makers] == pytest.approx(makers_before)
+    assert ledger.total_revaluation == pytest.approx(-0.3 * before.sum())
 
 
 def test_collateral_haircut_accepts_every_agent_kind_in_the_schema():
-    from abm.clearing import KIND_CODES
     from abm.config.schema import CollateralHaircut
+    from abm.ledger import SYSTEM_KINDS
 
     allowed = CollateralHaircut.model_fields["kinds"].annotation.__args__[0].__args__
-    agent_kinds = set(KIND_CODES) - {"liquidation_engine", "counterparty", "exogenous"}
+    agent_kinds = set(KIND_CODES) - set(SYSTEM_KINDS)
     assert set(allowed) == agent_kinds
 
 
@@ -242,15 +244,15 @@ def test_funding_spike_moves_money_from_longs_to_shorts_and_conserves_it():
     # long 5 x 0.001 x 4 x 100 = 2.0; the counterparty, short 40 lots, receives 10 x 2.0 = 20.
     shocks = [{"type": "funding_spike", "step": 3, "over_steps": 5, "rate": 0.001}]
     model, _ = run(shocks, agents=(LONGS,), steps=12)
-    clearing = model.clearing
-    traders = np.flatnonzero(clearing.kind[: clearing.n_accounts] == 1)
-    assert clearing.position[traders] == pytest.approx(np.full(10, 4))
-    assert clearing.collateral[traders] == pytest.approx(np.full(10, 98.0))
+    ledger = model.ledger
+    traders = np.flatnonzero(ledger.kind == KIND_CODES["leveraged_trader"])
+    assert ledger.position[traders, 0] == pytest.approx(np.full(10, 4))
+    assert ledger.collateral[traders] == pytest.approx(np.full(10, 98.0))
     counterparty = model.counterparty_account
-    received = clearing.collateral[counterparty] - clearing.initial_collateral[counterparty]
+    received = ledger.collateral[counterparty] - ledger.initial_collateral[counterparty]
     assert received == pytest.approx(20.0)
-    assert clearing.total_funding == pytest.approx(20.0)
-    assert clearing.money_total(model.mark) == pytest.approx(clearing.initial_money)
+    assert ledger.total_funding == pytest.approx(20.0)
+    assert ledger.money_total(model.marks) == pytest.approx(ledger.initial_money)
 
 
 # --------------------------------------------------------------------------- traders
@@ -294,7 +296,7 @@ def test_trader_outflow_withdraws_free_collateral_from_a_share_of_traders():
     model, _ = run(shocks, agents=(MAKER, LONGS), steps=6)
     deposits = model.accounts_table().query("kind == 'leveraged_trader'")["deposits"].to_numpy()
     assert np.sort(deposits).tolist() == [-30.0] * 4 + [0.0] * 6
-    assert model.clearing.total_deposits == pytest.approx(-120.0)
+    assert model.ledger.total_deposits == pytest.approx(-120.0)
 
 
 # --------------------------------------------------------------------------- triggers

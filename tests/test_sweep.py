@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from abm import cli
-from abm.model import MarketModel, run_scenario
+from abm.model import MarketModel
+from abm.runs import run_scenario
 from abm.sweep.journal import ROWS_DIR
 from abm.sweep.report import group_summary, load_sweep_results, write_report
 from abm.sweep.runner import run_sweep

@@ -24,19 +24,30 @@ tick over both sides): fine for the scenarios' books (about 10^4 ticks), and pri
 from __future__ import annotations
 
 import math
-from operator import index as _as_index
 
 import numpy as np
 
 from abm.book import _kernels as k
-from abm.book.pure import Fill, _check_reference, _validated_limit, _validated_market
+from abm.book.arguments import (
+    check_price,
+    check_reference,
+    check_side,
+    integer,
+    ladder_arguments,
+    market_arguments,
+    profile_arguments,
+    replace_arguments,
+    validated_cost,
+    validated_count,
+    validated_limit,
+    validated_limit_price,
+    validated_within,
+)
+from abm.book.protocol import MAX_LOTS, MAX_PRICE_TICKS, Fill
 
 __all__ = ["FastOrderBook", "MAX_PRICE_TICKS", "LIMIT", "MARKET", "CANCEL", "CANCEL_ALL", "BatchResult"]
 
 LIMIT, MARKET, CANCEL, CANCEL_ALL = k.LIMIT, k.MARKET, k.CANCEL, k.CANCEL_ALL
-
-# Dense price arrays: 2^24 ticks would take 670 MB, so stop well before.
-MAX_PRICE_TICKS = 1 << 23
 
 _new_tuple = tuple.__new__
 _limit_one, _market_one, _replace_one = k.limit_one, k.market_one, k.replace_one
@@ -52,22 +63,6 @@ def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
     grown = np.full((new_rows, *array.shape[1:]), fill, dtype=array.dtype)
     grown[:old] = array
     return grown
-
-
-def _market_arguments(owner: int, side: int, quantity: int) -> tuple[int, int, int]:
-    """Checked ``(owner, side, quantity)`` of an order without a price (one combined test when usual)."""
-    if (
-        type(quantity) is not int
-        or type(side) is not int
-        or type(owner) is not int
-        or quantity < 1
-        or owner < 0
-        or (side != 1 and side != -1)
-    ):
-        owner, side, quantity = _validated_market(owner, side, quantity)
-        if owner < 0:
-            raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
-    return owner, side, quantity
 
 
 class BatchResult:
@@ -131,11 +126,7 @@ class FastOrderBook:
         ):
             return  # the common case, tested on Python ints: every array has room already
         if max_price >= self._levels.shape[1]:
-            if max_price > MAX_PRICE_TICKS:
-                raise ValueError(
-                    f"price {max_price} ticks is above the fast book's limit of {MAX_PRICE_TICKS} ticks; "
-                    "use a larger market.tick_size or book_engine: python"
-                )
+            # Prices were checked against MAX_PRICE_TICKS by the callers (the books' shared limit).
             rows = max(max_price + 1, 2 * self._levels.shape[1])
             levels = np.full((2, rows, 3), -1, dtype=np.int64)
             levels[:, :, k.L_TOTAL] = 0
@@ -212,6 +203,10 @@ class FastOrderBook:
                 raise ValueError(
                     "price must be >= 1 tick (limit orders) or >= 0 (market orders, 0: no limit)"
                 )
+            if ((kinds == LIMIT) & (prices > MAX_PRICE_TICKS)).any():
+                raise ValueError(f"price must be at most {MAX_PRICE_TICKS} ticks for every limit order")
+            if (orders & (quantities > MAX_LOTS)).any():
+                raise ValueError(f"quantity must be at most {MAX_LOTS} lots for every limit and market order")
         limit_prices = prices[kinds == LIMIT]
         self._reserve(n, int(limit_prices.max()) if len(limit_prices) else 0, int(owners.max()) if n else 0)
         out_ids = np.zeros(n, dtype=np.int64)
@@ -253,8 +248,11 @@ class FastOrderBook:
         Returns:
             ``(orders sent, fills)``, ``fills`` holding one list per order that crossed, in order.
         """
+        owner, levels, level_size = ladder_arguments(
+            owner, reference, half_spread, spacing, levels, level_size
+        )
         top = math.ceil(reference + half_spread + max(levels - 1, 0) * spacing) + 1
-        self._reserve(2 * levels, max(top, 1), owner)
+        self._reserve(2 * levels, min(max(top, 1), MAX_PRICE_TICKS), owner)
         sent = k.ladder(
             self._header,
             self._orders,
@@ -309,7 +307,7 @@ class FastOrderBook:
         quote_ask: bool,
     ) -> tuple[int, list[list[Fill]]]:
         """Cancel, then a ladder around the reference left, in one call (see ``OrderBook.requote_ladder``)."""
-        owner = _as_index(owner)
+        owner = ladder_arguments(owner, 0.0, half_spread, spacing, levels, level_size)[0]
         self._reserve(2 * levels, 1, owner)  # order and id room; the kernel checks the prices
         sent, reference = k.requote(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
@@ -335,14 +333,12 @@ class FastOrderBook:
             or type(quantity) is not int
             or type(side) is not int
             or type(owner) is not int
-            or price < 1
-            or quantity < 1
+            or not 0 < price <= MAX_PRICE_TICKS
+            or not 0 < quantity <= MAX_LOTS
             or owner < 0
             or (side != 1 and side != -1)
         ):
-            owner, side, price, quantity = _validated_limit(owner, side, price, quantity)
-            if owner < 0:
-                raise ValueError(f"owner must be an account id >= 0 in the fast book, got {owner}")
+            owner, side, price, quantity = validated_limit(owner, side, price, quantity)
         self._reserve(1, price, owner)
         order_id, _ = _limit_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
@@ -355,13 +351,12 @@ class FastOrderBook:
         self, owner: int, side: int, quantity: int, limit_price: int | None = None
     ) -> list[Fill]:
         """Submit an immediate-or-cancel order (see :meth:`abm.book.pure.OrderBook.submit_market`)."""
-        owner, side, quantity = _market_arguments(owner, side, quantity)
+        owner, side, quantity = market_arguments(owner, side, quantity)
         if limit_price is None:
             limit = 0  # no limit
         else:
-            limit = _as_index(limit_price)
-            if limit < 1:
-                raise ValueError(f"limit_price must be None or >= 1 tick, got {limit_price}")
+            # A limit beyond every price the books take is no limit on them (and fits the kernel's int64).
+            limit = min(validated_limit_price(limit_price), MAX_PRICE_TICKS + 1)
         self._reserve(1, 0, owner)
         _market_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
@@ -372,15 +367,16 @@ class FastOrderBook:
 
     def passive_price(self, side: int, offset: int, reference: float) -> int:
         """A limit price ``offset`` ticks behind the touch (see :meth:`OrderBook.passive_price`)."""
-        self._side_index(side)
-        _check_reference(reference)
-        return int(k.passive_price(self._header, side, _as_index(offset), float(reference)))
+        side = check_side(side)
+        offset = integer(offset, "offset")
+        check_reference(reference)
+        return int(k.passive_price(self._header, side, offset, float(reference)))
 
     def _replace(self, owner: int, side: int, quantity: int, offset: int, reference: float, market: bool):
-        owner, side, quantity = _market_arguments(owner, side, quantity)
-        if not market:
-            offset = _as_index(offset)
-            _check_reference(reference)
+        if market:
+            owner, side, quantity = market_arguments(owner, side, quantity)
+        else:
+            owner, side, quantity, offset = replace_arguments(owner, side, quantity, offset, reference)
         self._reserve(1, 0, owner)  # room for one more order; the kernel checks the price
         order_id, _, price = _replace_one(
             self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
@@ -390,6 +386,7 @@ class FastOrderBook:
             # The passive price (known only after the cancel) is beyond the price arrays: grow them
             # (or refuse it, as submit_limit does), then send the order; the same id and fills.
             self._h = self._header.tolist()
+            check_price(price)
             self._reserve(1, price, owner)
             order_id, _ = _limit_one(
                 self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
@@ -410,7 +407,8 @@ class FastOrderBook:
 
     def cancel(self, order_id: int) -> int:
         """Cancel a resting order; return the lots removed (0 if it is not resting)."""
-        order_id = _as_index(order_id)
+        if type(order_id) is not int:
+            order_id = integer(order_id, "order_id")
         if not 0 < order_id < self._slot_of.shape[0] or self._slot_of[order_id] < 0:
             return 0
         removed = k.cancel_one(
@@ -421,7 +419,8 @@ class FastOrderBook:
 
     def cancel_all(self, owner: int) -> int:
         """Cancel every resting order of ``owner``; return the lots removed."""
-        owner = _as_index(owner)
+        if type(owner) is not int:
+            owner = integer(owner, "owner")
         if not 0 <= owner < self._owners.shape[0] or self._owners[owner, 0] < 0:
             return 0
         removed = k.cancel_all_one(
@@ -457,19 +456,11 @@ class FastOrderBook:
         """Return the total lots filled since the book was created (each fill counted once)."""
         return self._h[k.H_VOLUME]
 
-    @staticmethod
-    def _side_index(side: int) -> int:
-        if side == 1:
-            return 0
-        if side == -1:
-            return 1
-        raise ValueError(f"side must be BUY (+1) or SELL (-1), got {side!r}")
-
     def depth(self, side: int, within_ticks: int) -> int:
         """Return the resting lots on ``side`` within ``within_ticks`` of that side's best price."""
-        side_index = self._side_index(side)
-        if within_ticks < 0:
-            raise ValueError(f"within_ticks must be >= 0, got {within_ticks}")
+        if type(within_ticks) is not int or within_ticks < 0 or (side != 1 and side != -1):
+            side, within_ticks = validated_within(side, within_ticks)
+        side_index = 0 if side == 1 else 1
         best = self._h[k.H_BEST_BID + side_index]
         if not best:
             return 0
@@ -478,18 +469,17 @@ class FastOrderBook:
 
     def depth_near(self, side: int, reference: float, within_ticks: int) -> int:
         """Return the resting lots on ``side`` at prices with ``|price - reference| <= within_ticks``."""
-        side_index = self._side_index(side)
-        if within_ticks < 0:
-            raise ValueError(f"within_ticks must be >= 0, got {within_ticks}")
-        low = int(np.ceil(reference - within_ticks))
-        high = int(np.floor(reference + within_ticks))
+        side, within_ticks = validated_within(side, within_ticks)
+        reference = check_reference(reference)
+        side_index = 0 if side == 1 else 1
+        low = max(math.ceil(reference - within_ticks), -1)
+        high = min(math.floor(reference + within_ticks), MAX_PRICE_TICKS + 1)
         return int(k.depth_between(self._levels, side_index, low, high))
 
     def levels(self, side: int, n: int) -> list[tuple[int, int]]:
         """Return the best ``n`` levels of ``side`` as ``(price, total quantity)``, best first."""
-        self._side_index(side)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        side, n = validated_count(side, n)
+        n = min(n, self._h[k.H_BID_LEVELS if side == 1 else k.H_ASK_LEVELS])
         if n > self._scratch.shape[0]:
             self._scratch = np.zeros((n, 2), dtype=np.int64)
         written = k.side_levels(self._levels, self._header, side, n, self._scratch)
@@ -499,6 +489,7 @@ class FastOrderBook:
         self, reference: float, width: float, buckets: int, max_levels: int, out: np.ndarray | None = None
     ) -> list[int] | np.ndarray:
         """Resting lots in price buckets around ``reference`` (see ``OrderBook.depth_profile``)."""
+        reference, width, buckets, max_levels = profile_arguments(reference, width, buckets, max_levels)
         if out is None:
             row = np.zeros(2 * buckets, dtype=np.int64)
         else:
@@ -509,10 +500,8 @@ class FastOrderBook:
 
     def market_order_cost(self, side: int, quantity: int) -> tuple[int, int]:
         """Price a hypothetical market order without changing the book: ``(fillable lots, cost in ticks)``."""
+        side, quantity = validated_cost(side, quantity)
         maker_side = -side
-        self._side_index(side)
-        if quantity <= 0:
-            raise ValueError(f"quantity must be a positive number of lots, got {quantity}")
         filled = cost = 0
         count = self._h[k.H_BID_LEVELS if maker_side == 1 else k.H_ASK_LEVELS]
         for price, lots in self.levels(maker_side, count):
@@ -527,6 +516,7 @@ class FastOrderBook:
 
     def open_orders(self, owner: int) -> list[int]:
         """Return the ids of ``owner``'s resting orders in submission order."""
+        owner = integer(owner, "owner")
         if not 0 <= owner < self._owners.shape[0]:
             return []
         out = np.zeros(self._h[k.H_RESTING], dtype=np.int64)
@@ -534,6 +524,7 @@ class FastOrderBook:
 
     def order(self, order_id: int) -> tuple[int, int, int, int] | None:
         """Return ``(owner, side, price, remaining)`` of a resting order, or None if it is not resting."""
+        order_id = integer(order_id, "order_id")
         if not 0 < order_id < self._slot_of.shape[0]:
             return None
         slot = int(self._slot_of[order_id])
@@ -544,7 +535,9 @@ class FastOrderBook:
 
     def orders_at(self, side: int, price: int) -> list[int]:
         """Return the ids of the resting orders at one price level in queue (time-priority) order."""
-        side_index = self._side_index(side)
+        side = check_side(side)
+        price = integer(price, "price")
+        side_index = 0 if side == 1 else 1
         if not 0 < price < self._levels.shape[1]:
             return []
         out = np.zeros(self._h[k.H_RESTING], dtype=np.int64)

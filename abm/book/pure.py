@@ -49,17 +49,29 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from itertools import islice
-from math import ceil, floor, isfinite
-from operator import index as _as_index
-from typing import TYPE_CHECKING, NamedTuple
+from math import ceil, floor
+from typing import TYPE_CHECKING
+
+from abm.book.arguments import (
+    check_reference,
+    check_side,
+    integer,
+    ladder_arguments,
+    market_arguments,
+    profile_arguments,
+    replace_arguments,
+    validated_cost,
+    validated_count,
+    validated_limit,
+    validated_limit_price,
+    validated_within,
+)
+from abm.book.protocol import BUY, MAX_LOTS, MAX_PRICE_TICKS, SELL, Fill
 
 if TYPE_CHECKING:  # only for annotations: the pure book needs no numpy
     import numpy as np
 
 __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
-
-BUY: int = 1
-SELL: int = -1
 
 # Positions inside an order list and a level list (lists beat __slots__ objects on attribute speed;
 # the hot code uses the literal indexes, these names document them).
@@ -77,79 +89,8 @@ _EMPTY_LEVEL_SLACK = 64
 _NO_LIMIT_KEY = -(1 << 62)
 
 
-class Fill(NamedTuple):
-    """One match between a resting (maker) order and an incoming (taker) order.
-
-    Attributes:
-        maker_order_id: Id of the resting order that was hit.
-        maker: Owner of the resting order.
-        taker_order_id: Id of the incoming limit or market order.
-        taker: Owner of the incoming order (may equal ``maker``: self-trades are reported).
-        price: Execution price in ticks, always the maker's limit price.
-        quantity: Lots exchanged (> 0).
-        taker_side: ``BUY`` (+1) if the taker bought, ``SELL`` (-1) if it sold.
-    """
-
-    maker_order_id: int
-    maker: int
-    taker_order_id: int
-    taker: int
-    price: int
-    quantity: int
-    taker_side: int
-
-
 # tuple.__new__ skips the generated NamedTuple constructor: about 40% cheaper per fill.
 _new_tuple = tuple.__new__
-
-
-def _integer(value: object, name: str) -> int:
-    """Return ``value`` as a plain Python int if it is integral (int, numpy integer), else raise TypeError.
-
-    Numpy integers are converted so that they never reach the price lists or the fills: they would
-    make every later comparison slower and leak numpy types into the clearing layer.
-    """
-    try:
-        return _as_index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
-
-
-def _check_side(side: object) -> None:
-    """Raise ValueError unless ``side`` is BUY (+1) or SELL (-1)."""
-    if side != 1 and side != -1:
-        raise ValueError(f"side must be BUY (+1) or SELL (-1), got {side!r}")
-
-
-def _check_reference(reference: float) -> None:
-    """Raise ValueError unless ``reference`` (a fallback price in ticks) is finite."""
-    if not isfinite(reference):
-        raise ValueError(f"reference must be a finite price in ticks, got {reference!r}")
-
-
-def _validated_limit(
-    owner: object, side: object, price: object, quantity: object
-) -> tuple[int, int, int, int]:
-    """Check and convert the arguments of :meth:`OrderBook.submit_limit`; raise on bad ones (slow path)."""
-    _check_side(side)
-    side, owner = _integer(side, "side"), _integer(owner, "owner")
-    price = _integer(price, "price")
-    quantity = _integer(quantity, "quantity")
-    if price < 1:
-        raise ValueError(f"price must be >= 1 tick, got {price}")
-    if quantity <= 0:
-        raise ValueError(f"quantity must be a positive number of lots, got {quantity}")
-    return owner, side, price, quantity
-
-
-def _validated_market(owner: object, side: object, quantity: object) -> tuple[int, int, int]:
-    """Check and convert owner, side and quantity of :meth:`OrderBook.submit_market`; raise on bad ones."""
-    _check_side(side)
-    side, owner = _integer(side, "side"), _integer(owner, "owner")
-    quantity = _integer(quantity, "quantity")
-    if quantity <= 0:
-        raise ValueError(f"quantity must be a positive number of lots, got {quantity}")
-    return owner, side, quantity
 
 
 def _drop_empty_levels(levels: dict[int, list]) -> None:
@@ -219,11 +160,12 @@ class OrderBook:
             or type(quantity) is not int
             or type(side) is not int
             or type(owner) is not int
-            or price < 1
-            or quantity < 1
+            or not 0 < price <= MAX_PRICE_TICKS
+            or not 0 < quantity <= MAX_LOTS
+            or owner < 0
             or (side != 1 and side != -1)
         ):
-            owner, side, price, quantity = _validated_limit(owner, side, price, quantity)
+            owner, side, price, quantity = validated_limit(owner, side, price, quantity)
         order_id = self._last_order_id + 1
         self._last_order_id = order_id
         fills: list[Fill] = []
@@ -293,21 +235,12 @@ class OrderBook:
             ValueError: If side, quantity or limit_price is out of range.
             TypeError: If owner, side, quantity or limit_price is not an integer.
         """
-        if (
-            type(quantity) is not int
-            or type(side) is not int
-            or type(owner) is not int
-            or quantity < 1
-            or (side != 1 and side != -1)
-        ):
-            owner, side, quantity = _validated_market(owner, side, quantity)
+        owner, side, quantity = market_arguments(owner, side, quantity)
         if limit_price is None:
             limit_key = _NO_LIMIT_KEY
         else:
-            if type(limit_price) is not int:
-                limit_price = _integer(limit_price, "limit_price")
-            if limit_price < 1:
-                raise ValueError(f"limit_price must be None or >= 1 tick, got {limit_price}")
+            if type(limit_price) is not int or limit_price < 1:
+                limit_price = validated_limit_price(limit_price)
             limit_key = -side * limit_price
         order_id = self._last_order_id + 1
         self._last_order_id = order_id
@@ -337,7 +270,11 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid or reference is not finite.
         """
-        _check_reference(reference)
+        if type(side) is not int or (side != 1 and side != -1):
+            side = check_side(side)
+        if type(offset) is not int:
+            offset = integer(offset, "offset")
+        check_reference(reference)
         if side == 1:
             best = self._bid_keys[-1] if self._bid_keys else None
             if best is None:
@@ -354,8 +291,6 @@ class OrderBook:
             price = best + offset
             if self._bid_keys:
                 price = max(price, self._bid_keys[-1] + 1)
-        else:
-            _check_side(side)
         return max(1, price)
 
     def replace_with_passive(
@@ -370,7 +305,8 @@ class OrderBook:
         Returns:
             ``(order_id, fills)`` as :meth:`submit_limit` (fills only if the opposite best is at 1 tick).
         """
-        _check_reference(reference)  # before the cancel: a refused call changes nothing
+        # Every argument is checked before the cancel: a refused call changes nothing.
+        owner, side, quantity, offset = replace_arguments(owner, side, quantity, offset, reference)
         self.cancel_all(owner)
         return self.submit_limit(owner, side, self.passive_price(side, offset, reference), quantity)
 
@@ -380,6 +316,7 @@ class OrderBook:
         Returns:
             The market order's fills.
         """
+        owner, side, quantity = market_arguments(owner, side, quantity)  # before the cancel
         self.cancel_all(owner)
         return self.submit_market(owner, side, quantity)
 
@@ -478,6 +415,9 @@ class OrderBook:
             ``(orders sent, fills)``, where ``fills`` holds one non-empty list per order that crossed,
             in order.
         """
+        owner, levels, level_size = ladder_arguments(
+            owner, reference, half_spread, spacing, levels, level_size
+        )
         submit = self.submit_limit
         crossed: list[list[Fill]] = []
         sent = 0
@@ -539,6 +479,8 @@ class OrderBook:
         Returns:
             As :meth:`submit_ladder`.
         """
+        # Checked before the cancel; the ladder's reach is known only after it (submit_ladder checks it).
+        owner = ladder_arguments(owner, 0.0, half_spread, spacing, levels, level_size)[0]
         self.cancel_all(owner)
         reference = self.quote_reference(anchor_weight, anchor) - shift
         return self.submit_ladder(
@@ -565,6 +507,8 @@ class OrderBook:
         Returns:
             The quantity removed from the book; 0 if the id is unknown, already filled or cancelled.
         """
+        if type(order_id) is not int:
+            order_id = integer(order_id, "order_id")
         order = self._orders.pop(order_id, None)
         if order is None:
             return 0
@@ -588,6 +532,8 @@ class OrderBook:
         Returns:
             The total quantity removed (0 if the owner had nothing resting).
         """
+        if type(owner) is not int:
+            owner = integer(owner, "owner")
         owner_orders = self._by_owner.pop(owner, None)
         if not owner_orders:
             return 0
@@ -658,12 +604,10 @@ class OrderBook:
         return self._volume
 
     def _side(self, side: int) -> tuple[list[int], dict[int, list]]:
-        """Return the (keys, levels) of one side after validating ``side``."""
+        """Return the (keys, levels) of one side (``side`` already checked)."""
         if side == 1:
             return self._bid_keys, self._bid_levels
-        if side == -1:
-            return self._ask_keys, self._ask_levels
-        raise ValueError(f"side must be BUY (+1) or SELL (-1), got {side!r}")
+        return self._ask_keys, self._ask_levels
 
     def depth(self, side: int, within_ticks: int) -> int:
         """Return the resting quantity on ``side`` within ``within_ticks`` of that side's best price.
@@ -679,9 +623,9 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid or within_ticks is negative.
         """
+        if type(within_ticks) is not int or within_ticks < 0 or (side != 1 and side != -1):
+            side, within_ticks = validated_within(side, within_ticks)
         keys, levels = self._side(side)
-        if within_ticks < 0:
-            raise ValueError(f"within_ticks must be >= 0, got {within_ticks}")
         if not keys:
             return 0
         start = bisect_left(keys, keys[-1] - within_ticks)
@@ -701,9 +645,9 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid or within_ticks is negative.
         """
+        side, within_ticks = validated_within(side, within_ticks)
+        reference = check_reference(reference)
         keys, levels = self._side(side)
-        if within_ticks < 0:
-            raise ValueError(f"within_ticks must be >= 0, got {within_ticks}")
         low_price = ceil(reference - within_ticks)
         high_price = floor(reference + within_ticks)
         if side == 1:
@@ -718,9 +662,8 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid or n is negative.
         """
+        side, n = validated_count(side, n)
         keys, levels = self._side(side)
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
         start = max(len(keys) - n, 0)
         return [(side * key, levels[side * key][0]) for key in reversed(keys[start:])]
 
@@ -744,6 +687,7 @@ class OrderBook:
         Returns:
             ``2 * buckets`` lot totals, lowest prices first: a list, or ``out`` when given.
         """
+        reference, width, buckets, max_levels = profile_arguments(reference, width, buckets, max_levels)
         row = [0] * (2 * buckets)  # a list: item updates on a numpy row cost ~10x more
         last = 2 * buckets
         # Levels best first (the keys from the end, lazily: no list of levels is built), so each side
@@ -787,10 +731,8 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid or quantity is not positive.
         """
-        _check_side(side)
+        side, quantity = validated_cost(side, quantity)
         keys, levels = self._side(-side)
-        if quantity <= 0:
-            raise ValueError(f"quantity must be a positive number of lots, got {quantity}")
         maker_side = -side
         filled = 0
         cost = 0
@@ -807,11 +749,11 @@ class OrderBook:
 
     def open_orders(self, owner: int) -> list[int]:
         """Return the ids of ``owner``'s resting orders in submission order."""
-        return list(self._by_owner.get(owner, ()))
+        return list(self._by_owner.get(integer(owner, "owner"), ()))
 
     def order(self, order_id: int) -> tuple[int, int, int, int] | None:
         """Return ``(owner, side, price, remaining)`` of a resting order, or None if it is not resting."""
-        order = self._orders.get(order_id)
+        order = self._orders.get(integer(order_id, "order_id"))
         if order is None:
             return None
         return order[1], order[2], order[3], order[4]
@@ -822,8 +764,9 @@ class OrderBook:
         Raises:
             ValueError: If side is invalid.
         """
+        side = check_side(side)
         _, levels = self._side(side)
-        level = levels.get(price)
+        level = levels.get(integer(price, "price"))
         if level is None:
             return []
         return [entry[0] for entry in level[1] if entry[4]]

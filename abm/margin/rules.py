@@ -7,12 +7,14 @@ or clearing-house practice each one mirrors, are in ``docs/margin-rules.md``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from statistics import NormalDist
 
 import numpy as np
 
 from abm.margin.base import MarginRule, log_returns
 from abm.margin.settings import (
+    RULE_SETTINGS,
     DynamicLeverageMargin,
     EwmaVolMargin,
     ExpectedShortfallMargin,
@@ -20,9 +22,12 @@ from abm.margin.settings import (
     HistoricalVarMargin,
     TieredMargin,
 )
+from abm.registry import Registry, literal_name
 
 __all__ = [
     "BUILTIN_RULE_CLASSES",
+    "RULE_CLASSES",
+    "implements",
     "DynamicLeverageRule",
     "EwmaVolRule",
     "ExpectedShortfallRule",
@@ -34,7 +39,23 @@ __all__ = [
 
 _NAN = float("nan")
 
+# The built-in rule classes by rule name (their settings are in abm.margin.settings.RULE_SETTINGS).
+RULE_CLASSES: Registry[type[MarginRule]] = Registry("margin rule class")
 
+
+def implements(settings: type) -> Callable[[type[MarginRule]], type[MarginRule]]:
+    """Register a rule class as the implementation of a registered settings model."""
+    name = literal_name(settings, "rule")
+    RULE_SETTINGS[name]  # a class for a rule without settings is a mistake: fail at import
+
+    def register(cls: type[MarginRule]) -> type[MarginRule]:
+        RULE_CLASSES.add(name, cls)
+        return cls
+
+    return register
+
+
+@implements(FixedMargin)
 class FixedRule(MarginRule):
     """Constant rates: ``imr = initial``, ``mmr = maintenance``."""
 
@@ -53,6 +74,7 @@ class FixedRule(MarginRule):
         return self.config.initial, self.config.maintenance
 
 
+@implements(TieredMargin)
 class TieredRule(MarginRule):
     """Rates by notional bracket; the base bracket's rates are the policy's ``imr``/``mmr``."""
 
@@ -137,6 +159,7 @@ class _RiskBasedRule(MarginRule):
         return NormalDist().inv_cdf(self.config.confidence)
 
 
+@implements(EwmaVolMargin)
 class EwmaVolRule(_RiskBasedRule):
     """``mmr = clip(z(confidence) * sigma_ewma * sqrt(horizon), floor, cap)``, ``imr = multiple * mmr``."""
 
@@ -220,6 +243,7 @@ def two_sided_tail_loss(horizon_returns: np.ndarray, confidence: float) -> tuple
     return max(long_var, short_var, 0.0), max(long_es, short_es, 0.0)
 
 
+@implements(HistoricalVarMargin)
 class HistoricalVarRule(_RiskBasedRule):
     """``mmr = clip(two-sided historical VaR of horizon returns over lookback, floor, cap)``."""
 
@@ -268,6 +292,7 @@ class HistoricalVarRule(_RiskBasedRule):
         return None if measured is None else self._pair(self._chosen(*measured))
 
 
+@implements(ExpectedShortfallMargin)
 class ExpectedShortfallRule(HistoricalVarRule):
     """``mmr = clip(two-sided historical ES of horizon returns over lookback, floor, cap)``."""
 
@@ -287,6 +312,7 @@ class ExpectedShortfallRule(HistoricalVarRule):
         )
 
 
+@implements(DynamicLeverageMargin)
 class DynamicLeverageRule(MarginRule):
     """Max leverage ``L = clip(L_max * base_vol / sigma_ewma, L_min, L_max)``; ``imr = 1/L``.
 
@@ -342,11 +368,4 @@ class DynamicLeverageRule(MarginRule):
         return self.initial_rates()
 
 
-BUILTIN_RULE_CLASSES: dict[str, type[MarginRule]] = {
-    "fixed": FixedRule,
-    "tiered": TieredRule,
-    "ewma_vol": EwmaVolRule,
-    "historical_var": HistoricalVarRule,
-    "expected_shortfall": ExpectedShortfallRule,
-    "dynamic_leverage": DynamicLeverageRule,
-}
+BUILTIN_RULE_CLASSES = RULE_CLASSES

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from abm.registry import Registry, literal_name, union_of
+
 __all__ = [
     "ApcConfig",
     "BUILTIN_RULES",
@@ -22,8 +24,10 @@ __all__ = [
     "HistoricalVarMargin",
     "MarginConfig",
     "MarginTier",
+    "RULE_SETTINGS",
     "TieredMargin",
     "max_initial_rate",
+    "rule_settings",
 ]
 
 
@@ -33,6 +37,15 @@ class _Strict(BaseModel):
 
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# The built-in rules' settings by rule name; the rule classes are registered in abm.margin.rules.
+RULE_SETTINGS: Registry[type[BaseModel]] = Registry("margin rule")
+
+
+def rule_settings(model: type[BaseModel]) -> type[BaseModel]:
+    """Register a built-in rule's settings model under its ``rule`` Literal."""
+    RULE_SETTINGS.add(literal_name(model, "rule"), model)
+    return model
 
 
 class ApcConfig(_Strict):
@@ -63,6 +76,7 @@ class _MarginBase(_Strict):
     apc: ApcConfig | None = None
 
 
+@rule_settings
 class FixedMargin(_MarginBase):
     """Constant initial and maintenance rates."""
 
@@ -91,6 +105,7 @@ class MarginTier(_Strict):
         return self
 
 
+@rule_settings
 class TieredMargin(_MarginBase):
     """Rates by position notional, as crypto exchanges publish them."""
 
@@ -122,6 +137,7 @@ class _RiskBased(_MarginBase):
         return self
 
 
+@rule_settings
 class EwmaVolMargin(_RiskBased):
     """Maintenance = z(confidence) x EWMA sigma x sqrt(horizon)."""
 
@@ -130,6 +146,7 @@ class EwmaVolMargin(_RiskBased):
     initial_sigma: float | None = Field(default=None, gt=0.0)
 
 
+@rule_settings
 class HistoricalVarMargin(_RiskBased):
     """Maintenance = historical VaR of horizon returns over a lookback window."""
 
@@ -137,6 +154,7 @@ class HistoricalVarMargin(_RiskBased):
     lookback: int = Field(default=500, ge=10)
 
 
+@rule_settings
 class ExpectedShortfallMargin(_RiskBased):
     """Maintenance = historical Expected Shortfall of horizon returns over a lookback."""
 
@@ -145,6 +163,7 @@ class ExpectedShortfallMargin(_RiskBased):
     confidence: float = Field(default=0.975, gt=0.5, lt=1.0)
 
 
+@rule_settings
 class DynamicLeverageMargin(_MarginBase):
     """A maximum leverage that falls as volatility rises."""
 
@@ -170,14 +189,7 @@ class CustomMargin(_MarginBase):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-BUILTIN_RULES = (
-    "fixed",
-    "tiered",
-    "ewma_vol",
-    "historical_var",
-    "expected_shortfall",
-    "dynamic_leverage",
-)
+BUILTIN_RULES = RULE_SETTINGS.names()
 
 
 def _margin_tag(value: Any) -> str | None:
@@ -191,14 +203,14 @@ def _margin_tag(value: Any) -> str | None:
     return None
 
 
+# Every built-in rule's settings, tagged by name, and the user rule: `rule` picks one (derived).
 MarginConfig = Annotated[
-    Annotated[FixedMargin, Tag("fixed")]
-    | Annotated[TieredMargin, Tag("tiered")]
-    | Annotated[EwmaVolMargin, Tag("ewma_vol")]
-    | Annotated[HistoricalVarMargin, Tag("historical_var")]
-    | Annotated[ExpectedShortfallMargin, Tag("expected_shortfall")]
-    | Annotated[DynamicLeverageMargin, Tag("dynamic_leverage")]
-    | Annotated[CustomMargin, Tag("custom")],
+    union_of(
+        [
+            *(Annotated[model, Tag(name)] for name, model in RULE_SETTINGS.items()),
+            Annotated[CustomMargin, Tag("custom")],
+        ]
+    ),
     Discriminator(
         _margin_tag,
         custom_error_type="unknown_margin_rule",

@@ -472,7 +472,7 @@ def margin_paths(
 
 def _rerun(scenario_data: dict[str, Any], seed: int) -> pd.DataFrame:
     from abm.config import scenario_from_dict
-    from abm.model import run_scenario
+    from abm.runs import run_scenario
 
     scenario = scenario_from_dict({**scenario_data, "seed": seed})
     return run_scenario(scenario, seed=seed).timeseries

@@ -95,7 +95,7 @@ def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None =
     Args:
         task: The run.
         simulate: ``simulate(scenario, seed)`` returning a :class:`~abm.results.RunResult` (or any object
-            with a ``summary`` mapping); default :func:`abm.model.run_scenario`. Must be picklable.
+            with a ``summary`` mapping); default :func:`abm.runs.run_scenario`. Must be picklable.
 
     Returns:
         ``{"run_id", "status", "error", "wall_seconds", "summary"}``.
@@ -103,7 +103,7 @@ def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None =
     started = time.perf_counter()
     try:
         if simulate is None:
-            from abm.model import run_scenario as simulate
+            from abm.runs import run_scenario as simulate
         result = simulate(task.scenario, task.seed)
         summary = dict(result.summary)
         if task.run_dir is not None:
@@ -181,7 +181,7 @@ def run_sweep(
         keep_runs: Also write every run's directory under ``runs/``.
         resume: Continue an existing sweep directory: run what is missing or failed.
         progress: Show a progress bar on stderr.
-        simulate: Replacement for :func:`abm.model.run_scenario` (see :func:`execute_run`).
+        simulate: Replacement for :func:`abm.runs.run_scenario` (see :func:`execute_run`).
         flush_seconds: How often ``results.parquet`` is rewritten while the sweep runs.
         command_line: Recorded in the manifest.
 

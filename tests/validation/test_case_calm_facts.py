@@ -7,7 +7,7 @@ and the facts the model does not reproduce, are in docs/validation.md.
 import pytest
 
 from abm.config import load_scenario, resolve_scenario
-from abm.model import run_scenario
+from abm.runs import run_scenario
 from abm.stylized import chi2_survival, stylized_facts
 
 SEEDS = (1, 2)

@@ -6,7 +6,7 @@ The full sweep (1 to 20, more seeds and steps) is in docs/validation.md, with wh
 import numpy as np
 import pytest
 
-from abm.model import run_scenario
+from abm.runs import run_scenario
 from abm.stylized import stylized_facts
 from abm.validation import leverage_case_scenario
 

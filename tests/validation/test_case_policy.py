@@ -6,7 +6,7 @@ The defaults under each rule need many long runs to compare: they are in docs/va
 import numpy as np
 import pytest
 
-from abm.model import run_scenario
+from abm.runs import run_scenario
 from abm.validation import POLICY_BASE_VOLATILITY, fund_defaults, policy_case_scenario
 
 # --------------------------------------------------------------------------- case 4: policy

@@ -83,8 +83,8 @@ def test_ar1_noise_trades_to_its_target_in_lots():
 
 
 def _give_position(model, fund, lots):
-    maker = _agents(model, type(model.makers[0]))[0]
-    model.clearing.open_position(fund.account, lots, model.mark, maker.account)
+    maker = model.population.makers[0]
+    model.ledger.open_position(fund.account, 0, lots, model.market.mark, maker.account)
 
 
 def test_fund_above_its_cap_sells_back_to_it_at_once():
@@ -107,12 +107,13 @@ def test_fund_cap_is_the_exchanges_when_that_is_lower():
 def test_fund_closes_a_share_of_the_gap_below_the_cap():
     model = MarketModel(_scenario(fund={"max_leverage": 20.0, "adjustment": 0.25, "aggression": 50.0}), rng=1)
     fund = _agents(model, ValueFund)[0]
-    model.fundamental = 110.0  # the future at 100 is cheap: log(110/100) = 0.0953, leverage 4.77
-    equity = model.clearing.account_equity(fund.account, model.mark)
-    wanted = int(min(50.0 * math.log(110.0 / (model.book.mid() * 0.01)), 20.0) * equity / model.mark)
+    market = model.market
+    market.fundamental = 110.0  # the future at 100 is cheap: log(110/100) = 0.0953, leverage 4.77
+    equity = model.ledger.account_equity(fund.account, model.marks)
+    wanted = int(min(50.0 * math.log(110.0 / (market.book.mid() * 0.01)), 20.0) * equity / market.mark)
     fund.step()
     assert fund.position == math.ceil(0.25 * wanted)
-    model.fundamental = 90.0  # now dear: the fund wants nothing and sells a quarter of its position
+    market.fundamental = 90.0  # now dear: the fund wants nothing and sells a quarter of its position
     before = fund.position
     fund.step()
     assert fund.position == before - math.ceil(0.25 * before)
@@ -121,23 +122,23 @@ def test_fund_closes_a_share_of_the_gap_below_the_cap():
 def test_fund_pays_out_equity_above_the_ceiling():
     model = MarketModel(_scenario(fund={"payout_above": 600.0}), rng=1)
     fund = _agents(model, ValueFund)[0]
-    model.fundamental = 90.0  # no trade wanted
+    model.market.fundamental = 90.0  # no trade wanted
     fund.step()
     assert fund.position == 0
-    assert model.clearing.account_equity(fund.account, model.mark) == pytest.approx(600.0)
-    assert model.clearing.deposits[fund.account] == pytest.approx(-400.0)
+    assert model.ledger.account_equity(fund.account, model.marks) == pytest.approx(600.0)
+    assert model.ledger.deposits[fund.account] == pytest.approx(-400.0)
 
 
 def test_fund_is_recapitalised_after_a_liquidation():
     model = MarketModel(_scenario(fund={"reentry_steps": 3}), rng=1)
     fund = _agents(model, ValueFund)[0]
-    model.fundamental = 90.0
-    clearing = model.clearing
-    clearing.collateral[fund.account] = 10.0  # what a liquidation left
-    clearing.liquidated[fund.account] += 1
+    model.market.fundamental = 90.0
+    ledger = model.ledger
+    ledger._collateral[fund.account] = 10.0  # what a liquidation left
+    ledger.count_liquidation(fund.account)
     for _ in range(3):
         model.step()
-        assert clearing.account_equity(fund.account, model.mark) == pytest.approx(10.0)
+        assert ledger.account_equity(fund.account, model.marks) == pytest.approx(10.0)
     model.step()
-    assert clearing.account_equity(fund.account, model.mark) == pytest.approx(1000.0)
-    assert clearing.deposits[fund.account] == pytest.approx(990.0)
+    assert ledger.account_equity(fund.account, model.marks) == pytest.approx(1000.0)
+    assert ledger.deposits[fund.account] == pytest.approx(990.0)

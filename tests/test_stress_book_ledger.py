@@ -1,4 +1,4 @@
-"""Seeded stress test of the order book and the clearing ledger together.
+"""Seeded stress test of the order book, the ledger and the liquidator together.
 
 Random operations (limit and market orders, cancels, mark moves, liquidation passes with the engine
 backstop and auto-deleveraging, funding, deposits and withdrawals) run against one ledger whose book
@@ -17,10 +17,12 @@ import pytest
 from reference_book import ReferenceBook
 
 from abm.book import BUY, SELL, OrderBook
-from abm.clearing import ENGINE, Clearing
 from abm.config import LiquidationConfig
 from abm.invariants import InvariantChecker
+from abm.ledger import ENGINE, Instrument, Ledger
+from abm.liquidation import Liquidator
 from abm.margin import build_margin_policy
+from abm.margin.check import MarginChecker
 from abm.margin.settings import FixedMargin
 
 TICK = 0.5
@@ -77,27 +79,22 @@ def run_stress(operations: int, seed: int, liquidation: dict) -> dict:
     """Run ``operations`` random operations; return counters of what was exercised."""
     rng = np.random.default_rng(seed)
     book = MirroredBook()
+    settings = LiquidationConfig(**liquidation)
+    ledger = Ledger([Instrument("X", TICK, CONTRACT_SIZE)], insurance_fund=settings.insurance_fund)
     policy = build_margin_policy(FixedMargin(rule="fixed", initial=0.10, maintenance=0.05))
-    clearing = Clearing(
-        book,
-        policy,
-        LiquidationConfig(**liquidation),
-        contract_size=CONTRACT_SIZE,
-        tick_size=TICK,
-        call_buffer=0.2,
-    )
-    makers = clearing.add_accounts(4, 1e5, "market_maker").tolist()
-    traders = clearing.add_accounts(30, rng.uniform(20.0, 300.0, 30), "leveraged_trader").tolist()
+    liquidator = Liquidator(ledger, [book], MarginChecker(ledger, [policy], [0.2]), settings)
+    makers = ledger.add_accounts(4, 1e5, "market_maker").tolist()
+    traders = ledger.add_accounts(30, rng.uniform(20.0, 300.0, 30), "leveraged_trader").tolist()
     owners = makers + traders
-    checker = InvariantChecker(clearing, book)
+    checker = InvariantChecker(ledger, [book])
     centre = 200  # ticks
     step = 0
     order_ids: list[int] = []
     counts = dict.fromkeys(("limit", "market", "cancel", "mark", "liquidation_pass", "funding", "deposit"), 0)
 
-    def mark() -> float:
+    def marks() -> np.ndarray:
         mid = book.mid()
-        return mid * TICK if mid is not None else centre * TICK
+        return np.array([mid * TICK if mid is not None else centre * TICK])
 
     for _ in range(operations):
         draw = rng.random()
@@ -108,13 +105,13 @@ def run_stress(operations: int, seed: int, liquidation: dict) -> dict:
             offset = int(rng.integers(1, 8)) if owner in makers else int(rng.integers(-4, 5))
             price = max(1, centre - side * offset)
             order_id, fills = book.submit_limit(owner, side, price, int(rng.integers(1, 25)))
-            clearing.settle(fills, step, 0, False)
+            ledger.settle(fills, 0, 0, False)
             order_ids.append(order_id)
             counts["limit"] += 1
         elif draw < 0.50:
             owner = traders[rng.integers(len(traders))]
             side = BUY if rng.random() < 0.5 else SELL
-            clearing.settle(book.submit_market(owner, side, int(rng.integers(1, 40))), step, 0, False)
+            ledger.settle(book.submit_market(owner, side, int(rng.integers(1, 40))), 0, 0, False)
             counts["market"] += 1
         elif draw < 0.62:
             if order_ids:
@@ -127,30 +124,30 @@ def run_stress(operations: int, seed: int, liquidation: dict) -> dict:
             centre = max(5, centre + int(rng.integers(-6, 7)))
             counts["mark"] += 1
         elif draw < 0.92:
-            clearing.reset_step_counters()
-            clearing.run_liquidations(step, mark)
+            ledger.begin_step(step)
+            liquidator.begin_step()
+            liquidator.run(step, marks)
             step += 1
             counts["liquidation_pass"] += 1
         elif draw < 0.96:
-            clearing.pay_funding(float(rng.uniform(-1e-3, 1e-3)), mark())
+            ledger.pay_funding(0, float(rng.uniform(-1e-3, 1e-3)), float(marks()[0]))
             counts["funding"] += 1
         else:
             account = traders[rng.integers(len(traders))]
             amount = float(rng.uniform(0.0, 50.0))
             if rng.random() < 0.5:
-                clearing.deposit(account, amount)
+                ledger.deposit(account, amount)
             else:
-                clearing.withdraw(account, min(amount, max(float(clearing.collateral[account]), 0.0)))
+                ledger.withdraw(account, min(amount, max(ledger.collateral_of(account), 0.0)))
             counts["deposit"] += 1
-        checker.check(step, mark())
+        checker.check(step, marks())
         book.assert_same_as_reference()
-    n = clearing.n_accounts
-    counts["liquidations"] = len(clearing.liquidations)
-    counts["adl_lots"] = sum(record["adl_quantity"] for record in clearing.liquidations)
-    counts["engine_trades"] = sum(1 for taker in clearing.trade_taker if taker == ENGINE)
-    counts["bad_debt"] = clearing.total_bad_debt
+    counts["liquidations"] = len(liquidator.liquidations)
+    counts["adl_lots"] = sum(record["adl_quantity"] for record in liquidator.liquidations)
+    counts["engine_trades"] = sum(1 for taker in ledger.trades.taker if taker == ENGINE)
+    counts["bad_debt"] = ledger.total_bad_debt
     counts["checks"] = checker.checks
-    counts["positions_net"] = int(clearing.position[:n].sum())
+    counts["positions_net"] = int(ledger.position.sum())
     return counts
 
 

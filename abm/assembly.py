@@ -1,0 +1,175 @@
+"""Result assembly: a finished run's parts turned into its tables, cascade graph, networks and summary.
+
+Kept out of the model: :func:`assemble_result` is given the parts explicitly (the ledger, the
+liquidator's records, the recorder, the population, the markets) and builds the
+:class:`~abm.results.RunResult`, which holds no reference to the live model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.ledger import KIND_NAMES, Ledger
+from abm.metrics import summarise
+from abm.network import (
+    build_cascade_graph,
+    build_exposure_graph,
+    build_trade_graph,
+    exposures_from_accounts,
+    trade_network_summary,
+)
+from abm.population import Population
+from abm.recorder import RunRecorder
+from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, RunResult
+
+__all__ = ["accounts_table", "assemble_result", "liquidations_table", "trades_table"]
+
+# Column types of the liquidations table, so that an empty table is typed too.
+_LIQUIDATION_DTYPES = {
+    "liquidation_id": "int64",
+    "step": "int64",
+    "round": "int64",
+    "account_id": "int64",
+    "kind": "int64",
+    "side": "int64",
+    "quantity": "int64",
+    "filled_quantity": "int64",
+    "average_price": "float64",
+    "mark_before": "float64",
+    "notional": "float64",
+    "equity_before": "float64",
+    "equity_after": "float64",
+    "bad_debt": "float64",
+    "adl_quantity": "int64",
+    "price_impact": "float64",
+    "parents": "object",
+    "full": "bool",
+}
+
+
+def trades_table(ledger: Ledger) -> pd.DataFrame:
+    """Every fill of the run, one row each (columns ``TRADE_COLUMNS``)."""
+    log = ledger.trades
+    return pd.DataFrame(
+        {
+            "step": np.array(log.step, dtype=np.int64),
+            "round": np.array(log.round, dtype=np.int64),
+            "price": np.array(log.price, dtype=np.float64),
+            "quantity": np.array(log.quantity, dtype=np.int64),
+            "taker": np.array(log.taker, dtype=np.int64),
+            "maker": np.array(log.maker, dtype=np.int64),
+            "taker_side": np.array(log.side, dtype=np.int64),
+            "is_liquidation": np.array(log.is_liquidation, dtype=bool),
+        },
+        columns=list(TRADE_COLUMNS),
+    )
+
+
+def liquidations_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every liquidation of the run, one row each (columns ``LIQUIDATION_COLUMNS``, kinds by name)."""
+    liquidations = pd.DataFrame(list(records), columns=list(LIQUIDATION_COLUMNS))
+    liquidations = liquidations.astype(_LIQUIDATION_DTYPES)
+    liquidations["kind"] = liquidations["kind"].map(dict(enumerate(KIND_NAMES))).astype(object)
+    return liquidations
+
+
+def accounts_table(ledger: Ledger, population: Population, marks) -> pd.DataFrame:
+    """One row per account at ``marks`` (the engine's included; columns ``ACCOUNT_COLUMNS``)."""
+    n = ledger.n_accounts
+    leverage_target = np.full(n, np.nan)
+    for account in range(n):
+        agent = population.agent_of(account)
+        leverage = getattr(agent, "leverage", None)
+        if leverage is not None and agent.kind == "leveraged_trader":
+            leverage_target[account] = leverage
+    return pd.DataFrame(
+        {
+            "account_id": np.arange(n, dtype=np.int64),
+            "kind": [KIND_NAMES[int(k)] for k in ledger.kind],
+            "group": population.labels(),
+            "collateral": ledger.collateral.copy(),
+            "position": ledger.position[:, 0].copy(),
+            "entry_price": ledger.entry_price[:, 0].copy(),
+            "equity": ledger.equity(marks),
+            "liquidated": ledger.liquidated.copy(),
+            "deposits": ledger.deposits.copy(),
+            "initial_collateral": ledger.initial_collateral.copy(),
+            "leverage_target": leverage_target,
+        },
+        columns=list(ACCOUNT_COLUMNS),
+    )
+
+
+def assemble_result(
+    *,
+    scenario: Any,
+    seed: int,
+    ledger: Ledger,
+    population: Population,
+    liquidations: Sequence[Mapping[str, Any]],
+    recorder: RunRecorder,
+    policies: Sequence[Any],
+    marks,
+    last_step: int,
+    wall_seconds: float,
+    invariant_checks: bool,
+    extra: Mapping[str, Any],
+) -> RunResult:
+    """Build a run's :class:`RunResult` from its parts.
+
+    Args:
+        scenario: The resolved scenario that ran.
+        seed: The run's seed (-1 when unknown).
+        ledger: The ledger at the end.
+        population: The groups and agents.
+        liquidations: The liquidator's records.
+        recorder: The recorder (time series, depth, snapshots).
+        policies: The margin policy of each instrument.
+        marks: The final marks.
+        last_step: The last step run (for the end snapshot).
+        wall_seconds: Wall time of the simulation.
+        invariant_checks: Whether invariants were checked after every step.
+        extra: Further items for ``RunResult.extra`` (times, seed sequence).
+    """
+    timeseries = recorder.to_frame()
+    trades = trades_table(ledger)
+    liquidation_frame = liquidations_table(liquidations)
+    accounts = accounts_table(ledger, population, marks)
+    cascade = build_cascade_graph(liquidation_frame)
+    summary = summarise(timeseries, liquidation_frame, cascade, scenario, policies[0])
+    contract_size = float(ledger.contract_sizes[0])
+    recorder.snapshot_accounts(
+        "end",
+        last_step,
+        accounts["kind"],
+        ledger.position[:, 0],
+        accounts["equity"].to_numpy(),
+        np.abs(ledger.position[:, 0]) * marks[0] * contract_size,
+    )
+    snapshots = recorder.snapshots_frame()
+    trade_graph = build_trade_graph(trades, accounts, liquidation_frame, contract_size)
+    before = snapshots[snapshots["snapshot"] == "before_stress"]
+    exposure_graph = build_exposure_graph(exposures_from_accounts(before))
+    summary.update(trade_network_summary(trade_graph, exposure_graph))
+    return RunResult(
+        scenario=scenario,
+        seed=seed,
+        timeseries=timeseries,
+        trades=trades,
+        liquidations=liquidation_frame,
+        accounts=accounts,
+        cascade=cascade,
+        summary=summary,
+        wall_seconds=wall_seconds,
+        invariant_checks=invariant_checks,
+        extra={
+            **extra,
+            "trade_graph": trade_graph,
+            "depth_profile": recorder.depth_frame(),
+            "account_snapshots": snapshots,
+        },
+    )

@@ -1,0 +1,238 @@
+"""Scenario schema of the agents: one group model per agent kind, registered in :data:`AGENT_KINDS`.
+
+Adding an agent kind touches two files: a group model here, decorated with ``@agent_kind("module:Class")``
+(its ``kind`` Literal is the name a scenario uses), and the agent class in :mod:`abm.agents`. Everything
+else (the schema's choices, the account kinds of the ledger, the docs' tables, the conformance tests)
+is derived from the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from abm.config.common import Fraction, PositiveFloat, Strict
+from abm.registry import Registry, registering, union_of
+
+__all__ = [
+    "AGENT_KINDS",
+    "AR1NoiseGroup",
+    "AgentGroup",
+    "AgentKind",
+    "FundamentalistGroup",
+    "LeverageDistribution",
+    "LeveragedTraderGroup",
+    "MarginCallReaction",
+    "MarketMakerGroup",
+    "NoiseTraderGroup",
+    "ValueFundGroup",
+    "agent_kind",
+]
+
+
+@dataclass(frozen=True)
+class AgentKind:
+    """A registered agent kind.
+
+    Attributes:
+        name: The ``kind`` a scenario's group gives.
+        settings: The group's pydantic model.
+        agent: ``module:Class`` of the Mesa agent (imported by :mod:`abm.agents`).
+    """
+
+    name: str
+    settings: type[BaseModel]
+    agent: str
+
+
+AGENT_KINDS: Registry[AgentKind] = Registry("agent kind")
+
+
+def agent_kind(agent: str):
+    """Register a group model under its ``kind`` Literal, with the ``module:Class`` of its agent."""
+    return registering(AGENT_KINDS, "kind", lambda name, model: AgentKind(name, model, agent))
+
+
+class LeverageDistribution(Strict):
+    """Distribution of traders' target leverage (notional / equity)."""
+
+    distribution: Literal["fixed", "uniform", "lognormal"] = "uniform"
+    value: float | None = Field(default=None, ge=1.0, description="For fixed.")
+    low: float | None = Field(default=None, ge=1.0, description="For uniform.")
+    high: float | None = Field(default=None, ge=1.0, description="For uniform.")
+    median: float | None = Field(default=None, ge=1.0, description="For lognormal.")
+    sigma: float | None = Field(default=None, gt=0.0, description="For lognormal (log sd).")
+    cap: float | None = Field(default=None, ge=1.0, description="Upper clip for lognormal.")
+
+    @model_validator(mode="after")
+    def _check_parameters(self) -> LeverageDistribution:
+        needed = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma")}
+        missing = [p for p in needed[self.distribution] if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"distribution '{self.distribution}' needs {', '.join(missing)}")
+        if self.distribution == "uniform" and self.low > self.high:
+            raise ValueError("low must not exceed high")
+        return self
+
+    @property
+    def upper_bound(self) -> float:
+        """Largest leverage the distribution can draw (inf for an uncapped lognormal)."""
+        if self.distribution == "fixed":
+            return float(self.value)
+        if self.distribution == "uniform":
+            return float(self.high)
+        return float(self.cap) if self.cap is not None else float("inf")
+
+
+class MarginCallReaction(Strict):
+    """Probabilities of a trader's reaction to a margin call; they must sum to 1."""
+
+    top_up: Fraction = 0.3
+    reduce: Fraction = 0.3
+    ignore: Fraction = 0.4
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> MarginCallReaction:
+        total = self.top_up + self.reduce + self.ignore
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"top_up + reduce + ignore must sum to 1 (got {total:g})")
+        return self
+
+
+class _GroupBase(Strict):
+    count: int = Field(ge=0, le=10_000_000)
+    collateral: PositiveFloat = Field(default=1_000.0, description="Initial collateral per agent.")
+    arrival_rate: Fraction = Field(default=0.1, description="Probability of acting in a step.")
+    label: str | None = Field(default=None, description="Name of the group in outputs.")
+
+
+@agent_kind("abm.agents.leveraged:LeveragedTrader")
+class LeveragedTraderGroup(_GroupBase):
+    """Leveraged position takers, the accounts whose liquidation makes the spiral."""
+
+    kind: Literal["leveraged_trader"]
+    side: Literal["long", "short", "mixed"] = "long"
+    long_share: Fraction = Field(default=0.5, description="Share of longs when side is mixed.")
+    leverage: LeverageDistribution = Field(
+        default_factory=lambda: LeverageDistribution(distribution="uniform", low=2.0, high=10.0)
+    )
+    initial_position: bool = Field(
+        default=True,
+        description="Start at the target position (opposite side held by the counterparty "
+        "account) instead of building it through the book.",
+    )
+    strategy: Literal["hold", "momentum", "value", "random"] = "hold"
+    lookback: int = Field(default=20, ge=1, description="Momentum lookback in steps.")
+    threshold: float = Field(default=0.002, ge=0.0, description="Signal threshold (momentum/value).")
+    reentry_rate: Fraction = Field(default=0.0, description="Chance per step to re-enter when flat.")
+    reserves: float = Field(default=0.0, ge=0.0, description="Off-exchange cash for top-ups.")
+    margin_call: MarginCallReaction = Field(default_factory=MarginCallReaction)
+
+
+@agent_kind("abm.agents.makers:MarketMaker")
+class MarketMakerGroup(_GroupBase):
+    """Market makers quoting a depth profile around the mid (or last price)."""
+
+    kind: Literal["market_maker"]
+    collateral: PositiveFloat = 1_000_000.0
+    arrival_rate: Fraction = 1.0
+    levels: int = Field(default=10, ge=1, le=500)
+    half_spread_ticks: int = Field(default=2, ge=1)
+    level_spacing_ticks: int = Field(default=2, ge=1)
+    level_size: int = Field(default=5, ge=1, description="Lots at the first level.")
+    size_growth: float = Field(default=0.0, ge=0.0, description="Size at level k: size*(1+g*k).")
+    inventory_limit: int = Field(default=500, ge=1)
+    skew_ticks: float = Field(default=0.0, ge=0.0, description="Quote shift per lot of inventory.")
+    anchor_weight: Fraction = Field(
+        default=0.0, description="Weight of the index in the quote reference (0: pure mid)."
+    )
+    vol_baseline: float = Field(default=0.0005, gt=0.0, description="Calm per-step volatility.")
+    vol_widen: float = Field(default=1.0, ge=0.0, description="Spread x (1 + w (vol/base - 1)).")
+    vol_pull_ratio: float = Field(default=5.0, gt=0.0, description="Vol/base ratio to pull depth.")
+    pull_fraction: Fraction = Field(default=0.5, description="Share of depth pulled in stress.")
+
+
+@agent_kind("abm.agents.noise:NoiseTrader")
+class NoiseTraderGroup(_GroupBase):
+    """Uninformed traders: random side, market or limit orders near the touch."""
+
+    kind: Literal["noise"]
+    collateral: PositiveFloat = 100_000.0
+    min_size: int = Field(default=1, ge=1)
+    max_size: int = Field(default=5, ge=1)
+    market_order_share: Fraction = 0.3
+    max_offset_ticks: int = Field(default=10, ge=0)
+    max_position: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NoiseTraderGroup:
+        if self.min_size > self.max_size:
+            raise ValueError("min_size must not exceed max_size")
+        return self
+
+
+@agent_kind("abm.agents.fundamentalists:Fundamentalist")
+class FundamentalistGroup(_GroupBase):
+    """Value traders buying below and selling above the fundamental value."""
+
+    kind: Literal["fundamentalist"]
+    collateral: PositiveFloat = 100_000.0
+    aggression: float = Field(default=200.0, gt=0.0, description="Lots per unit log mispricing.")
+    threshold: float = Field(default=0.001, ge=0.0, description="Ignore smaller mispricing.")
+    max_order: int = Field(default=20, ge=1)
+    max_position: int = Field(default=500, ge=1)
+    market_order_share: Fraction = 0.5
+
+
+@agent_kind("abm.agents.tfg:ValueFund")
+class ValueFundGroup(_GroupBase):
+    """Leveraged value investors with a leverage cap (Thurner, Farmer and Geanakoplos 2012).
+
+    Each fund wants leverage ``aggression x max(log(V / p), 0)`` (long only), capped at ``max_leverage``,
+    on its current equity; it trades toward that position with market orders every time it acts.
+    ``aggression_high`` spreads the funds' aggression evenly from ``aggression`` to it (TFG: 5 to 50).
+    """
+
+    kind: Literal["value_fund"]
+    arrival_rate: Fraction = 1.0
+    aggression: float = Field(default=20.0, gt=0.0, description="Leverage per unit log mispricing.")
+    aggression_high: float | None = Field(
+        default=None, gt=0.0, description="Spread aggression evenly up to this value across the group."
+    )
+    max_leverage: float = Field(default=5.0, ge=1.0, description="The fund's leverage cap.")
+    adjustment: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of the gap to the target closed per action; above the cap it cuts at once.",
+    )
+    min_trade: int = Field(default=1, ge=1, description="Smallest rebalancing order (lots).")
+    reentry_steps: int | None = Field(
+        default=None, ge=1, description="Steps after a liquidation before fresh capital restores it."
+    )
+    payout_above: PositiveFloat | None = Field(
+        default=None, description="Equity above this is paid out to the fund's investors."
+    )
+
+
+@agent_kind("abm.agents.tfg:AR1NoiseTrader")
+class AR1NoiseGroup(_GroupBase):
+    """Noise demand whose log follows an AR(1) (Thurner, Farmer and Geanakoplos 2012).
+
+    ``x_t = rho x_{t-1} + sigma eps_t``; the target position is ``scale x (exp(x_t) - 1)`` lots. The
+    paper's demand is in cash (``exp(x) / p`` shares); a demand in lots keeps the book's lagged clearing
+    from oscillating when the price impact is strong (see docs/validation.md).
+    """
+
+    kind: Literal["ar1_noise"]
+    collateral: PositiveFloat = 100_000_000.0
+    arrival_rate: Fraction = 1.0
+    rho: float = Field(default=0.99, ge=0.0, lt=1.0, description="AR(1) coefficient of log demand.")
+    sigma: float = Field(default=0.035, ge=0.0, le=1.0, description="AR(1) innovation sd per step.")
+    scale: int = Field(default=1_000, ge=1, description="Lots demanded at the long-run demand per unit.")
+
+
+# The union of every registered group model: `kind` picks one (derived from the registry).
+AgentGroup = Annotated[union_of(kind.settings for kind in AGENT_KINDS.values()), Field(discriminator="kind")]

@@ -1,0 +1,29 @@
+"""Scenario schema of liquidation: how breaching accounts are closed and who pays for what is left."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from abm.config.common import Strict
+
+__all__ = ["LiquidationConfig"]
+
+
+class LiquidationConfig(Strict):
+    """How breaching accounts are closed and who pays for what is left."""
+
+    enabled: bool = True
+    mode: Literal["full", "partial"] = "full"
+    target_ratio: float = Field(
+        default=1.5, gt=1.0, description="Partial: equity / maintenance after the cut."
+    )
+    fee: float = Field(default=0.005, ge=0.0, le=0.1, description="Share of liquidated notional.")
+    max_rounds: int = Field(default=50, ge=1, le=10_000)
+    max_lots_per_round: int | None = Field(default=None, ge=1, description="Speed limit.")
+    insurance_fund: float = Field(default=0.0, ge=0.0, description="Initial insurance fund.")
+    price_limit: Literal["none", "bankruptcy"] = Field(
+        default="none", description="bankruptcy: liquidation orders stop at the bankruptcy price."
+    )
+    adl: bool = Field(default=True, description="Auto-deleverage when the fund is empty.")

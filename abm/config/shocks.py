@@ -1,0 +1,298 @@
+"""Scenario schema of the shocks: one model per shock type, registered in :data:`SHOCK_TYPES`.
+
+Adding a shock type touches two files: a model here, decorated with ``@shock_type`` (its ``type``
+Literal is the name a scenario uses), and its handler in :mod:`abm.shocks`, decorated with
+``@handles(Model)``. The schema's choices, the docs' tables and the conformance tests are derived from
+the two registries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from abm.config.agents import AGENT_KINDS, LeveragedTraderGroup
+from abm.config.common import Fraction, PositiveFloat, Strict
+from abm.registry import Registry, literal_name, union_of
+
+__all__ = [
+    "SHOCK_TYPES",
+    "TRIGGER_CONDITIONS",
+    "CollateralHaircut",
+    "FundamentalJump",
+    "FundamentalRegime",
+    "FundingSpike",
+    "IndexMisprint",
+    "LiquidityWithdrawal",
+    "MarginChange",
+    "MarketOrderShock",
+    "Shock",
+    "ShockTrigger",
+    "StaleIndex",
+    "TraderInflow",
+    "TraderOutflow",
+    "shock_type",
+]
+
+SHOCK_TYPES: Registry[type[Strict]] = Registry("shock type")
+
+
+def shock_type(model: type[Strict]) -> type[Strict]:
+    """Register a shock model under its ``type`` Literal."""
+    SHOCK_TYPES.add(literal_name(model, "type"), model)
+    return model
+
+
+TRIGGER_CONDITIONS = ("mark_below", "mark_above", "drawdown_above", "volatility_above")
+
+
+class ShockTrigger(Strict):
+    """A condition that fires a shock the first time it holds (checked at the start of each step).
+
+    Exactly one condition is given. Prices are the mark at the end of the previous step; the
+    drawdown is the fall of that mark from its running peak, as a fraction of the peak; the
+    volatility is the realised per-step volatility of the mark over ``market.vol_window``.
+    """
+
+    mark_below: PositiveFloat | None = Field(default=None, description="Fire when the mark < this.")
+    mark_above: PositiveFloat | None = Field(default=None, description="Fire when the mark > this.")
+    drawdown_above: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Fire when the mark is this fraction below its peak."
+    )
+    volatility_above: PositiveFloat | None = Field(
+        default=None, description="Fire when the realised per-step volatility exceeds this."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ShockTrigger:
+        given = [name for name in TRIGGER_CONDITIONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one condition ({', '.join(TRIGGER_CONDITIONS)}); got {len(given)}"
+            )
+        return self
+
+    @property
+    def condition(self) -> tuple[str, float]:
+        """The condition's name and threshold."""
+        for name in TRIGGER_CONDITIONS:
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        raise AssertionError("validated trigger without a condition")  # unreachable after validation
+
+
+class _ShockBase(Strict):
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        description="Step at which the shock starts; with `when`, the first step the condition is checked.",
+    )
+    when: ShockTrigger | None = Field(
+        default=None, description="Fire the first time this condition holds (from `step`, default 0)."
+    )
+
+    @model_validator(mode="after")
+    def _step_or_condition(self) -> _ShockBase:
+        if self.step is None:
+            if self.when is None:
+                raise ValueError("give a `step`, or a `when` condition, or both")
+            self.step = 0  # armed from the start of the run
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started (None: until its own work is done or the run ends)."""
+        return 1
+
+
+class _LastingShock(_ShockBase):
+    over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started."""
+        return self.over_steps
+
+
+@shock_type
+class FundamentalJump(_ShockBase):
+    """The fundamental (and with it the index) jumps by a fraction (-0.1 is a 10% fall)."""
+
+    type: Literal["fundamental_jump"]
+    size: float = Field(gt=-1.0, le=10.0)
+
+
+@shock_type
+class MarketOrderShock(_ShockBase):
+    """An exogenous sell (or buy) program of ``quantity`` lots.
+
+    All at once (``over_steps: 1``), evenly over ``over_steps`` steps (TWAP), or, with ``volume_share``,
+    each step a share of the previous step's traded volume until ``quantity`` lots are done (within
+    ``over_steps`` steps when given, else by the end of the run).
+    """
+
+    type: Literal["market_order"]
+    side: Literal["buy", "sell"] = "sell"
+    quantity: int = Field(ge=1)
+    over_steps: int | None = Field(default=None, ge=1, description="TWAP length; default 1 (all at once).")
+    volume_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Trade this share of the previous step's volume."
+    )
+    min_lots: int = Field(default=1, ge=1, description="Volume share: lots traded in a step at least.")
+
+    @model_validator(mode="after")
+    def _default_length(self) -> MarketOrderShock:
+        if self.over_steps is None and self.volume_share is None:
+            self.over_steps = 1
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """TWAP steps, or the cap on a volume-share program's length (None: until done)."""
+        return self.over_steps
+
+
+@shock_type
+class FundamentalRegime(_LastingShock):
+    """Drift and / or volatility of the fundamental replaced for ``over_steps`` steps.
+
+    Under an ``ou`` process the long-run level moves with the drift, so a drift regime is a repricing
+    spread over time (as a jump is one at once) rather than a gap the process reverts from.
+    """
+
+    type: Literal["regime"]
+    drift: float | None = Field(default=None, ge=-0.1, le=0.1, description="Per-step log drift.")
+    volatility: float | None = Field(default=None, ge=0.0, le=0.2, description="Per-step log sigma.")
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> FundamentalRegime:
+        if self.drift is None and self.volatility is None:
+            raise ValueError("a regime sets drift, volatility or both")
+        return self
+
+
+@shock_type
+class LiquidityWithdrawal(_LastingShock):
+    """Market makers pull a share of their depth and / or widen their quotes, then come back.
+
+    Full strength for ``over_steps`` steps, then the withdrawal fades linearly to nothing over
+    ``recovery_steps`` steps (the book's resiliency; 0: the makers return at once).
+    """
+
+    type: Literal["liquidity_withdrawal"]
+    share: Fraction = Field(default=0.0, description="Share of every maker's depth withheld.")
+    spread_factor: float = Field(
+        default=1.0, ge=1.0, le=100.0, description="Makers' half spread and level spacing times this."
+    )
+    recovery_steps: int = Field(default=0, ge=0, description="Steps to return to normal afterwards.")
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> LiquidityWithdrawal:
+        if self.share == 0.0 and self.spread_factor == 1.0:
+            raise ValueError("a liquidity withdrawal sets share > 0, spread_factor > 1, or both")
+        return self
+
+    @property
+    def active_steps(self) -> int | None:
+        """Full-strength steps plus recovery steps."""
+        return self.over_steps + self.recovery_steps
+
+
+@shock_type
+class MarginChange(_ShockBase):
+    """The exchange decrees new margin rates (a hike), effective ``notice_steps`` after it is announced.
+
+    Either ``factor`` (the base rates in force times this, capped at 1) or both ``initial`` and
+    ``maintenance`` (new base-bracket rates). Applies to held positions too.
+    """
+
+    type: Literal["margin_change"]
+    factor: float | None = Field(default=None, gt=0.0, le=100.0)
+    initial: float | None = Field(default=None, gt=0.0, le=1.0)
+    maintenance: float | None = Field(default=None, gt=0.0, le=1.0)
+    notice_steps: int = Field(default=0, ge=0, description="0: in force at once (no notice).")
+
+    @model_validator(mode="after")
+    def _rates(self) -> MarginChange:
+        absolute = (self.initial, self.maintenance)
+        if self.factor is not None:
+            if any(rate is not None for rate in absolute):
+                raise ValueError("give factor, or initial and maintenance, not both")
+        elif any(rate is None for rate in absolute):
+            raise ValueError("give factor, or both initial and maintenance")
+        elif self.maintenance > self.initial:
+            raise ValueError("maintenance must not exceed initial")
+        return self
+
+
+@shock_type
+class CollateralHaircut(_ShockBase):
+    """Collateral held in a volatile asset loses a fraction of its value (money leaves the system)."""
+
+    type: Literal["collateral_haircut"]
+    size: float = Field(gt=0.0, lt=1.0, description="Share of (positive) collateral value lost.")
+    kinds: list[AGENT_KINDS.literal()] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["leveraged_trader"], min_length=1, description="Agent kinds hit."
+    )
+
+
+@shock_type
+class FundingSpike(_LastingShock):
+    """A funding-rate spike: each step longs pay shorts ``rate`` x notional at the mark (< 0: shorts pay)."""
+
+    type: Literal["funding_spike"]
+    rate: float = Field(ge=-0.1, le=0.1, description="Per-step rate on notional at the mark.")
+
+
+@shock_type
+class StaleIndex(_LastingShock):
+    """The oracle index stops updating for ``over_steps`` steps (it holds its last published value)."""
+
+    type: Literal["stale_index"]
+
+
+@shock_type
+class IndexMisprint(_LastingShock):
+    """The oracle index prints ``size`` away from the fundamental (-0.1: 10% low) for ``over_steps`` steps."""
+
+    type: Literal["index_misprint"]
+    size: float = Field(gt=-1.0, le=10.0)
+
+
+@shock_type
+class TraderInflow(_LastingShock):
+    """New leveraged traders join (crowding), ``traders.count`` of them spread evenly over ``over_steps``.
+
+    ``traders`` is a leveraged-trader group (``kind`` may be left out). With ``initial_position: true``
+    each newcomer's position is booked at the mark against the fully funded counterparty (as at the
+    start of a run); with false, each newcomer buys (or sells) its position with a market order.
+    """
+
+    type: Literal["trader_inflow"]
+    traders: LeveragedTraderGroup
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("traders"), dict):
+            data = {**data, "traders": {"kind": "leveraged_trader", **data["traders"]}}
+        return data
+
+
+@shock_type
+class TraderOutflow(_ShockBase):
+    """Some leveraged traders take money out: their leverage rises (the margin they leave is thinner).
+
+    A random ``share`` of the leveraged traders with a position each withdraw ``fraction`` of their free
+    collateral (equity above the initial requirement, at most their cash).
+    """
+
+    type: Literal["trader_outflow"]
+    share: float = Field(gt=0.0, le=1.0, description="Share of leveraged traders that withdraw.")
+    fraction: float = Field(gt=0.0, le=1.0, description="Share of their free collateral withdrawn.")
+
+
+# The union of every registered shock model: `type` picks one (derived from the registry).
+Shock = Annotated[union_of(SHOCK_TYPES.values()), Field(discriminator="type")]

@@ -1,0 +1,337 @@
+"""The liquidator: margin check, liquidation rounds within a step, and the waterfall.
+
+Waterfall for an account below maintenance:
+
+1. its resting orders are cancelled, and a market order for the position (or the part that restores
+   ``target_ratio`` in partial mode) goes into the book, optionally limited at the bankruptcy price;
+2. what the book cannot take (an empty or too thin side, or the bankruptcy-price limit) goes to the
+   engine at the bankruptcy price while the insurance fund is positive, otherwise to
+   auto-deleveraging: profitable opposite positions ranked by PnL% x leverage are closed against
+   it at the bankruptcy price (and anything still left to the engine);
+3. a liquidation fee (share of the filled notional) moves from the account to the fund;
+4. a fully closed account left below zero is bad debt, paid by the fund; what the fund cannot pay is
+   socialised over accounts in profit, pro rata to their profit.
+
+Cascade attribution: an account that first breaches in round ``r > 0`` of a step has as parents the
+liquidations of round ``r - 1`` of the same step whose orders moved the price against it (sell orders
+for a long, buys for a short) and filled something. Round-0 breaches are roots.
+
+Marks are never kept here: :meth:`Liquidator.run` is given a function that computes the marks from
+the books, calls it after every round, and passes the marks to each step of the waterfall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from abm.book import BUY, SELL, Book
+from abm.config import LiquidationConfig
+from abm.ledger import ENGINE, Ledger
+from abm.margin.check import MarginCheck, MarginChecker
+
+__all__ = ["ENGINE_UNWIND_BAND", "Liquidator", "StepTotals"]
+
+ENGINE_UNWIND_BAND = 0.01  # the engine unwinds at most 1% through the touch per step
+
+MarksFunction = Callable[[], np.ndarray]
+
+
+@dataclass(slots=True)
+class StepTotals:
+    """What the liquidator did in the current step (reset by :meth:`Liquidator.begin_step`)."""
+
+    liquidations: int = 0
+    liquidated_notional: float = 0.0
+    adl_volume: int = 0
+    bad_debt: float = 0.0
+    socialised: float = 0.0
+    rounds: int = 0
+
+
+class Liquidator:
+    """Runs the liquidation rounds of a step and the waterfall of each breached account.
+
+    Args:
+        ledger: The ledger (money and positions).
+        books: One order book per instrument (liquidation orders go into them).
+        checker: The margin checker.
+        settings: The scenario's liquidation settings.
+    """
+
+    def __init__(
+        self, ledger: Ledger, books: Sequence[Book], checker: MarginChecker, settings: LiquidationConfig
+    ) -> None:
+        self.ledger = ledger
+        self.books = list(books)
+        self.checker = checker
+        self.settings = settings
+        self._ticks = [instrument.tick_size for instrument in ledger.instruments]
+        self._contracts = [instrument.contract_size for instrument in ledger.instruments]
+        self.liquidations: list[dict] = []
+        self.totals = StepTotals()
+
+    def begin_step(self) -> None:
+        """Zero the step's totals."""
+        self.totals = StepTotals()
+
+    # ------------------------------------------------------------------ rounds
+
+    def run(self, step: int, marks_fn: MarksFunction, enabled: bool = True) -> MarginCheck:
+        """Margin check and liquidation rounds until nothing new breaches (or the round cap).
+
+        Args:
+            step: Current step (for records).
+            marks_fn: Computes the marks (one per instrument) from the books and indexes; called
+                after every round.
+            enabled: False switches forced liquidation off (the counterfactual run).
+
+        Returns:
+            The final margin check of the step (margin calls are flagged from it).
+        """
+        ledger = self.ledger
+        settings = self.settings
+        if not enabled:
+            check = self.checker.check(marks_fn())
+            ledger.set_margin_calls(check.called)
+            return check
+        first_round: dict[int, tuple[int, list[int]]] = {}
+        previous_round_ids: list[tuple[int, int]] = []  # (liquidation id, order side)
+        round_index = 0
+        # The engine unwinds first, so the step's first check already sees the book it leaves.
+        self._unwind_engine(0)
+        marks = marks_fn()
+        check = self.checker.check(marks)
+        while round_index < settings.max_rounds:
+            if len(check.breached) == 0:
+                break
+            lots_budget = settings.max_lots_per_round or np.iinfo(np.int64).max
+            this_round: list[tuple[int, int]] = []
+            # Parents by the side of the child's position, built once a round (not once per account:
+            # that was quadratic when a round liquidates thousands). Children share the list; nobody
+            # mutates it.
+            parents_of = {
+                sign: [lid for lid, side in previous_round_ids if side == -sign] if round_index > 0 else []
+                for sign in (1, -1)
+            }
+            for account in check.breached.tolist():
+                instrument = 0
+                if account not in first_round:
+                    sign = 1 if ledger.position_of(account, instrument) > 0 else -1
+                    first_round[account] = (round_index, parents_of[sign])
+                if lots_budget <= 0:
+                    break
+                if ledger.position_of(account, instrument) == 0:
+                    continue
+                record = self._liquidate(
+                    account,
+                    instrument,
+                    step,
+                    round_index,
+                    marks,
+                    check,
+                    first_round[account][1],
+                    lots_budget,
+                    marks_fn,
+                )
+                lots_budget -= record["quantity"]
+                if record["filled_quantity"] > 0:
+                    this_round.append((record["liquidation_id"], record["side"]))
+            self.totals.rounds = round_index + 1
+            previous_round_ids = this_round
+            round_index += 1
+            marks = marks_fn()
+            check = self.checker.check(marks)
+        if ledger.collateral_of(ENGINE) < 0.0:
+            # The fund lost more than it held (bad debt, or unwinding inventory below its takeover price).
+            self._socialise(-ledger.collateral_of(ENGINE), marks_fn())
+        ledger.set_margin_calls(check.called)
+        return check
+
+    # ------------------------------------------------------------------ the waterfall
+
+    def _liquidate(
+        self,
+        account: int,
+        instrument: int,
+        step: int,
+        round_index: int,
+        marks: np.ndarray,
+        check: MarginCheck,
+        parents: list[int],
+        lots_budget: int,
+        marks_fn: MarksFunction,
+    ) -> dict:
+        ledger = self.ledger
+        settings = self.settings
+        book = self.books[instrument]
+        contract = self._contracts[instrument]
+        mark = float(marks[instrument])
+        book.cancel_all(account)  # the exchange pulls the account's resting orders first
+        position = ledger.position_of(account, instrument)
+        side = SELL if position > 0 else BUY
+        equity_before = float(check.equity[account])
+        quantity = abs(position)
+        if settings.mode == "partial" and equity_before > 0.0:
+            rate = check.maintenance_requirement[account] / max(check.notional[account], 1e-300)
+            keep = int(equity_before / (settings.target_ratio * rate * mark * contract))
+            quantity = max(1, abs(position) - max(keep, 0))
+        quantity = int(min(quantity, lots_budget))
+        full = quantity == abs(position)
+        mid_before = book.mid()
+        filled = 0
+        value = 0.0
+        adl_quantity = 0
+        limit = (
+            self._bankruptcy_tick(account, instrument, side, marks)
+            if settings.price_limit == "bankruptcy"
+            else None
+        )
+        fills = book.submit_market(account, side, quantity, limit_price=limit)
+        if fills:
+            filled, value = ledger.settle(fills, instrument, round_index, is_liquidation=True)
+        remaining = quantity - filled
+        if remaining > 0:
+            # The book could not take it all: the engine backstops while the fund lasts, else ADL.
+            if ledger.collateral_of(ENGINE) > 0.0 or not settings.adl:
+                self._transfer_at_bankruptcy(account, instrument, ENGINE, remaining, marks)
+            else:
+                adl_quantity = self._auto_deleverage(account, instrument, remaining, marks)
+                if adl_quantity < remaining:
+                    self._transfer_at_bankruptcy(account, instrument, ENGINE, remaining - adl_quantity, marks)
+        fee = 0.0
+        if filled > 0 and settings.fee > 0.0:
+            fee = min(settings.fee * value * contract, max(ledger.collateral_of(account), 0.0))
+            ledger.pay_fee(account, ENGINE, fee)
+        bad_debt = 0.0
+        flat = ledger.position_of(account, instrument) == 0
+        if flat and abs(ledger.collateral_of(account)) < 1e-9:
+            # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
+            ledger.absorb_dust(account, ENGINE)
+        if flat and ledger.collateral_of(account) < 0.0:
+            bad_debt = ledger.cover_deficit(account, ENGINE)
+            self.totals.bad_debt += bad_debt
+            if ledger.collateral_of(ENGINE) < 0.0:
+                self._socialise(-ledger.collateral_of(ENGINE), marks_fn())
+        mid_after = book.mid()
+        impact = (
+            (mid_after - mid_before) * self._ticks[instrument]
+            if mid_before is not None and mid_after is not None
+            else float("nan")
+        )
+        ledger.count_liquidation(account)
+        notional = quantity * mark * contract
+        totals = self.totals
+        totals.liquidations += 1
+        totals.liquidated_notional += notional
+        totals.adl_volume += adl_quantity
+        record = {
+            "liquidation_id": len(self.liquidations),
+            "step": step,
+            "round": round_index,
+            "account_id": account,
+            "kind": int(ledger.kind[account]),
+            "instrument": instrument,
+            "side": side,
+            "quantity": quantity,
+            "filled_quantity": filled,
+            "average_price": value / filled if filled else float("nan"),
+            "mark_before": mark,
+            "notional": notional,
+            "equity_before": equity_before,
+            "equity_after": ledger.account_equity(account, marks),
+            "bad_debt": bad_debt,
+            "adl_quantity": adl_quantity,
+            "price_impact": impact,
+            "parents": list(parents),
+            "full": full,
+        }
+        self.liquidations.append(record)
+        return record
+
+    def _bankruptcy_tick(self, account: int, instrument: int, side: int, marks) -> int:
+        price = self.ledger.bankruptcy_price(account, instrument, marks)
+        tick = self._ticks[instrument]
+        if side == SELL:
+            return max(1, int(np.ceil(price / tick - 1e-9)))
+        return max(1, int(np.floor(price / tick + 1e-9)))
+
+    def _transfer_at_bankruptcy(
+        self, account: int, instrument: int, receiver: int, quantity: int, marks
+    ) -> None:
+        ledger = self.ledger
+        price = ledger.bankruptcy_price(account, instrument, marks)
+        if ledger.position_of(account, instrument) > 0:
+            ledger.trade(receiver, account, instrument, quantity, price)
+        else:
+            ledger.trade(account, receiver, instrument, quantity, price)
+
+    def _auto_deleverage(self, account: int, instrument: int, quantity: int, marks) -> int:
+        """Close up to ``quantity`` lots against ranked profitable opposite positions."""
+        ledger = self.ledger
+        contract = self._contracts[instrument]
+        sign = 1 if ledger.position_of(account, instrument) > 0 else -1
+        mark_proxy = ledger.bankruptcy_price(account, instrument, marks)
+        position = ledger.position[:, instrument]
+        entry = ledger.entry_price[:, instrument]
+        upnl = position * (mark_proxy - entry) * contract
+        candidates = np.flatnonzero((np.sign(position) == -sign) & (upnl > 0))
+        candidates = candidates[candidates != ENGINE]
+        if len(candidates) == 0:
+            return 0
+        cost = np.abs(position[candidates]) * entry[candidates] * contract
+        equity = ledger.collateral[candidates] + upnl[candidates]
+        notional = np.abs(position[candidates]) * mark_proxy * contract
+        leverage = notional / np.maximum(equity, 1e-12)
+        rank = (upnl[candidates] / np.maximum(cost, 1e-12)) * leverage
+        order = candidates[np.lexsort((candidates, -rank))]
+        taken = 0
+        for other in order.tolist():
+            if taken >= quantity:
+                break
+            lots = min(quantity - taken, abs(ledger.position_of(other, instrument)))
+            price = ledger.bankruptcy_price(account, instrument, marks)
+            if sign > 0:
+                ledger.trade(other, account, instrument, lots, price)
+            else:
+                ledger.trade(account, other, instrument, lots, price)
+            taken += lots
+        return taken
+
+    def _socialise(self, shortfall: float, marks: np.ndarray) -> None:
+        """Spread what the fund cannot pay over accounts in profit, pro rata to profit."""
+        ledger = self.ledger
+        upnl = ledger.unrealised(marks)
+        upnl = upnl[:, 0] if ledger.n_instruments == 1 else upnl.sum(axis=1)
+        equity = ledger.collateral + upnl
+        profit = np.where((upnl > 0) & (equity > 0), np.minimum(upnl, equity), 0.0)
+        profit[ENGINE] = 0.0
+        total = float(profit.sum())
+        if total <= 0.0:
+            return  # nobody to charge: the fund stays negative (recorded as bad debt)
+        charged = min(shortfall, total)
+        charge = profit * (charged / total)
+        ledger.charge_pro_rata(charge, ENGINE, charged)
+        self.totals.socialised += charged
+
+    def _unwind_engine(self, round_index: int) -> None:
+        """Sell the engine's inventory back into each book, once a step (subject to the speed limit)."""
+        ledger = self.ledger
+        for instrument, book in enumerate(self.books):
+            inventory = ledger.position_of(ENGINE, instrument)
+            if inventory == 0:
+                continue
+            side = SELL if inventory > 0 else BUY
+            quantity = abs(inventory)
+            if self.settings.max_lots_per_round:
+                quantity = min(quantity, self.settings.max_lots_per_round)
+            # The backstop does not dump: it sells only what the book holds within a band of the touch.
+            best = book.best_bid() if side == SELL else book.best_ask()
+            if best is None:
+                continue
+            band = max(1, int(best * ENGINE_UNWIND_BAND))
+            limit = best - band if side == SELL else best + band
+            fills = book.submit_market(ENGINE, side, quantity, limit_price=max(1, limit))
+            ledger.settle(fills, instrument, round_index, is_liquidation=True)

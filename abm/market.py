@@ -1,0 +1,320 @@
+"""Market: one traded instrument - its book, its fundamental value and index, its mark price and history.
+
+A market owns:
+
+* the **order book** of the instrument and the **order entry** agents use (every fill is settled in the
+  ledger at once, under the instrument's column);
+* the **fundamental value** (the spot price the future tracks: a GBM, an OU process or a constant, with
+  drift and volatility a regime shock may replace) and the **index** the exchange publishes from it
+  (which a shock may hold stale or misprint);
+* the **mark price** from the configured source (last trade, mid, index, or index plus an EMA of the
+  book's basis, the EMA kept here and nowhere else), the **mark history** and the **realised
+  volatility** of the mark.
+
+Randomness: a market draws nothing itself; the model hands :meth:`Market.evolve_fundamental` a
+standard normal draw from the run's generator (correlated across markets when there are several).
+
+Example:
+    >>> from abm.book import OrderBook
+    >>> from abm.config import FundamentalConfig, MarketConfig
+    >>> from abm.ledger import Instrument, Ledger
+    >>> instrument = Instrument("X", tick_size=0.5, contract_size=1.0)
+    >>> ledger = Ledger([instrument])
+    >>> market = Market(0, instrument, MarketConfig(tick_size=0.5), FundamentalConfig(process="constant"),
+    ...                 OrderBook(), ledger, horizon=10)
+    >>> maker, taker = ledger.add_accounts(2, 1e6, "noise").tolist()
+    >>> market.submit_limit(maker, -1, 202, 5)   # 5 lots offered at 202 ticks = 101.0
+    1
+    >>> market.submit_market(taker, 1, 2)         # 2 lots bought, settled in the ledger
+    2
+    >>> ledger.position_of(taker), market.compute_mark()
+    (2, 101.0)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from abm.book import Book
+from abm.config import FundamentalConfig, MarketConfig
+from abm.ledger import Instrument, Ledger
+
+__all__ = ["Market"]
+
+
+class Market:
+    """One instrument's market.
+
+    Args:
+        column: The instrument's column in the ledger.
+        instrument: Its name, tick and contract size.
+        market: The scenario's market settings (mark source, volatility window, initial price).
+        fundamental: The fundamental value process.
+        book: The instrument's order book.
+        ledger: The ledger fills are settled in.
+        horizon: Steps of the run (the length of the mark history).
+
+    Attributes:
+        fundamental: The fundamental value now.
+        fundamental_level: The level an OU process reverts to.
+        index: The published index (the fundamental, unless a shock holds it stale or misprints it).
+        mark: The mark price at the end of the last step (the initial price before the first).
+        realised_vol: Sample sd of one-step log mark returns over the volatility window.
+        liquidity_withdrawal: Share of maker depth withdrawn by shocks this step.
+        agent_requests: Agent actions that reached the book (orders and cancel requests).
+    """
+
+    def __init__(
+        self,
+        column: int,
+        instrument: Instrument,
+        market: MarketConfig,
+        fundamental: FundamentalConfig,
+        book: Book,
+        ledger: Ledger,
+        horizon: int,
+    ) -> None:
+        self.column = column
+        self.instrument = instrument
+        self.name = instrument.name
+        self.settings = market
+        self.process = fundamental
+        self.book = book
+        self.ledger = ledger
+        self.tick_size = float(instrument.tick_size)
+        self.contract_size = float(instrument.contract_size)
+        self.fundamental = float(fundamental.initial or market.initial_price)
+        self.fundamental_level = float(fundamental.long_run or self.fundamental)
+        self.index = self.fundamental
+        self.index_stale = False
+        self.index_error = 0.0
+        # Drift / volatility of the fundamental set by a regime shock (None: the configured values).
+        self.regime_drift: float | None = None
+        self.regime_volatility: float | None = None
+        self.mark = float(market.initial_price)
+        self._basis_ema = 0.0
+        self._source = market.mark_price.source
+        self._alpha = 2.0 / (market.mark_price.ema_steps + 1.0)
+        self._marks = np.full(horizon + 1, np.nan)
+        self._marks[0] = self.mark
+        # Their logs, taken once per mark (the realised volatility reads a window of them each step).
+        self._log_marks = np.full(horizon + 1, np.nan)
+        np.log(self._marks[:1], out=self._log_marks[:1])
+        self.realised_vol = 0.0
+        self.liquidity_withdrawal = 0.0
+        self.agent_requests = 0
+
+    # ------------------------------------------------------------------ fundamental and index
+
+    def reset_fundamental_effects(self) -> None:
+        """Back to the configured process and a live, correct index (before shocks lay theirs on top)."""
+        self.regime_drift = None
+        self.regime_volatility = None
+        self.index_stale = False
+        self.index_error = 0.0
+
+    def fundamental_moves(self) -> bool:
+        """Whether the fundamental moves this step (and so needs a random draw)."""
+        spec = self.process
+        regime = self.regime_drift is not None or self.regime_volatility is not None
+        drift = spec.drift if self.regime_drift is None else self.regime_drift
+        volatility = spec.volatility if self.regime_volatility is None else self.regime_volatility
+        return not (spec.process == "constant" and not regime or volatility == 0.0 and drift == 0.0)
+
+    def evolve_fundamental(self, draw: float) -> None:
+        """One step of the fundamental process, given a standard normal ``draw``.
+
+        GBM: ``F *= exp(drift + sigma z)``; OU in logs: ``F *= exp(kappa ln(L / F) + drift + sigma z)``,
+        and a drift regime moves the level ``L`` with it (a repricing, not a gap to revert from).
+        """
+        spec = self.process
+        drift = spec.drift if self.regime_drift is None else self.regime_drift
+        volatility = spec.volatility if self.regime_volatility is None else self.regime_volatility
+        shock = volatility * draw
+        if spec.process == "ou":
+            log_gap = math.log(self.fundamental_level / self.fundamental)
+            self.fundamental *= math.exp(spec.mean_reversion * log_gap + drift + shock)
+            if self.regime_drift is not None:
+                self.fundamental_level *= math.exp(self.regime_drift)
+        else:
+            self.fundamental *= math.exp(drift + shock)
+
+    def jump(self, size: float) -> None:
+        """The fundamental jumps by ``size`` (a fraction; -0.1 is a 10% fall), its level too."""
+        self.fundamental *= 1.0 + size
+        self.fundamental_level *= 1.0 + size
+
+    def publish_index(self) -> None:
+        """Publish the index from the fundamental (unless a shock holds it stale)."""
+        if not self.index_stale:
+            self.index = self.fundamental * (1.0 + self.index_error)
+
+    # ------------------------------------------------------------------ the mark
+
+    def compute_mark(self) -> float:
+        """The mark price from the configured source (falls back to the last mark when undefined)."""
+        source = self._source
+        book = self.book
+        if source == "index":
+            return self.index
+        if source == "last":
+            last = book.last_price
+            return last * self.tick_size if last is not None else self.mark
+        mid = book.mid()
+        if mid is None:
+            last = book.last_price
+            price = last * self.tick_size if last is not None else self.mark
+        else:
+            price = mid * self.tick_size
+        if source == "mid":
+            return price
+        alpha = self._alpha
+        return self.index + (1.0 - alpha) * self._basis_ema + alpha * (price - self.index)
+
+    def close_step(self, step: int) -> None:
+        """End of a step: the mark from the book left by the liquidations, the basis EMA, the history."""
+        self.mark = self.compute_mark()
+        if self._source == "index_ema_basis":
+            mid = self.book.mid()
+            if mid is not None:
+                basis = mid * self.tick_size - self.index
+                self._basis_ema += self._alpha * (basis - self._basis_ema)
+        self._marks[step + 1] = self.mark
+        np.log(self._marks[step + 1 : step + 2], out=self._log_marks[step + 1 : step + 2])
+
+    def mark_history(self, step: int) -> np.ndarray:
+        """Marks ``0..step`` (the mark before the first step first)."""
+        return self._marks[: step + 1]
+
+    @property
+    def marks(self) -> np.ndarray:
+        """The whole mark history array (NaN beyond the steps run)."""
+        return self._marks
+
+    def update_realised_vol(self, step: int) -> None:
+        """Sample sd (ddof 1) of the one-step log mark returns over the volatility window."""
+        window = self.settings.vol_window
+        start = max(0, step - window)
+        if step + 1 - start < 3:
+            return
+        # np.std(np.diff(np.log(marks)), ddof=1) written out in the same operations, so the same bits
+        # (tested), without np.std's per-call overhead: this runs every step.
+        log_marks = self._log_marks
+        returns = log_marks[start + 1 : step + 1] - log_marks[start:step]
+        deviation = returns - np.add.reduce(returns) / len(returns)
+        np.multiply(deviation, deviation, out=deviation)
+        self.realised_vol = math.sqrt(np.add.reduce(deviation) / (len(returns) - 1))
+
+    def momentum(self, lookback: int, step: int) -> float:
+        """Log return of the mark over the last ``lookback`` steps (0 before enough history)."""
+        if step - lookback < 0:
+            return 0.0
+        return math.log(self._marks[step] / self._marks[step - lookback])
+
+    def mispricing(self) -> float:
+        """Log of fundamental over the current price (positive: the future is cheap)."""
+        mid = self.book.mid()
+        price = mid * self.tick_size if mid is not None else self.mark
+        return math.log(self.fundamental / price)
+
+    # ------------------------------------------------------------------ order entry
+
+    def _settle(self, fills) -> int:
+        """Settle an agent order's fills (if any) in this step; return the lots filled."""
+        if not fills:
+            return 0
+        lots, _ = self.ledger.settle(fills, self.column, -1, is_liquidation=False)
+        return lots
+
+    def cancel_orders(self, account: int) -> int:
+        """Withdraw every resting order of an account (an agent's cancel request); returns lots removed."""
+        self.agent_requests += 1
+        return self.book.cancel_all(account)
+
+    def submit_limit(self, account: int, side: int, price_ticks: int, quantity: int) -> int:
+        """Submit a limit order for an account; fills are settled at once. Returns the order id."""
+        self.agent_requests += 1
+        order_id, fills = self.book.submit_limit(account, side, max(1, price_ticks), quantity)
+        self._settle(fills)
+        return order_id
+
+    def submit_market(self, account: int, side: int, quantity: int) -> int:
+        """Submit a market (IOC) order for an account; returns the lots filled."""
+        self.agent_requests += 1
+        return self._settle(self.book.submit_market(account, side, quantity))
+
+    def quote_reference(self, anchor_weight: float = 0.0) -> float:
+        """Reference price in ticks for quoting: mid, else last trade, else fundamental; blended with it."""
+        return self.book.quote_reference(anchor_weight, self.fundamental / self.tick_size)
+
+    def passive_price(self, side: int, offset: int = 0) -> int:
+        """A limit price ``offset`` ticks behind the touch on ``side`` (negative: improve, never cross).
+
+        With that side of the book empty: behind the last trade, or before any trade behind the
+        fundamental (see ``Book.passive_price``).
+        """
+        return self.book.passive_price(side, offset, self.fundamental / self.tick_size)
+
+    def replace_with_passive(self, account: int, side: int, offset: int, quantity: int) -> int:
+        """Withdraw an account's orders and rest one at :meth:`passive_price` (two requests, one call).
+
+        Returns:
+            The new order's id.
+        """
+        self.agent_requests += 2
+        order_id, fills = self.book.replace_with_passive(
+            account, side, offset, quantity, self.fundamental / self.tick_size
+        )
+        self._settle(fills)
+        return order_id
+
+    def replace_with_market(self, account: int, side: int, quantity: int) -> int:
+        """Withdraw an account's orders and send a market order (two requests, one call).
+
+        Returns:
+            The lots filled.
+        """
+        self.agent_requests += 2
+        return self._settle(self.book.replace_with_market(account, side, quantity))
+
+    def requote(
+        self,
+        account: int,
+        anchor_weight: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> int:
+        """A market maker's requote: cancel, then a ladder around the reference left.
+
+        See ``Book.requote_ladder``.
+
+        Returns:
+            The orders sent.
+        """
+        sent, crossed = self.book.requote_ladder(
+            account,
+            anchor_weight,
+            self.fundamental / self.tick_size,
+            shift,
+            half_spread,
+            spacing,
+            levels,
+            level_size,
+            size_growth,
+            size_scale,
+            quote_bid,
+            quote_ask,
+        )
+        for fills in crossed:
+            self.ledger.settle(fills, self.column, -1, is_liquidation=False)
+        self.agent_requests += 1 + sent  # the cancel request and the orders
+        return sent

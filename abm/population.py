@@ -1,0 +1,223 @@
+"""Population: the groups of a scenario, their accounts in the ledger and their Mesa agents, in one registry.
+
+Every account the ledger opens is registered here at the same time, with its group (or none, for the
+system accounts: the liquidation engine, the counterparty of initial positions and the outside party
+of exogenous orders) and its agent (or none), so the three can never drift out of step. The
+population also draws the agents that act in a step (DESIGN step 3).
+
+Example:
+    >>> from abm.ledger import Instrument, Ledger
+    >>> population = Population(Ledger([Instrument("X", 1.0, 1.0)]))
+    >>> group = population.open_group(object(), 3, 100.0, "noise", lambda accounts: [None] * len(accounts))
+    >>> group.accounts.tolist(), population.group_of(2) is group, population.group_of(0)
+    ([1, 2, 3], True, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from abm.ledger import KIND_NAMES, Ledger
+
+__all__ = ["Group", "Population"]
+
+
+@dataclass
+class Group:
+    """One group of agents: its settings, its accounts and its agents (same order).
+
+    Attributes:
+        index: Position of the group (scenario groups first, groups joining mid-run after).
+        config: The group's validated settings (shared by its agents).
+        accounts: The group's account ids.
+        agents: Its agents, one per account.
+    """
+
+    index: int
+    config: Any
+    accounts: np.ndarray
+    agents: list = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """The agent kind of the group."""
+        return self.config.kind
+
+    @property
+    def arrival_rate(self) -> float:
+        """Probability that one of its agents acts in a step."""
+        return self.config.arrival_rate
+
+    @property
+    def label(self) -> str:
+        """The group's name in the outputs: its ``label``, or ``<index>:<kind>``."""
+        return self.config.label or f"{self.index}:{self.config.kind}"
+
+
+class Population:
+    """Groups, accounts and agents, registered together.
+
+    Args:
+        ledger: The ledger that opens the accounts; accounts it holds already (the engine) are
+            registered as system accounts.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.groups: list[Group] = []
+        self._agent_of: list[Any] = [None] * ledger.n_accounts
+        self._group_of: list[int] = [-1] * ledger.n_accounts
+        self.makers: list[Any] = []
+        self.maker_accounts = np.empty(0, dtype=np.int64)
+        self._idle_mask: np.ndarray | None = None
+        self.idle_holders: Callable[[Group], bool] = lambda group: False
+
+    # ------------------------------------------------------------------ opening accounts
+
+    def open_group(
+        self,
+        config: Any,
+        count: int,
+        collateral: float,
+        kind: str,
+        make_agents: Callable[[np.ndarray], Sequence[Any]],
+        *,
+        maker: bool = False,
+    ) -> Group:
+        """Open ``count`` accounts of a new group and make their agents.
+
+        Args:
+            config: The group's settings.
+            count: Accounts to open.
+            collateral: Collateral of each.
+            kind: Their account kind.
+            make_agents: Makes the agents of the given account ids (one each, in order).
+            maker: The group's agents quote every step (market makers).
+
+        Returns:
+            The new group.
+        """
+        group = Group(len(self.groups), config, np.empty(0, dtype=np.int64))
+        self.groups.append(group)
+        self.extend_group(group, count, collateral, kind, make_agents)
+        if maker:
+            self.makers.extend(group.agents)
+            self.maker_accounts = np.array([agent.account for agent in self.makers], dtype=np.int64)
+        return group
+
+    def extend_group(
+        self,
+        group: Group,
+        count: int,
+        collateral: float,
+        kind: str,
+        make_agents: Callable[[np.ndarray], Sequence[Any]],
+    ) -> np.ndarray:
+        """Open ``count`` more accounts in ``group`` (traders joining mid-run); returns their ids."""
+        accounts = self.ledger.add_accounts(count, collateral, kind)
+        agents = list(make_agents(accounts))
+        if len(agents) != len(accounts):
+            raise ValueError(f"make_agents gave {len(agents)} agents for {len(accounts)} accounts")
+        group.accounts = np.concatenate([group.accounts, accounts])
+        group.agents.extend(agents)
+        self._agent_of.extend(agents)
+        self._group_of.extend([group.index] * count)
+        self._idle_mask = None
+        return accounts
+
+    def group_like(self, config: Any) -> Group | None:
+        """The group whose settings are this very object, if any."""
+        return next((group for group in self.groups if group.config is config), None)
+
+    def add_group(self, config: Any) -> Group:
+        """Register an empty group (its accounts come later through :meth:`extend_group`)."""
+        group = Group(len(self.groups), config, np.empty(0, dtype=np.int64))
+        self.groups.append(group)
+        return group
+
+    def open_system_account(self, kind: str, collateral: float, *, checked: bool = False) -> int:
+        """Open one account with no group and no agent (counterparty, exogenous party); returns its id."""
+        account = int(self.ledger.add_accounts(1, collateral, kind)[0])
+        self.ledger.set_checked(account, checked)
+        self._agent_of.append(None)
+        self._group_of.append(-1)
+        self._idle_mask = None
+        return account
+
+    # ------------------------------------------------------------------ lookups
+
+    def agent_of(self, account: int) -> Any:
+        """The agent of an account (None for system accounts)."""
+        return self._agent_of[account]
+
+    def group_of(self, account: int) -> Group | None:
+        """The group of an account (None for system accounts)."""
+        index = self._group_of[account]
+        return self.groups[index] if index >= 0 else None
+
+    def labels(self) -> list[str]:
+        """The group label of every account (the account kind for system accounts)."""
+        kinds = self.ledger.kind
+        return [
+            self.groups[index].label if index >= 0 else KIND_NAMES[int(kinds[account])]
+            for account, index in enumerate(self._group_of)
+        ]
+
+    def agents(self) -> list[Any]:
+        """Every agent, by account id."""
+        return [agent for agent in self._agent_of if agent is not None]
+
+    # ------------------------------------------------------------------ who acts
+
+    def _idle_holders(self, n: int) -> np.ndarray:
+        """Mask of the accounts whose arrival is a no-op unless margin-called (see ``idle_holders``)."""
+        mask = self._idle_mask
+        if mask is None or len(mask) != n:  # accounts only ever get added: rebuilt when they are
+            mask = np.zeros(n, dtype=bool)
+            for group in self.groups:
+                if self.idle_holders(group):
+                    mask[group.accounts] = True
+            self._idle_mask = mask
+        return mask
+
+    def draw_actors(self, rng: np.random.Generator, margin_called: np.ndarray) -> list[Any]:
+        """The agents that act this step, in a random order.
+
+        Makers act every step; every other group's agents arrive independently with the group's
+        arrival rate (a binomial count, then that many chosen without replacement); agents with a
+        pending margin call act too. Holders whose arrival is a no-op (``idle_holders``) are dropped
+        after the draws, so the random stream is the one every agent acting would give.
+
+        Args:
+            rng: The run's generator.
+            margin_called: The ledger's margin-call flags (one per account).
+        """
+        chosen = [self.maker_accounts]
+        for group in self.groups:
+            config = group.config
+            rate = config.arrival_rate
+            accounts = group.accounts
+            if config.kind == "market_maker" or rate <= 0.0 or len(accounts) == 0:
+                continue
+            k = int(rng.binomial(len(accounts), rate))
+            if k:
+                chosen.append(accounts[rng.choice(len(accounts), size=k, replace=False)])
+        n = self.ledger.n_accounts
+        called = np.flatnonzero(margin_called)
+        if len(called):
+            chosen.append(called)
+            accounts = np.unique(np.concatenate(chosen))
+        else:
+            # Groups hold disjoint accounts, so only a margin call can repeat one: a sort is enough.
+            accounts = np.sort(np.concatenate(chosen))
+        accounts = accounts[rng.permutation(len(accounts))]
+        # A holder without a margin call neither trades nor draws a number in its step.
+        idle = self._idle_holders(n)[accounts]
+        if idle.any():
+            accounts = accounts[~(idle & ~margin_called[accounts])]
+        agent_of = self._agent_of
+        return [agent_of[a] for a in accounts.tolist() if agent_of[a] is not None]
