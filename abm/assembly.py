@@ -25,30 +25,9 @@ from abm.network import (
 from abm.population import Population
 from abm.recorder import RunRecorder
 from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, RunResult
+from abm.tables import LIQUIDATIONS
 
 __all__ = ["accounts_table", "assemble_result", "liquidations_table", "trades_table"]
-
-# Column types of the liquidations table, so that an empty table is typed too.
-_LIQUIDATION_DTYPES = {
-    "liquidation_id": "int64",
-    "step": "int64",
-    "round": "int64",
-    "account_id": "int64",
-    "kind": "int64",
-    "side": "int64",
-    "quantity": "int64",
-    "filled_quantity": "int64",
-    "average_price": "float64",
-    "mark_before": "float64",
-    "notional": "float64",
-    "equity_before": "float64",
-    "equity_after": "float64",
-    "bad_debt": "float64",
-    "adl_quantity": "int64",
-    "price_impact": "float64",
-    "parents": "object",
-    "full": "bool",
-}
 
 
 def trades_table(ledger: Ledger) -> pd.DataFrame:
@@ -72,7 +51,8 @@ def trades_table(ledger: Ledger) -> pd.DataFrame:
 def liquidations_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Every liquidation of the run, one row each (columns ``LIQUIDATION_COLUMNS``, kinds by name)."""
     liquidations = pd.DataFrame(list(records), columns=list(LIQUIDATION_COLUMNS))
-    liquidations = liquidations.astype(_LIQUIDATION_DTYPES)
+    # Typed as declared (so that an empty table is typed too); kinds are recorded as codes.
+    liquidations = liquidations.astype({**LIQUIDATIONS.pandas_dtypes(), "kind": "int64"})
     liquidations["kind"] = liquidations["kind"].map(dict(enumerate(KIND_NAMES))).astype(object)
     return liquidations
 

@@ -45,13 +45,8 @@ import pandas as pd
 
 import abm
 from abm.config import Scenario, scenario_hash
-from abm.results import (
-    ACCOUNT_COLUMNS,
-    LIQUIDATION_COLUMNS,
-    TIMESERIES_COLUMNS,
-    TRADE_COLUMNS,
-    RunResult,
-)
+from abm.results import RunResult
+from abm.tables import TABLES
 
 __all__ = [
     "MANIFEST_NAME",
@@ -76,17 +71,15 @@ CASCADE_NAME = "cascade.graphml"
 TRADE_GRAPH_NAME = "trades.graphml"
 # Optional tables: file name -> key of RunResult.extra that holds the DataFrame.
 STRESS_TABLES = {"book_depth": "depth_profile", "account_snapshots": "account_snapshots"}
+assert set(STRESS_TABLES) == {name for name, table in TABLES.items() if table.optional}
 FIGURES_DIR = "figures"
-TABLE_NAMES = ("timeseries", "trades", "liquidations", "accounts")
+TABLE_NAMES = tuple(name for name, table in TABLES.items() if not table.optional)
 
-_REQUIRED_COLUMNS = {
-    "timeseries": TIMESERIES_COLUMNS,
-    "trades": TRADE_COLUMNS,
-    "liquidations": LIQUIDATION_COLUMNS,
-    "accounts": ACCOUNT_COLUMNS,
-}
+_REQUIRED_COLUMNS = {name: TABLES[name].names() for name in TABLE_NAMES}
 # Columns whose cells are lists of ints (the cascade parents of a liquidation).
-_LIST_COLUMNS = {"liquidations": ("parents",)}
+_LIST_COLUMNS = {
+    name: table.names_of("list[int]") for name, table in TABLES.items() if table.names_of("list[int]")
+}
 _VERSIONED_PACKAGES = ("numpy", "pandas", "mesa", "networkx", "pydantic", "matplotlib", "pyarrow")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 

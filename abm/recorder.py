@@ -22,6 +22,7 @@ import pandas as pd
 from abm.book import BUY
 from abm.ledger import KIND_CODES
 from abm.results import TIMESERIES_COLUMNS
+from abm.tables import ACCOUNT_SNAPSHOTS, TIMESERIES
 
 __all__ = ["DEPTH_BUCKETS", "DEPTH_BUCKET_WIDTH", "RunRecorder", "depth_bucket_columns"]
 
@@ -33,15 +34,7 @@ _TRADER = KIND_CODES["leveraged_trader"]
 DEPTH_BUCKETS = 25  # buckets each side of the mid
 DEPTH_BUCKET_WIDTH = 0.002  # bucket width as a share of the mid: 25 buckets span +-5%
 
-_INTEGER_COLUMNS = (
-    "step",
-    "volume",
-    "liquidations",
-    "adl_volume",
-    "open_interest",
-    "margin_calls",
-    "cascade_rounds",
-)
+_INTEGER_COLUMNS = frozenset(TIMESERIES.names_of("int64"))
 
 
 class RunRecorder:
@@ -213,18 +206,7 @@ class RunRecorder:
     def snapshots_frame(self) -> pd.DataFrame:
         """All account snapshots in one table (in the order they were taken)."""
         if not self.snapshots:
-            return pd.DataFrame(
-                columns=[
-                    "snapshot",
-                    "step",
-                    "account_id",
-                    "kind",
-                    "position",
-                    "equity",
-                    "notional",
-                    "leverage",
-                ]
-            )
+            return ACCOUNT_SNAPSHOTS.empty()
         return pd.concat(self.snapshots.values(), ignore_index=True)
 
     def depth_frame(self) -> pd.DataFrame:

@@ -13,72 +13,15 @@ import networkx as nx
 import pandas as pd
 
 from abm.config import Scenario
+from abm.tables import ACCOUNTS, LIQUIDATIONS, TIMESERIES, TRADES
 
 __all__ = ["RunResult", "TIMESERIES_COLUMNS", "ACCOUNT_COLUMNS", "LIQUIDATION_COLUMNS", "TRADE_COLUMNS"]
 
-TIMESERIES_COLUMNS = (
-    "step",
-    "price",
-    "mid",
-    "mark",
-    "index",
-    "best_bid",
-    "best_ask",
-    "spread",
-    "depth_bid",
-    "depth_ask",
-    "volume",
-    "liquidations",
-    "liquidated_notional",
-    "adl_volume",
-    "open_interest",
-    "insurance_fund",
-    "bad_debt",
-    "socialised_loss",
-    "margin_calls",
-    "margin_call_amount",
-    "margin_held",
-    "gross_notional",
-    "imr",
-    "mmr",
-    "realised_vol",
-    "mean_leverage",
-    "cascade_rounds",
-)
-TRADE_COLUMNS = ("step", "round", "price", "quantity", "taker", "maker", "taker_side", "is_liquidation")
-LIQUIDATION_COLUMNS = (
-    "liquidation_id",
-    "step",
-    "round",
-    "account_id",
-    "kind",
-    "side",
-    "quantity",
-    "filled_quantity",
-    "average_price",
-    "mark_before",
-    "notional",
-    "equity_before",
-    "equity_after",
-    "bad_debt",
-    "adl_quantity",
-    "price_impact",
-    "parents",
-    "full",
-)
-ACCOUNT_COLUMNS = (
-    "account_id",
-    "kind",
-    "group",
-    "collateral",
-    "position",
-    "entry_price",
-    "equity",
-    "liquidated",
-    "deposits",
-    "initial_collateral",
-    "leverage_target",
-)
+# The declared columns of each table (abm/tables.py is their one definition).
+TIMESERIES_COLUMNS = TIMESERIES.names()
+TRADE_COLUMNS = TRADES.names()
+LIQUIDATION_COLUMNS = LIQUIDATIONS.names()
+ACCOUNT_COLUMNS = ACCOUNTS.names()
 
 
 @dataclass
@@ -88,10 +31,10 @@ class RunResult:
     Attributes:
         scenario: The resolved scenario (after overrides) that was run.
         seed: The seed of the run's ``numpy.random.Generator``.
-        timeseries: One row per step, columns ``TIMESERIES_COLUMNS`` plus rule state columns.
-        trades: One row per fill, columns ``TRADE_COLUMNS``.
-        liquidations: One row per liquidation, columns ``LIQUIDATION_COLUMNS``.
-        accounts: One row per account at the end, columns ``ACCOUNT_COLUMNS``.
+        timeseries: One row per step: :data:`abm.tables.TIMESERIES` (plus the rule's ``margin_*``).
+        trades: One row per fill: :data:`abm.tables.TRADES`.
+        liquidations: One row per liquidation: :data:`abm.tables.LIQUIDATIONS`.
+        accounts: One row per account at the end: :data:`abm.tables.ACCOUNTS`.
         cascade: The liquidation cascade DAG (nodes are liquidation ids).
         summary: Headline metrics (JSON-serialisable scalars).
         wall_seconds: Wall time of the simulation itself.

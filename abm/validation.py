@@ -15,7 +15,7 @@ moves the price ``lots / depth`` ticks and so crosses ``m = lambda x lots x rho`
 prices on average: the branching ratio. An initial move ``D0`` grows to ``D0 / (1 - m)`` below
 criticality (``m < 1``), and with liquidation prices scattered as a Poisson process the number of
 liquidations one liquidation sets off is a Galton-Watson process with Poisson(``m``) offspring, whose
-mean total size is ``1 / (1 - m)`` (REFERENCES.md, linear-impact cascade).
+mean total size is ``1 / (1 - m)`` (docs/references.md, linear-impact cascades).
 
 The scenario-based cases (stylized facts on ``calm_facts``; leverage and fat tails; the policy ranking)
 are run by ``benchmarks/validation.py`` at full size and by ``tests/validation/`` at a reduced size; their

@@ -1,7 +1,7 @@
 """Measures of margin rules: procyclicality, liquidity demand, cost in calm, and backtesting coverage.
 
 Pure functions of numpy arrays (or anything array-like, e.g. pandas Series). The backtests follow the
-formulas quoted in ``REFERENCES.md`` (Kupiec proportion of failures, Christoffersen independence,
+formulas cited in ``docs/references.md`` (Kupiec proportion of failures, Christoffersen independence,
 Basel traffic light); the p-values use the chi-square(1) survival function ``erfc(sqrt(LR / 2))``.
 """
 
