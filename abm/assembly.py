@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.ledger import KIND_NAMES, Ledger
+from abm.ledger import KIND_NAMES, MARGIN_MODES, Ledger
 from abm.metrics import summarise
 from abm.network import (
     build_cascade_graph,
@@ -30,12 +30,17 @@ from abm.tables import LIQUIDATIONS
 __all__ = ["accounts_table", "assemble_result", "liquidations_table", "trades_table"]
 
 
+def _names(ledger: Ledger) -> np.ndarray:
+    return np.array([instrument.name for instrument in ledger.instruments], dtype=object)
+
+
 def trades_table(ledger: Ledger) -> pd.DataFrame:
     """Every fill of the run, one row each (columns ``TRADE_COLUMNS``)."""
     log = ledger.trades
     return pd.DataFrame(
         {
             "step": np.array(log.step, dtype=np.int64),
+            "instrument": _names(ledger)[np.array(log.instrument, dtype=np.int64)],
             "round": np.array(log.round, dtype=np.int64),
             "price": np.array(log.price, dtype=np.float64),
             "quantity": np.array(log.quantity, dtype=np.int64),
@@ -48,37 +53,51 @@ def trades_table(ledger: Ledger) -> pd.DataFrame:
     )
 
 
-def liquidations_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def liquidations_table(records: Sequence[Mapping[str, Any]], ledger: Ledger) -> pd.DataFrame:
     """Every liquidation of the run, one row each (columns ``LIQUIDATION_COLUMNS``, kinds by name)."""
     liquidations = pd.DataFrame(list(records), columns=list(LIQUIDATION_COLUMNS))
-    # Typed as declared (so that an empty table is typed too); kinds are recorded as codes.
-    liquidations = liquidations.astype({**LIQUIDATIONS.pandas_dtypes(), "kind": "int64"})
+    # Typed as declared (so that an empty table is typed too); kinds and instruments come as codes.
+    liquidations = liquidations.astype(
+        {**LIQUIDATIONS.pandas_dtypes(), "kind": "int64", "instrument": "int64"}
+    )
     liquidations["kind"] = liquidations["kind"].map(dict(enumerate(KIND_NAMES))).astype(object)
+    liquidations["instrument"] = (
+        liquidations["instrument"].map(dict(enumerate(_names(ledger)))).astype(object)
+    )
     return liquidations
 
 
 def accounts_table(ledger: Ledger, population: Population, marks) -> pd.DataFrame:
-    """One row per account at ``marks`` (the engine's included; columns ``ACCOUNT_COLUMNS``)."""
+    """One row per account and instrument at ``marks`` (the engine's included; ``ACCOUNT_COLUMNS``)."""
     n = ledger.n_accounts
+    k = ledger.n_instruments
     leverage_target = np.full(n, np.nan)
     for account in range(n):
         agent = population.agent_of(account)
         leverage = getattr(agent, "leverage", None)
         if leverage is not None and agent.kind == "leveraged_trader":
             leverage_target[account] = leverage
+
+    def each(values) -> np.ndarray:  # an account-wide column, once per instrument row
+        return np.repeat(np.asarray(values), k)
+
     return pd.DataFrame(
         {
-            "account_id": np.arange(n, dtype=np.int64),
-            "kind": [KIND_NAMES[int(k)] for k in ledger.kind],
-            "group": population.labels(),
-            "collateral": ledger.collateral.copy(),
-            "position": ledger.position[:, 0].copy(),
-            "entry_price": ledger.entry_price[:, 0].copy(),
-            "equity": ledger.equity(marks),
-            "liquidated": ledger.liquidated.copy(),
-            "deposits": ledger.deposits.copy(),
-            "initial_collateral": ledger.initial_collateral.copy(),
-            "leverage_target": leverage_target,
+            "account_id": each(np.arange(n, dtype=np.int64)),
+            "instrument": np.tile(_names(ledger), n),
+            "kind": each(np.array([KIND_NAMES[int(code)] for code in ledger.kind], dtype=object)),
+            "group": each(np.array(population.labels(), dtype=object)),
+            "margin_mode": each(
+                np.array([MARGIN_MODES[int(code)] for code in ledger.margin_mode], dtype=object)
+            ),
+            "collateral": each(ledger.collateral),
+            "position": ledger.position.ravel().copy(),
+            "entry_price": ledger.entry_price.ravel().copy(),
+            "equity": each(ledger.equity(marks)),
+            "liquidated": each(ledger.liquidated),
+            "deposits": each(ledger.deposits),
+            "initial_collateral": each(ledger.initial_collateral),
+            "leverage_target": each(leverage_target),
         },
         columns=list(ACCOUNT_COLUMNS),
     )
@@ -117,24 +136,30 @@ def assemble_result(
     """
     timeseries = recorder.to_frame()
     trades = trades_table(ledger)
-    liquidation_frame = liquidations_table(liquidations)
+    liquidation_frame = liquidations_table(liquidations, ledger)
     accounts = accounts_table(ledger, population, marks)
     cascade = build_cascade_graph(liquidation_frame)
     summary = summarise(timeseries, liquidation_frame, cascade, scenario, policies[0])
-    contract_size = float(ledger.contract_sizes[0])
+    names = [instrument.name for instrument in ledger.instruments]
+    marks = np.asarray(marks, dtype=np.float64)
     recorder.snapshot_accounts(
         "end",
         last_step,
-        accounts["kind"],
-        ledger.position[:, 0],
-        accounts["equity"].to_numpy(),
-        np.abs(ledger.position[:, 0]) * marks[0] * contract_size,
+        [KIND_NAMES[int(code)] for code in ledger.kind],
+        ledger.position,
+        ledger.equity(marks),
+        np.abs(ledger.position) * marks * ledger.contract_sizes,
     )
     snapshots = recorder.snapshots_frame()
-    trade_graph = build_trade_graph(trades, accounts, liquidation_frame, contract_size)
+    sizes = (
+        dict(zip(names, ledger.contract_sizes.tolist(), strict=True))
+        if len(names) > 1
+        else float(ledger.contract_sizes[0])
+    )
+    trade_graph = build_trade_graph(trades, accounts, liquidation_frame, sizes)
     before = snapshots[snapshots["snapshot"] == "before_stress"]
     exposure_graph = build_exposure_graph(exposures_from_accounts(before))
-    summary.update(trade_network_summary(trade_graph, exposure_graph))
+    summary.update(trade_network_summary(trade_graph, exposure_graph, asset=names[0]))
     return RunResult(
         scenario=scenario,
         seed=seed,

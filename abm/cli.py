@@ -59,6 +59,7 @@ HEADLINE_METRICS = (
     "max_drawdown",
     "liquidations",
     "liquidated_notional",
+    "contagion_liquidated_notional",
     "cascade_depth",
     "bad_debt",
     "insurance_fund_used",

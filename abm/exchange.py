@@ -29,6 +29,7 @@ from abm.ledger import Instrument, Ledger
 from abm.liquidation import Liquidator
 from abm.margin import build_margin_policy
 from abm.margin.check import MarginChecker
+from abm.margin.portfolio import PortfolioMarginRule
 from abm.margin.settings import FixedMargin
 
 __all__ = ["Exchange"]
@@ -57,6 +58,7 @@ class Exchange:
         margins: Sequence[object],
         liquidation: LiquidationConfig,
         engines: Sequence[str] | None = None,
+        portfolio_rule: PortfolioMarginRule | None = None,
     ) -> Exchange:
         """Wire an exchange for these instruments, each with its margin settings and book engine.
 
@@ -65,6 +67,7 @@ class Exchange:
             margins: One validated ``margin:`` section per instrument (its rule and call buffer).
             liquidation: The liquidation settings (the insurance fund opens account 0).
             engines: One book engine name per instrument (default: the pure book).
+            portfolio_rule: The rule of portfolio-margined accounts (None: there are none).
         """
         engines = list(engines) if engines is not None else ["python"] * len(instruments)
         ledger = Ledger(instruments, insurance_fund=liquidation.insurance_fund)
@@ -73,6 +76,7 @@ class Exchange:
             ledger,
             [build_margin_policy(margin) for margin in margins],
             [margin.call_buffer for margin in margins],
+            portfolio_rule,
         )
         return cls(ledger, books, checker, Liquidator(ledger, books, checker, liquidation))
 

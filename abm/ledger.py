@@ -43,6 +43,7 @@ __all__ = [
     "ENGINE",
     "KIND_CODES",
     "KIND_NAMES",
+    "MARGIN_MODES",
     "SYSTEM_KINDS",
     "Instrument",
     "Ledger",
@@ -56,6 +57,10 @@ SYSTEM_KINDS = ("liquidation_engine", "counterparty", "exogenous")
 ACCOUNT_KINDS: tuple[str, ...] = (SYSTEM_KINDS[0], *AGENT_KINDS, *SYSTEM_KINDS[1:])
 KIND_CODES: dict[str, int] = {name: code for code, name in enumerate(ACCOUNT_KINDS)}
 KIND_NAMES: tuple[str, ...] = ACCOUNT_KINDS
+# How an account is margined (its code is the index). An isolated position is an account of its own
+# holding that position alone, so the check treats it like a cross account; portfolio accounts meet
+# the portfolio rule's requirement instead of the sum of their positions'.
+MARGIN_MODES = ("cross", "isolated", "portfolio")
 
 # Arrays with one row per account, grown together (name, dtype, columns: 1 or one per instrument).
 _ACCOUNT_ARRAYS = (
@@ -68,6 +73,7 @@ _ACCOUNT_ARRAYS = (
     ("liquidated", np.int32, False),
     ("checked", np.bool_, False),
     ("margin_called", np.bool_, False),
+    ("margin_mode", np.int8, False),
 )
 
 
@@ -223,6 +229,10 @@ class Ledger:
     def set_checked(self, accounts, checked: bool) -> None:
         """Include accounts in (or exclude them from) the margin check."""
         self._checked[accounts] = checked
+
+    def set_margin_mode(self, accounts, mode: str) -> None:
+        """Set how accounts are margined: one of :data:`MARGIN_MODES`."""
+        self._margin_mode[accounts] = MARGIN_MODES.index(mode)
 
     # ------------------------------------------------------------------ margin-call flags
 
@@ -430,7 +440,15 @@ class Ledger:
                 self._collateral[:n]
                 + self._position[:n, 0] * (mark - self._entry_price[:n, 0]) * self._contract[0]
             )
-        return self._collateral[:n] + self.unrealised(marks).sum(axis=1)
+        # A product with the contract sizes: numpy's reduction along a short row is several times slower.
+        pnl = np.asarray(marks, dtype=np.float64) - self._entry_price[:n]
+        pnl *= self._position[:n]
+        return self._collateral[:n] + pnl @ self.contract_sizes
+
+    def held_instruments(self, account: int) -> list[int]:
+        """The instruments in which an account holds a position, in column order."""
+        row = self._position[account]
+        return [column for column in range(self.n_instruments) if row.item(column)]
 
     def account_equity(self, account: int, marks) -> float:
         """Equity of one account at ``marks``."""

@@ -41,7 +41,53 @@ from abm.book import Book
 from abm.config import FundamentalConfig, MarketConfig
 from abm.ledger import Instrument, Ledger
 
-__all__ = ["Market"]
+__all__ = ["CorrelatedDraws", "Market"]
+
+
+class CorrelatedDraws:
+    """Standard normal draws for the fundamentals of several instruments, correlated by a matrix.
+
+    ``draws(rng)`` takes one standard normal per instrument from the run's generator and returns
+    ``L z`` with ``L L' = C`` (a Cholesky factor, or the symmetric square root when ``C`` is only
+    semi-definite). A correlation regime replaces ``C`` while it runs (:meth:`override`), and the shock
+    schedule puts it back every step (:meth:`reset`).
+
+    Example:
+        >>> draws = CorrelatedDraws(np.array([[1.0, 0.9], [0.9, 1.0]]))
+        >>> sample = np.array([draws.draws(np.random.default_rng(seed)) for seed in range(4000)])
+        >>> round(float(np.corrcoef(sample.T)[0, 1]), 1)
+        0.9
+    """
+
+    def __init__(self, correlation: np.ndarray) -> None:
+        self.base = np.asarray(correlation, dtype=np.float64)
+        self._base_factor = self._factor(self.base)
+        self._factor_now = self._base_factor
+        self._overrides: dict[bytes, np.ndarray] = {}
+
+    @staticmethod
+    def _factor(matrix: np.ndarray) -> np.ndarray:
+        try:
+            return np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:  # semi-definite (e.g. every correlation 1): the square root
+            values, vectors = np.linalg.eigh(matrix)
+            return vectors * np.sqrt(np.clip(values, 0.0, None))
+
+    def reset(self) -> None:
+        """Back to the configured correlation."""
+        self._factor_now = self._base_factor
+
+    def override(self, matrix: np.ndarray) -> None:
+        """Use ``matrix`` until the next :meth:`reset` (its factor is kept for the regime's next steps)."""
+        key = np.ascontiguousarray(matrix, dtype=np.float64).tobytes()
+        factor = self._overrides.get(key)
+        if factor is None:
+            factor = self._overrides[key] = self._factor(np.asarray(matrix, dtype=np.float64))
+        self._factor_now = factor
+
+    def draws(self, rng: np.random.Generator) -> np.ndarray:
+        """One correlated standard normal per instrument."""
+        return self._factor_now @ rng.standard_normal(len(self.base))
 
 
 class Market:
@@ -63,6 +109,7 @@ class Market:
         mark: The mark price at the end of the last step (the initial price before the first).
         realised_vol: Sample sd of one-step log mark returns over the volatility window.
         liquidity_withdrawal: Share of maker depth withdrawn by shocks this step.
+        spread_factor: Factor on the makers' half spread and level spacing set by shocks this step.
         agent_requests: Agent actions that reached the book (orders and cancel requests).
     """
 
@@ -104,6 +151,7 @@ class Market:
         np.log(self._marks[:1], out=self._log_marks[:1])
         self.realised_vol = 0.0
         self.liquidity_withdrawal = 0.0
+        self.spread_factor = 1.0
         self.agent_requests = 0
 
     # ------------------------------------------------------------------ fundamental and index

@@ -20,7 +20,11 @@ Definitions (all computed from the run's tables):
 * coverage: ``coverage_exceptions`` of ``coverage_observations`` (steps where the adverse move over the
   rule's ``horizon`` exceeded the maintenance rate in force, long and short sides counted separately),
   ``kupiec_lr`` and ``kupiec_pvalue`` at the rule's confidence (``DEFAULT_HORIZON`` steps and
-  ``DEFAULT_CONFIDENCE`` for rules without those parameters).
+  ``DEFAULT_CONFIDENCE`` for rules without those parameters);
+* several instruments: ``instruments`` (their names, always there); price and margin figures are the
+  first instrument's, counts and notionals every instrument's; ``by_instrument`` holds each
+  instrument's own figures and ``contagion_liquidated_notional`` the notional liquidated in the
+  instruments no shock acted on (both only with two or more instruments).
 """
 
 from __future__ import annotations
@@ -34,7 +38,14 @@ import pandas as pd
 from abm.margin import measures as margin_measures
 from abm.network import cascade_measures, network_summary
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_HORIZON", "margin_summary", "max_drawdown", "summarise"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_HORIZON",
+    "instrument_frame",
+    "margin_summary",
+    "max_drawdown",
+    "summarise",
+]
 
 DEFAULT_HORIZON = 30
 DEFAULT_CONFIDENCE = 0.99
@@ -57,6 +68,29 @@ def _running_drop(values: np.ndarray) -> float:
     return float(np.max(peak - values))
 
 
+def instrument_frame(timeseries: pd.DataFrame, instrument: str) -> pd.DataFrame:
+    """The rows of one instrument of a (long-form) time series."""
+    if "instrument" not in timeseries:
+        return timeseries
+    return timeseries[timeseries["instrument"].to_numpy() == instrument]
+
+
+def _price_figures(frame: pd.DataFrame, liquidations: pd.DataFrame) -> dict[str, Any]:
+    mark = frame["mark"].to_numpy()
+    mmr = frame["mmr"].to_numpy()
+    return {
+        "liquidations": int(len(liquidations)),
+        "liquidated_notional": float(liquidations["notional"].sum()) if len(liquidations) else 0.0,
+        "max_drawdown": max_drawdown(mark),
+        "final_mark": float(mark[-1]) if len(mark) else float("nan"),
+        "min_mark": float(np.nanmin(mark)) if len(mark) else float("nan"),
+        "adl_volume": int(frame["adl_volume"].sum()),
+        "volume": int(frame["volume"].sum()),
+        "mmr_max": float(np.nanmax(mmr)) if len(mmr) else float("nan"),
+        "mmr_min": float(np.nanmin(mmr)) if len(mmr) else float("nan"),
+    }
+
+
 def summarise(
     timeseries: pd.DataFrame,
     liquidations: pd.DataFrame,
@@ -64,37 +98,66 @@ def summarise(
     scenario,
     policy=None,
 ) -> dict[str, Any]:
-    """Headline metrics of a run (JSON-serialisable Python scalars)."""
-    mark = timeseries["mark"].to_numpy()
-    fund = np.concatenate([[scenario.liquidation.insurance_fund], timeseries["insurance_fund"].to_numpy()])
-    mmr = timeseries["mmr"].to_numpy()
+    """Headline metrics of a run (JSON-serialisable Python scalars).
+
+    Price figures (``max_drawdown``, ``final_mark``, ``min_mark``, ``mmr_*``, the margin measures) are
+    the first instrument's; counts and notionals (``liquidations``, ``liquidated_notional``,
+    ``adl_volume``, ``volume``) are over every instrument; with several instruments ``by_instrument``
+    holds each one's figures. ``contagion_liquidated_notional`` is the notional liquidated in the
+    instruments no shock acted on.
+    """
+    names = scenario.instrument_names()
+    by_instrument_liquidations = {
+        name: liquidations[liquidations["instrument"].to_numpy() == name]
+        if "instrument" in liquidations
+        else liquidations
+        for name in names
+    }
+    frames = {name: instrument_frame(timeseries, name) for name in names}
+    first = frames[names[0]]
+    configs = {config.name: config for config in scenario.instrument_configs()}
+    fund = np.concatenate([[scenario.liquidation.insurance_fund], first["insurance_fund"].to_numpy()])
     measures = cascade_measures(cascade)
+    headline = _price_figures(first, by_instrument_liquidations[names[0]])
     summary: dict[str, Any] = {
-        "steps": int(len(timeseries)),
+        "steps": int(len(first)),
+        "instruments": list(names),
         "liquidations": int(len(liquidations)),
         "liquidated_accounts": int(liquidations["account_id"].nunique()) if len(liquidations) else 0,
         "liquidated_notional": float(liquidations["notional"].sum()) if len(liquidations) else 0.0,
-        "max_drawdown": max_drawdown(mark),
-        "final_mark": float(mark[-1]) if len(mark) else float("nan"),
-        "min_mark": float(np.nanmin(mark)) if len(mark) else float("nan"),
-        "cascade_max_rounds": int(timeseries["cascade_rounds"].max()) if len(timeseries) else 0,
+        "max_drawdown": headline["max_drawdown"],
+        "final_mark": headline["final_mark"],
+        "min_mark": headline["min_mark"],
+        "cascade_max_rounds": int(first["cascade_rounds"].max()) if len(first) else 0,
         "cascade_depth": int(measures["cascade_depth"]),
         "cascades": int(measures["cascades"]),
         "largest_cascade": int(measures["largest_cascade"]),
         "branching_ratio": float(measures["branching_ratio"]),
-        "bad_debt": float(timeseries["bad_debt"].iloc[-1]) if len(timeseries) else 0.0,
-        "socialised_loss": float(timeseries["socialised_loss"].iloc[-1]) if len(timeseries) else 0.0,
+        "bad_debt": float(first["bad_debt"].iloc[-1]) if len(first) else 0.0,
+        "socialised_loss": float(first["socialised_loss"].iloc[-1]) if len(first) else 0.0,
         "adl_volume": int(timeseries["adl_volume"].sum()),
         "insurance_fund_min": float(fund.min()),
         "insurance_fund_final": float(fund[-1]),
         "insurance_fund_used": _running_drop(fund),
-        "margin_calls": int(timeseries["margin_calls"].sum()),
+        "margin_calls": int(first["margin_calls"].sum()),
         "volume": int(timeseries["volume"].sum()),
-        "mmr_max": float(np.nanmax(mmr)) if len(mmr) else float("nan"),
-        "mmr_min": float(np.nanmin(mmr)) if len(mmr) else float("nan"),
+        "mmr_max": headline["mmr_max"],
+        "mmr_min": headline["mmr_min"],
     }
-    summary.update(margin_summary(timeseries, scenario))
+    summary.update(margin_summary(first, scenario, configs[names[0]]))
     summary.update(network_summary(cascade))
+    if len(names) > 1:
+        shocked = set(scenario.shocked_instruments())
+        summary["contagion_liquidated_notional"] = sum(
+            float(by_instrument_liquidations[name]["notional"].sum()) for name in names if name not in shocked
+        )
+        summary["by_instrument"] = {
+            name: {
+                **_price_figures(frames[name], by_instrument_liquidations[name]),
+                **margin_summary(frames[name], scenario, configs[name]),
+            }
+            for name in names
+        }
     return summary
 
 
@@ -106,11 +169,19 @@ def _stress_increase(rates: np.ndarray, calm: np.ndarray) -> float:
     return float(np.nanmax(rates[~calm]) / np.nanmean(rates[calm]) - 1.0)
 
 
-def margin_summary(timeseries: pd.DataFrame, scenario) -> dict[str, Any]:
-    """Procyclicality, calm-time cost and coverage of the margin rule (see the module docstring)."""
+def margin_summary(timeseries: pd.DataFrame, scenario, instrument=None) -> dict[str, Any]:
+    """Procyclicality, calm-time cost and coverage of an instrument's margin rule (the module docstring).
+
+    Args:
+        timeseries: The instrument's rows of the time series.
+        scenario: The scenario.
+        instrument: The instrument's settings (default the scenario's first).
+    """
     if len(timeseries) == 0:
         return {}
-    margin = scenario.margin
+    if instrument is None:
+        instrument = scenario.instrument_configs()[0]
+    margin = instrument.margin
     horizon = int(getattr(margin, "horizon", DEFAULT_HORIZON))
     confidence = float(getattr(margin, "confidence", DEFAULT_CONFIDENCE))
     mmr = timeseries["mmr"].to_numpy()
@@ -129,7 +200,7 @@ def margin_summary(timeseries: pd.DataFrame, scenario) -> dict[str, Any]:
         kupiec_lr, kupiec_pvalue = float("nan"), float("nan")
     return {
         "mmr_peak_to_trough": margin_measures.peak_to_trough(mmr),
-        "mmr_largest_increase": margin_measures.largest_increase(mmr, scenario.market.vol_window),
+        "mmr_largest_increase": margin_measures.largest_increase(mmr, instrument.vol_window),
         "mmr_stress_increase": _stress_increase(mmr, calm),
         "margin_held_peak_to_trough": margin_measures.peak_to_trough(held[held > 0]),
         "margin_call_amount": calls["total_amount"],

@@ -34,18 +34,17 @@ from abm.agents import AGENT_CLASSES, LeveragedTrader
 from abm.assembly import accounts_table, assemble_result
 from abm.book import BUY
 from abm.config import LeveragedTraderGroup, Scenario
+from abm.config.market import DEFAULT_INSTRUMENT
 from abm.exchange import Exchange
 from abm.ledger import ENGINE, KIND_NAMES, Instrument
-from abm.market import Market
+from abm.margin.portfolio import build_portfolio_rule
+from abm.market import CorrelatedDraws, Market
 from abm.population import Group, Population
 from abm.recorder import RunRecorder
 from abm.results import RunResult
 from abm.shocks import ShockContext, ShockSchedule
 
 __all__ = ["DEFAULT_INSTRUMENT", "MarketModel"]
-
-# The name of a single-instrument scenario's instrument (the `instrument` column of its tables).
-DEFAULT_INSTRUMENT = "PERP"
 
 
 def _resolve(scenario: Any, overrides: Mapping[str, Any]) -> Scenario:
@@ -104,27 +103,39 @@ class MarketModel(mesa.Model):
             config.liquidation.enabled if liquidation_enabled is None else liquidation_enabled
         )
         self.horizon = config.steps
-        settings = config.market
-        instrument = Instrument(DEFAULT_INSTRUMENT, settings.tick_size, settings.contract_size)
-        exchange = Exchange.build([instrument], [config.margin], config.liquidation, [settings.book_engine])
+        settings = config.instrument_configs()
+        instruments = [Instrument(item.name, item.tick_size, item.contract_size) for item in settings]
+        correlation = config.correlation_matrix()
+        exchange = Exchange.build(
+            instruments,
+            [item.margin for item in settings],
+            config.liquidation,
+            [item.book_engine for item in settings],
+            portfolio_rule=build_portfolio_rule(config.portfolio_margin, correlation),
+        )
         self.ledger = exchange.ledger
         self.checker = exchange.checker
         self.liquidator = exchange.liquidator
         self.markets = [
-            Market(0, instrument, settings, config.fundamental, exchange.books[0], self.ledger, self.horizon)
+            Market(
+                column, instrument, item, item.fundamental, exchange.books[column], self.ledger, self.horizon
+            )
+            for column, (instrument, item) in enumerate(zip(instruments, settings, strict=True))
         ]
+        self._market_by_name = {market.name: market for market in self.markets}
+        self.correlated = CorrelatedDraws(correlation)
         self.marks = np.array([market.mark for market in self.markets])
         self.population = Population(self.ledger)
         self.population.idle_holders = _is_idle_holder
         self.shocks = ShockSchedule(config.shocks)
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
-        self.recorder = RunRecorder(self.horizon)
+        self.recorder = RunRecorder(self.horizon, [market.name for market in self.markets])
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "mark": lambda m: m.markets[0].mark,
                 "index": lambda m: m.markets[0].index,
-                "liquidations": lambda m: m.liquidator.totals.liquidations,
+                "liquidations": lambda m: sum(m.liquidator.totals.liquidations),
                 "insurance_fund": lambda m: m.ledger.collateral_of(ENGINE),
                 "mmr": lambda m: m.checker.policies[0].mmr,
             }
@@ -141,6 +152,7 @@ class MarketModel(mesa.Model):
             rng=self.rng,
             exogenous_account=self.exogenous_account,
             add_traders=self.add_leveraged_traders,
+            correlated=self.correlated,
         )
         # Made now when checking, so that a breach in step 0 can name the accounts it changed.
         self._invariant_checker = None
@@ -160,31 +172,39 @@ class MarketModel(mesa.Model):
         """The first (in a single-instrument scenario, the only) market."""
         return self.markets[0]
 
+    def market_named(self, name: str) -> Market:
+        """The market of one instrument, by name."""
+        return self._market_by_name[name]
+
+    def markets_of(self, group) -> list[Market]:
+        """The markets a group's agents trade: its ``instruments`` (a leveraged group's portfolio), else all.
+
+        Kinds that trade one instrument take the first of them.
+        """
+        if isinstance(group, LeveragedTraderGroup):
+            names = [holding.instrument for holding in group.holdings(self.markets[0].name)]
+        else:
+            names = group.instruments or [market.name for market in self.markets]
+        if type(group).single_instrument:
+            names = names[:1]
+        return [self._market_by_name[name] for name in names]
+
     @property
     def agent_requests(self) -> int:
         """Agent actions that reached the books (orders and cancel requests), for benchmarks/."""
         return sum(market.agent_requests for market in self.markets)
 
     def _build_agents(self) -> None:
-        market = self.markets[0]
-        price = market.mark
-        initial_positions: list[tuple[int, int]] = []
+        initial_positions: list[tuple[int, int, int]] = []  # (account, instrument, lots)
         for index, config in enumerate(self.config.agents):
             if isinstance(config, LeveragedTraderGroup):
-                self.population.open_group(
-                    config,
-                    config.count,
-                    config.collateral,
-                    config.kind,
-                    lambda accounts, config=config, index=index: self._make_traders(config, index, accounts),
-                )
+                group = self._open_traders(config)
                 if config.initial_position:
-                    for agent in self.population.groups[-1].agents:
-                        lots = agent.side * int(
-                            agent.leverage * config.collateral / (price * market.contract_size)
-                        )
-                        if lots:
-                            initial_positions.append((agent.account, lots))
+                    for agent in group.agents:
+                        for position in agent.positions:
+                            lots = agent.target_lots(position.side, position)
+                            if lots:
+                                initial_positions.append((position.account, position.market.column, lots))
             else:
                 agent_class = AGENT_CLASSES[config.kind]
                 self.population.open_group(
@@ -200,24 +220,68 @@ class MarketModel(mesa.Model):
         if initial_positions:
             # The other side of the initial leveraged positions: one fully funded, unlevered
             # account (think of a basis trader short the future and long spot), never liquidated.
-            gross = sum(abs(lots) for _, lots in initial_positions) * price * market.contract_size
+            gross = 0.0
+            for column, market in enumerate(self.markets):
+                lots = sum(abs(held) for _, where, held in initial_positions if where == column)
+                gross += lots * market.mark * market.contract_size
             self.counterparty_account = self.population.open_system_account("counterparty", gross + 1.0)
-            for account, lots in initial_positions:
-                self.ledger.open_position(account, market.column, lots, price, self.counterparty_account)
+            for account, column, lots in initial_positions:
+                self.ledger.open_position(
+                    account, column, lots, self.markets[column].mark, self.counterparty_account
+                )
         if self.shocks.needs_exogenous_account:
-            program = sum(s.quantity for s in self.shocks.shocks if s.type == "market_order")
-            collateral = 10.0 * program * price * market.contract_size + 1.0
-            self.exogenous_account = self.population.open_system_account("exogenous", collateral)
-        # Makers quote once before the first step so the book is not empty at the open.
+            # Ten times every program's notional at the start: the outside party never runs short.
+            collateral = 0.0
+            for market in self.markets:
+                program = sum(
+                    shock.quantity
+                    for shock in self.shocks.shocks
+                    if shock.type == "market_order"
+                    and (shock.instrument or self.markets[0].name) == market.name
+                )
+                if program:
+                    collateral += 10.0 * program * market.mark * market.contract_size
+            self.exogenous_account = self.population.open_system_account("exogenous", collateral + 1.0)
+        # Makers quote once before the first step so the books are not empty at the open.
         for maker in self.population.makers:
             maker.step()
 
+    def _open_traders(self, config: LeveragedTraderGroup, count: int | None = None) -> Group:
+        """Open the accounts of a leveraged group (one per trader; one per position when isolated)."""
+        population = self.population
+        count = config.count if count is None else count
+        holdings = config.holdings(self.markets[0].name)
+        per_trader = 1
+        collateral: float | list[float] = config.collateral
+        if config.margin_mode == "isolated" and len(holdings) > 1:
+            total = sum(holding.weight for holding in holdings)
+            collateral = [config.collateral * holding.weight / total for holding in holdings]
+            per_trader = len(holdings)
+        group = population.group_like(config) or population.add_group(config)
+        population.extend_group(
+            group,
+            count,
+            collateral,
+            config.kind,
+            lambda owned: self._make_traders(config, group.index, owned),
+        )
+        if config.margin_mode != "cross":
+            self.ledger.set_margin_mode(group.accounts[-count * per_trader :], config.margin_mode)
+            if config.margin_mode == "portfolio":
+                self.checker.uses_portfolio()
+        return group
+
     def _make_traders(self, config: LeveragedTraderGroup, index: int, accounts: np.ndarray) -> list:
-        leverage = self._draw_leverage(config, len(accounts))
-        sides = self._draw_sides(config, len(accounts))
+        count = len(accounts)
+        leverage = self._draw_leverage(config, count)
+        sides = self._draw_sides(config, count)
+        if accounts.ndim == 1:
+            owned = [[account] for account in accounts.tolist()]
+        else:
+            owned = accounts.tolist()
         return [
-            LeveragedTrader(self, account, config, index, side, lev)
-            for account, side, lev in zip(accounts.tolist(), sides.tolist(), leverage.tolist(), strict=True)
+            LeveragedTrader(self, mine[0], config, index, side, lev, accounts=mine)
+            for mine, side, lev in zip(owned, sides.tolist(), leverage.tolist(), strict=True)
         ]
 
     def add_leveraged_traders(self, config: LeveragedTraderGroup, count: int) -> np.ndarray:
@@ -227,33 +291,28 @@ class MarketModel(mesa.Model):
         (kept fully funded by a deposit); otherwise each newcomer sends a market order for it.
 
         Returns:
-            The new account ids.
+            The new traders' primary account ids.
         """
-        population = self.population
-        market = self.markets[0]
-        group = population.group_like(config) or population.add_group(config)
-        accounts = population.extend_group(
-            group,
-            count,
-            config.collateral,
-            config.kind,
-            lambda new: self._make_traders(config, group.index, new),
-        )
+        group = self._open_traders(config, count)
         for agent in group.agents[-count:]:
-            cap = self.checker.max_position(agent.account, market.column, self.marks)
-            lots = agent.side * min(abs(agent.target_lots(agent.side)), cap)
-            if lots == 0:
-                continue
-            if config.initial_position:
-                if self.counterparty_account < 0:
-                    self.counterparty_account = self.population.open_system_account("counterparty", 0.0)
-                self.ledger.deposit(self.counterparty_account, abs(lots) * market.mark * market.contract_size)
-                self.ledger.open_position(
-                    agent.account, market.column, lots, market.mark, self.counterparty_account
-                )
-            else:
-                market.submit_market(agent.account, BUY if lots > 0 else -BUY, abs(lots))
-        return accounts
+            for position in agent.positions:
+                market = position.market
+                cap = self.checker.max_position(position.account, market.column, self.marks)
+                lots = position.side * min(abs(agent.target_lots(position.side, position)), cap)
+                if lots == 0:
+                    continue
+                if config.initial_position:
+                    if self.counterparty_account < 0:
+                        self.counterparty_account = self.population.open_system_account("counterparty", 0.0)
+                    self.ledger.deposit(
+                        self.counterparty_account, abs(lots) * market.mark * market.contract_size
+                    )
+                    self.ledger.open_position(
+                        position.account, market.column, lots, market.mark, self.counterparty_account
+                    )
+                else:
+                    market.submit_market(position.account, BUY if lots > 0 else -BUY, abs(lots))
+        return np.array([agent.account for agent in group.agents[-count:]], dtype=np.int64)
 
     def _draw_leverage(self, group: LeveragedTraderGroup, count: int) -> np.ndarray:
         spec = group.leverage
@@ -278,9 +337,18 @@ class MarketModel(mesa.Model):
         return np.array([market.compute_mark() for market in self.markets])
 
     def _move_fundamentals(self) -> None:
-        for market in self.markets:
+        if len(self.markets) == 1:
+            market = self.markets[0]
             if market.fundamental_moves():
                 market.evolve_fundamental(self.rng.standard_normal())
+            market.publish_index()
+            return
+        # Several instruments: one correlated draw each, every step (so the stream does not depend on
+        # which of them moves).
+        draws = self.correlated.draws(self.rng)
+        for market, draw in zip(self.markets, draws.tolist(), strict=True):
+            if market.fundamental_moves():
+                market.evolve_fundamental(draw)
             market.publish_index()
 
     def step(self) -> None:
@@ -324,14 +392,13 @@ class MarketModel(mesa.Model):
         self.last_money_breakdown = self._invariant_checker.check(t, self.marks)
 
     def _record(self, t: int, check) -> None:
-        market = self.markets[0]
         self.recorder.record_step(
-            t, market, self.ledger, check, self.liquidator.totals, self.checker.policies[0]
+            t, self.markets, self.ledger, check, self.liquidator.totals, self.checker.policies
         )
         if t == self._snapshot_step:  # every account just before the stress, for the stress figures
             kinds = [KIND_NAMES[int(code)] for code in self.ledger.kind]
             self.recorder.snapshot_accounts(
-                "before_stress", t, kinds, self.ledger.position[:, 0], check.equity, check.notional
+                "before_stress", t, kinds, self.ledger.position, check.equity, check.position_notional
             )
 
     # ------------------------------------------------------------------ running and results

@@ -20,7 +20,9 @@ went against (attribution rule of :mod:`abm.liquidation`). Measures (all exact o
   In a forest (one parent each) roots equal cascades and the mean cascade size is ``1 / (1 - m)``,
   the Galton-Watson relation of a subcritical branching process; ``m >= 1`` would mean supercritical;
 * the cascade size distribution: :func:`cascade_sizes` (sizes, largest first) and
-  :func:`cascade_size_distribution` (how many cascades have each size).
+  :func:`cascade_size_distribution` (how many cascades have each size);
+* ``cross_instrument_edge_share``: the share of edges whose parent closed a position in another
+  instrument than the child's (:func:`cross_instrument_edge_share`): contagion across markets.
 
 **Trade network** (:func:`build_trade_graph`). Nodes are accounts (attributes ``kind`` and ``group``
 from the accounts table; the liquidation engine is account 0, and :data:`ADL_NODE` stands for the
@@ -40,13 +42,13 @@ share of all traded notional a maker was a party to, eigenvector centrality on n
 betweenness centrality on trading links, each link one hop: who stands between the other accounts).
 
 **Exposure graph** (:func:`build_exposure_graph`): a bipartite accounts-assets graph with networkx's
-bipartite convention (node attribute ``bipartite`` 0 for accounts, 1 for assets). Today's model has one
-asset; a multi-asset model adds rows to the exposures table and the measures (:func:`crowding_measures`)
-work per asset unchanged.
+bipartite convention (node attribute ``bipartite`` 0 for accounts, 1 for assets): one asset node per
+instrument, and the measures (:func:`crowding_measures`) per asset.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,6 +76,7 @@ __all__ = [
     "build_exposure_graph",
     "exposures_from_accounts",
     "crowding_measures",
+    "cross_instrument_edge_share",
     "network_summary",
     "trade_network_summary",
 ]
@@ -114,6 +117,7 @@ def build_cascade_graph(liquidations: pd.DataFrame) -> nx.DiGraph:
         graph.add_node(
             int(row.liquidation_id),
             account=int(row.account_id),
+            instrument=str(getattr(row, "instrument", "")),
             step=int(row.step),
             round=int(row.round),
             notional=float(row.notional),
@@ -226,11 +230,20 @@ def cascade_measures(graph: nx.DiGraph) -> dict[str, float]:
 # --------------------------------------------------------------------------- the trade network
 
 
+def _contract_sizes(frame: pd.DataFrame, contract_size: float | Mapping[str, float]) -> np.ndarray | float:
+    """Each row's contract size: one for every row, or by the row's ``instrument``."""
+    if not isinstance(contract_size, Mapping):
+        return float(contract_size)
+    if "instrument" not in frame:
+        return float(next(iter(contract_size.values())))
+    return frame["instrument"].map(contract_size).to_numpy(dtype=float)
+
+
 def build_trade_graph(
     trades: pd.DataFrame,
     accounts: pd.DataFrame | None = None,
     liquidations: pd.DataFrame | None = None,
-    contract_size: float = 1.0,
+    contract_size: float | Mapping[str, float] = 1.0,
 ) -> nx.DiGraph:
     """Build the trade network: who traded with whom, weighted by notional (see the module docstring).
 
@@ -242,16 +255,21 @@ def build_trade_graph(
             the trades and their kind is ``"unknown"`` (the engine's is always known).
         liquidations: The liquidations table; adds the engine backstop and ADL edges for the lots the
             book did not take.
-        contract_size: Units of underlying per lot (notional = price x lots x contract size).
+        contract_size: Units of underlying per lot (notional = price x lots x contract size), or one
+            per instrument name (rows are matched by their ``instrument``).
 
     Returns:
         A ``networkx.DiGraph`` with edges ``taker -> maker`` carrying ``notional``, ``lots``,
         ``trades``, ``liquidation_notional``, ``liquidation_lots``, ``liquidation_trades`` and
-        ``backstop_lots``.
+        ``backstop_lots`` (summed over instruments).
     """
-    graph = nx.DiGraph(contract_size=float(contract_size))
+    if isinstance(contract_size, Mapping):
+        graph = nx.DiGraph(contract_size=json.dumps(dict(contract_size), sort_keys=True))
+    else:
+        graph = nx.DiGraph(contract_size=float(contract_size))
     if accounts is not None and len(accounts):
-        for row in accounts.itertuples(index=False):
+        # One node per account (the accounts table has a row per account and instrument).
+        for row in accounts.drop_duplicates("account_id").itertuples(index=False):
             graph.add_node(
                 int(row.account_id), kind=str(row.kind), group=str(getattr(row, "group", row.kind))
             )
@@ -276,11 +294,11 @@ def build_trade_graph(
     return graph
 
 
-def _trade_flows(trades: pd.DataFrame, contract_size: float) -> pd.DataFrame:
+def _trade_flows(trades: pd.DataFrame, contract_size: float | Mapping[str, float]) -> pd.DataFrame:
     if trades is None or len(trades) == 0:
         return pd.DataFrame(columns=["source", "target", *_FLOW_ATTRIBUTES])
     lots = trades["quantity"].to_numpy(dtype=np.int64)
-    notional = trades["price"].to_numpy(dtype=float) * lots * contract_size
+    notional = trades["price"].to_numpy(dtype=float) * lots * _contract_sizes(trades, contract_size)
     forced = trades["is_liquidation"].to_numpy(dtype=bool)
     return pd.DataFrame(
         {
@@ -297,7 +315,8 @@ def _trade_flows(trades: pd.DataFrame, contract_size: float) -> pd.DataFrame:
     )
 
 
-def _backstop_flows(liquidations: pd.DataFrame, contract_size: float) -> pd.DataFrame:
+def _backstop_flows(liquidations: pd.DataFrame, contract_size: float | Mapping[str, float]) -> pd.DataFrame:
+    sizes = np.broadcast_to(_contract_sizes(liquidations, contract_size), (len(liquidations),))
     quantity = liquidations["quantity"].to_numpy(dtype=np.int64)
     filled = liquidations["filled_quantity"].to_numpy(dtype=np.int64)
     adl = liquidations["adl_quantity"].to_numpy(dtype=np.int64)
@@ -309,7 +328,7 @@ def _backstop_flows(liquidations: pd.DataFrame, contract_size: float) -> pd.Data
         taken = lots > 0
         lots = lots[taken]
         # The bankruptcy price of each transfer is not in the table: the mark before is the best proxy.
-        notional = mark[taken] * lots * contract_size
+        notional = mark[taken] * lots * sizes[taken]
         parts.append(
             pd.DataFrame(
                 {
@@ -531,14 +550,15 @@ def trade_network_measures(graph: nx.DiGraph, betweenness: bool = False) -> dict
 def exposures_from_accounts(
     accounts: pd.DataFrame, mark: float | None = None, contract_size: float = 1.0, asset: str = "future"
 ) -> pd.DataFrame:
-    """The exposures table of a single-asset model from an accounts table (or a snapshot of it).
+    """The exposures table from an accounts table (or a snapshot of it).
 
     Args:
-        accounts: Rows with ``account_id``, ``position`` and optionally ``kind`` and ``notional``.
+        accounts: Rows with ``account_id``, ``position`` and optionally ``kind``, ``notional`` and
+            ``instrument`` (the asset of the row; without it, every row is ``asset``).
         mark: The asset's mark price; None takes the table's own ``notional`` column (as in an
             account snapshot).
         contract_size: Units of underlying per lot.
-        asset: The asset's name.
+        asset: The asset's name when the table has no ``instrument`` column.
 
     Returns:
         Columns ``account_id``, ``kind``, ``asset``, ``position`` (signed lots) and ``notional``
@@ -560,7 +580,9 @@ def exposures_from_accounts(
         {
             "account_id": held["account_id"].to_numpy(dtype=np.int64),
             "kind": kinds,
-            "asset": np.full(len(held), asset, dtype=object),
+            "asset": held["instrument"].astype(str).to_numpy(dtype=object)
+            if "instrument" in held
+            else np.full(len(held), asset, dtype=object),
             "position": position,
             "notional": notional,
         }
@@ -635,6 +657,20 @@ def crowding_measures(graph: nx.Graph) -> dict[str, dict[str, float]]:
 # --------------------------------------------------------------------------- run summary
 
 
+def cross_instrument_edge_share(graph: nx.DiGraph) -> float:
+    """Share of the cascade's edges that cross instruments (parent and child in different ones).
+
+    Returns:
+        The share (0 for a graph without edges).
+    """
+    edges = graph.number_of_edges()
+    if edges == 0:
+        return 0.0
+    instrument = nx.get_node_attributes(graph, "instrument")
+    crossing = sum(1 for parent, child in graph.edges if instrument.get(parent) != instrument.get(child))
+    return crossing / edges
+
+
 def network_summary(cascade: nx.DiGraph) -> dict[str, Any]:
     """Cascade figures for ``summary.json`` beyond the headline ones of :func:`cascade_measures`.
 
@@ -642,14 +678,16 @@ def network_summary(cascade: nx.DiGraph) -> dict[str, Any]:
         cascade: The run's cascade DAG.
 
     Returns:
-        ``largest_cascade_depth``, ``mean_cascade_size`` and ``single_liquidation_cascades`` (cascades
-        of size 1); scalars only, the full size distribution is in ``cascade.graphml``.
+        ``largest_cascade_depth``, ``mean_cascade_size``, ``single_liquidation_cascades`` (cascades
+        of size 1) and ``cross_instrument_edge_share``; scalars only, the full size distribution is
+        in ``cascade.graphml``.
     """
     measures = cascade_measures(cascade)
     return {
         "largest_cascade_depth": int(measures["largest_cascade_depth"]),
         "mean_cascade_size": float(measures["mean_cascade_size"]),
         "single_liquidation_cascades": int(cascade_size_distribution(cascade).get(1, 0)),
+        "cross_instrument_edge_share": cross_instrument_edge_share(cascade),
     }
 
 

@@ -2,8 +2,9 @@
 
 Every account the ledger opens is registered here at the same time, with its group (or none, for the
 system accounts: the liquidation engine, the counterparty of initial positions and the outside party
-of exogenous orders) and its agent (or none), so the three can never drift out of step. The
-population also draws the agents that act in a step (DESIGN step 3).
+of exogenous orders) and its agent (or none), so the three can never drift out of step. An agent may
+own several accounts (an isolated-margin trader has one per position); its first is its *primary*
+account. The population also draws the agents that act in a step (step 3 of the step order).
 
 Example:
     >>> from abm.ledger import Instrument, Ledger
@@ -33,14 +34,16 @@ class Group:
     Attributes:
         index: Position of the group (scenario groups first, groups joining mid-run after).
         config: The group's validated settings (shared by its agents).
-        accounts: The group's account ids.
-        agents: Its agents, one per account.
+        accounts: The group's account ids (each agent's accounts together, its primary first).
+        agents: Its agents.
+        primary: Each agent's primary account, in agent order (the accounts arrivals are drawn over).
     """
 
     index: int
     config: Any
     accounts: np.ndarray
     agents: list = field(default_factory=list)
+    primary: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def kind(self) -> str:
@@ -82,27 +85,28 @@ class Population:
         self,
         config: Any,
         count: int,
-        collateral: float,
+        collateral: float | Sequence[float],
         kind: str,
         make_agents: Callable[[np.ndarray], Sequence[Any]],
         *,
         maker: bool = False,
     ) -> Group:
-        """Open ``count`` accounts of a new group and make their agents.
+        """Open the accounts of a new group of ``count`` agents and make the agents.
 
         Args:
             config: The group's settings.
-            count: Accounts to open.
-            collateral: Collateral of each.
+            count: Agents to make.
+            collateral: Collateral of each agent's account, or one amount per account of an agent that
+                owns several (each agent then owns ``len(collateral)`` accounts, its primary first).
             kind: Their account kind.
-            make_agents: Makes the agents of the given account ids (one each, in order).
+            make_agents: Makes the agents of the given account ids: ``(count,)`` ids, or
+                ``(count, accounts per agent)`` when agents own several; one agent each, in order.
             maker: The group's agents quote every step (market makers).
 
         Returns:
             The new group.
         """
-        group = Group(len(self.groups), config, np.empty(0, dtype=np.int64))
-        self.groups.append(group)
+        group = self.add_group(config)
         self.extend_group(group, count, collateral, kind, make_agents)
         if maker:
             self.makers.extend(group.agents)
@@ -113,28 +117,33 @@ class Population:
         self,
         group: Group,
         count: int,
-        collateral: float,
+        collateral: float | Sequence[float],
         kind: str,
         make_agents: Callable[[np.ndarray], Sequence[Any]],
     ) -> np.ndarray:
-        """Open ``count`` more accounts in ``group`` (traders joining mid-run); returns their ids."""
-        accounts = self.ledger.add_accounts(count, collateral, kind)
-        agents = list(make_agents(accounts))
-        if len(agents) != len(accounts):
-            raise ValueError(f"make_agents gave {len(agents)} agents for {len(accounts)} accounts")
+        """Open the accounts of ``count`` more agents in ``group``; returns their primary account ids."""
+        slices = np.atleast_1d(np.asarray(collateral, dtype=np.float64))
+        per_agent = len(slices)
+        amounts = slices[0] if per_agent == 1 and np.ndim(collateral) == 0 else np.tile(slices, count)
+        accounts = self.ledger.add_accounts(count * per_agent, amounts, kind)
+        owned = accounts if np.ndim(collateral) == 0 else accounts.reshape(count, per_agent)
+        agents = list(make_agents(owned))
+        if len(agents) != count:
+            raise ValueError(f"make_agents gave {len(agents)} agents for {count}")
         group.accounts = np.concatenate([group.accounts, accounts])
+        group.primary = np.concatenate([group.primary, accounts[::per_agent]])
         group.agents.extend(agents)
-        self._agent_of.extend(agents)
-        self._group_of.extend([group.index] * count)
+        self._agent_of.extend(agent for agent in agents for _ in range(per_agent))
+        self._group_of.extend([group.index] * len(accounts))
         self._idle_mask = None
-        return accounts
+        return accounts[::per_agent]
 
     def group_like(self, config: Any) -> Group | None:
         """The group whose settings are this very object, if any."""
         return next((group for group in self.groups if group.config is config), None)
 
     def add_group(self, config: Any) -> Group:
-        """Register an empty group (its accounts come later through :meth:`extend_group`)."""
+        """Register an empty group (its accounts come through :meth:`extend_group`)."""
         group = Group(len(self.groups), config, np.empty(0, dtype=np.int64))
         self.groups.append(group)
         return group
@@ -188,9 +197,10 @@ class Population:
         """The agents that act this step, in a random order.
 
         Makers act every step; every other group's agents arrive independently with the group's
-        arrival rate (a binomial count, then that many chosen without replacement); agents with a
-        pending margin call act too. Holders whose arrival is a no-op (``idle_holders``) are dropped
-        after the draws, so the random stream is the one every agent acting would give.
+        arrival rate (a binomial count over their primary accounts, then that many chosen without
+        replacement); agents with a pending margin call on any of their accounts act too (once).
+        Holders whose arrival is a no-op (``idle_holders``) are dropped after the draws, so the random
+        stream is the one every agent acting would give.
 
         Args:
             rng: The run's generator.
@@ -200,7 +210,7 @@ class Population:
         for group in self.groups:
             config = group.config
             rate = config.arrival_rate
-            accounts = group.accounts
+            accounts = group.primary
             if config.kind == "market_maker" or rate <= 0.0 or len(accounts) == 0:
                 continue
             k = int(rng.binomial(len(accounts), rate))
@@ -220,4 +230,9 @@ class Population:
         if idle.any():
             accounts = accounts[~(idle & ~margin_called[accounts])]
         agent_of = self._agent_of
-        return [agent_of[a] for a in accounts.tolist() if agent_of[a] is not None]
+        agents = [agent_of[a] for a in accounts.tolist() if agent_of[a] is not None]
+        if len(called) and len(agents) != len({id(agent) for agent in agents}):
+            # An agent whose several accounts were called acts once, at its first place in the order.
+            seen: set[int] = set()
+            agents = [agent for agent in agents if not (id(agent) in seen or seen.add(id(agent)))]
+        return agents

@@ -2,9 +2,11 @@
 
 Kept apart from the model logic: the model calls :meth:`RunRecorder.record_step` once at the end of
 every step (step 8 of the step order) with the objects the figures come from, passed explicitly: the
-market, the ledger, the step's final margin check, the liquidator's totals and the margin policy. The
-recorder keeps one row per step and turns the rows into a table at the end. The margin policy's own
-figures (its ``state()``) become extra columns prefixed ``margin_``.
+markets, the ledger, the step's final margin check, the liquidator's totals and the margin policies.
+The recorder keeps one row per step and instrument (the time series is in long form; account-wide
+figures such as the insurance fund are the same on every instrument row of a step) and turns the rows
+into a table at the end. Each instrument's margin policy's own figures (its ``state()``) become extra
+columns prefixed ``margin_``.
 
 For the figures of the stress the recorder also keeps the order book's depth profile per step
 (:meth:`RunRecorder.record_depth`: resting lots in ``DEPTH_BUCKETS`` buckets each side of the mid,
@@ -15,16 +17,20 @@ position, equity and leverage at chosen moments (:meth:`RunRecorder.snapshot_acc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from abm.book import BUY
+from abm.config.market import DEFAULT_INSTRUMENT
 from abm.ledger import KIND_CODES
 from abm.results import TIMESERIES_COLUMNS
 from abm.tables import ACCOUNT_SNAPSHOTS, TIMESERIES
 
 __all__ = ["DEPTH_BUCKETS", "DEPTH_BUCKET_WIDTH", "RunRecorder", "depth_bucket_columns"]
+
+_DTYPES = {name: dtype for name, dtype in TIMESERIES.pandas_dtypes().items()}
 
 # What np.sum and ndarray.sum call for a 1-d array (same pairwise sum, same bits), without their
 # argument handling: the time series takes three such sums every step.
@@ -34,8 +40,6 @@ _TRADER = KIND_CODES["leveraged_trader"]
 DEPTH_BUCKETS = 25  # buckets each side of the mid
 DEPTH_BUCKET_WIDTH = 0.002  # bucket width as a share of the mid: 25 buckets span +-5%
 
-_INTEGER_COLUMNS = frozenset(TIMESERIES.names_of("int64"))
-
 
 class RunRecorder:
     """Per-step rows, kept as the plain dicts the model hands over and turned into columns at the end.
@@ -44,38 +48,36 @@ class RunRecorder:
     and recording is paid every step, so the columns are built once, by :meth:`to_frame`.
 
     Args:
-        steps: Horizon of the run (the most rows it accepts).
+        steps: Horizon of the run.
+        instruments: The instruments' names (one row per step and instrument).
     """
 
-    def __init__(self, steps: int) -> None:
-        self.capacity = steps
+    def __init__(self, steps: int, instruments: Sequence[str] = (DEFAULT_INSTRUMENT,)) -> None:
+        self.instruments = tuple(instruments)
+        self.capacity = steps * len(self.instruments)
         self.rows = 0
         self._values: list[dict[str, float]] = []
         self._policy_states: list[dict[str, float]] = []
         # Column c holds the lots priced between (c - K) and (c - K + 1) bucket widths from the mid.
-        self.depth_profile = np.zeros((steps, 2 * DEPTH_BUCKETS), dtype=np.int64)
+        self.depth_profile = np.zeros((self.capacity, 2 * DEPTH_BUCKETS), dtype=np.int64)
         self.snapshots: dict[str, pd.DataFrame] = {}
         self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts (accounts only get added)
 
-    def record_step(self, step: int, market, ledger, check, totals, policy) -> dict[str, float]:
-        """Record one step's row from the objects its figures come from; returns the row.
+    def record_step(self, step: int, markets, ledger, check, totals, policies) -> list[dict[str, float]]:
+        """Record one step's rows, one per instrument, from the objects the figures come from.
 
         Args:
             step: The step just finished.
-            market: The :class:`~abm.market.Market` (book, mark, index, realised volatility).
+            markets: The :class:`~abm.market.Market` of each instrument (book, mark, index, volatility).
             ledger: The :class:`~abm.ledger.Ledger` (volume, open interest, fund, bad debt).
             check: The step's final :class:`~abm.margin.check.MarginCheck` (nothing trades between it
                 and the recording, so it is current).
             totals: The liquidator's :class:`~abm.liquidation.StepTotals` of the step.
-            policy: The market's :class:`~abm.margin.policy.MarginPolicy`.
+            policies: Each instrument's :class:`~abm.margin.policy.MarginPolicy`.
+
+        Returns:
+            The rows recorded.
         """
-        book = market.book
-        tick = market.tick_size
-        mark = market.mark
-        column = market.column
-        bid, ask = book.best_bid(), book.best_ask()
-        mid = book.mid()
-        last = book.last_price
         n = ledger.n_accounts
         if self._trader_mask is None or len(self._trader_mask) != n:
             self._trader_mask = ledger.kind == _TRADER
@@ -92,18 +94,49 @@ class RunRecorder:
             mean_leverage = float(_total(held_notional[solvent] / held_equity[solvent])) / count
         else:
             mean_leverage = float("nan")
-        band = max(1, int(round(0.01 * mark / tick)))
         margin_calls = int(np.count_nonzero(check.called))
-        # Margin the rule asks of every checked account, and the cash its calls demand.
-        margin_held = float(_total(check.initial_requirement[held]))
-        gross_notional = float(_total(held_notional))
+        # The cash the margin calls demand (account-wide).
         margin_call_amount = 0.0
         if margin_calls:
             call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
             margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+        account_wide = {
+            "insurance_fund": ledger.collateral_of(0),
+            "bad_debt": ledger.total_bad_debt,
+            "socialised_loss": ledger.total_socialised,
+            "margin_calls": margin_calls,
+            "margin_call_amount": margin_call_amount,
+            "mean_leverage": mean_leverage,
+            "cascade_rounds": totals.rounds,
+        }
+        # Margin each instrument's rule asks of the positions in it, and their gross notional.
+        if len(markets) == 1:
+            margin_held = [float(_total(check.position_initial[held, 0]))]
+            gross_notional = [float(_total(check.position_notional[held, 0]))]
+        else:  # every instrument at once: one product with the exposed mask each
+            initial_totals, notional_totals = check.exposed_totals()
+            margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()
+        rows = []
+        for market, policy in zip(markets, policies, strict=True):
+            column = market.column
+            totals_of = (margin_held[column], gross_notional[column])
+            rows.append(self._instrument_row(step, market, ledger, totals_of, totals, policy, account_wide))
+        return rows
+
+    def _instrument_row(self, step, market, ledger, margin_totals, totals, policy, account_wide) -> dict:
+        book = market.book
+        tick = market.tick_size
+        mark = market.mark
+        column = market.column
+        bid, ask = book.best_bid(), book.best_ask()
+        mid = book.mid()
+        last = book.last_price
+        band = max(1, int(round(0.01 * mark / tick)))
+        margin_held, gross_notional = margin_totals
         state = policy.state()
         row = {
             "step": step,
+            "instrument": market.name,
             "price": last * tick if last is not None else mark,
             "mid": mid * tick if mid is not None else np.nan,
             "mark": mark,
@@ -114,22 +147,22 @@ class RunRecorder:
             "depth_bid": book.depth(BUY, band),
             "depth_ask": book.depth(-BUY, band),
             "volume": ledger.step_volume(column),
-            "liquidations": totals.liquidations,
-            "liquidated_notional": totals.liquidated_notional,
-            "adl_volume": totals.adl_volume,
+            "liquidations": totals.liquidations[column],
+            "liquidated_notional": totals.liquidated_notional[column],
+            "adl_volume": totals.adl_volume[column],
             "open_interest": ledger.open_interest_of(column),
-            "insurance_fund": ledger.collateral_of(0),
-            "bad_debt": ledger.total_bad_debt,
-            "socialised_loss": ledger.total_socialised,
-            "margin_calls": margin_calls,
-            "margin_call_amount": margin_call_amount,
+            "insurance_fund": account_wide["insurance_fund"],
+            "bad_debt": account_wide["bad_debt"],
+            "socialised_loss": account_wide["socialised_loss"],
+            "margin_calls": account_wide["margin_calls"],
+            "margin_call_amount": account_wide["margin_call_amount"],
             "margin_held": margin_held,
             "gross_notional": gross_notional,
             "imr": state["imr"],  # the rates held now, as policy.imr and policy.mmr give them
             "mmr": state["mmr"],
             "realised_vol": market.realised_vol,
-            "mean_leverage": mean_leverage,
-            "cascade_rounds": totals.rounds,
+            "mean_leverage": account_wide["mean_leverage"],
+            "cascade_rounds": account_wide["cascade_rounds"],
         }
         self.record(row, state)
         # For the stress figures: the book around the mid.
@@ -146,7 +179,9 @@ class RunRecorder:
 
     def column(self, name: str) -> np.ndarray:
         """One base column (a name from TIMESERIES_COLUMNS) over the rows recorded so far."""
-        dtype = np.int64 if name in _INTEGER_COLUMNS else np.float64
+        dtype = _DTYPES[name]
+        if dtype == "object":
+            return np.array([row[name] for row in self._values], dtype=object)
         return np.fromiter((row[name] for row in self._values), dtype=dtype, count=self.rows)
 
     def policy_columns(self) -> dict[str, np.ndarray]:
@@ -178,24 +213,36 @@ class RunRecorder:
         book.depth_profile(reference_ticks, width, DEPTH_BUCKETS, span, out=self.depth_profile[self.rows - 1])
 
     def snapshot_accounts(
-        self, label: str, step: int, kinds, position: np.ndarray, equity: np.ndarray, notional: np.ndarray
+        self, label: str, step: int, kinds, positions: np.ndarray, equity: np.ndarray, notional: np.ndarray
     ) -> None:
-        """Keep every account's position, equity and leverage under ``label`` (replacing an older one).
+        """Keep every account's positions, equity and leverage under ``label`` (replacing an older one).
 
-        Leverage is notional / equity; 0 for a flat account and NaN for one with a position and no
-        positive equity.
+        One row per account and instrument (account-major). Leverage is the position's notional over
+        the account's equity; 0 for a flat position and NaN for a position without positive equity.
+
+        Args:
+            label: The snapshot's name (``before_stress``, ``end``).
+            step: The step it is taken at.
+            kinds: Each account's kind.
+            positions: ``(accounts, instruments)`` signed lots.
+            equity: Each account's equity.
+            notional: ``(accounts, instruments)`` notional of each position.
         """
-        position = np.asarray(position, dtype=np.int64).copy()
-        equity = np.asarray(equity, dtype=np.float64).copy()
-        notional = np.asarray(notional, dtype=np.float64).copy()
+        positions = np.asarray(positions, dtype=np.int64).reshape(len(equity), -1)
+        notional = np.asarray(notional, dtype=np.float64).reshape(positions.shape)
+        accounts, instruments = positions.shape
+        equity = np.repeat(np.asarray(equity, dtype=np.float64), instruments)
+        position = positions.ravel().copy()
+        notional = notional.ravel().copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             leverage = np.where(position == 0, 0.0, np.where(equity > 0, notional / equity, np.nan))
         self.snapshots[label] = pd.DataFrame(
             {
                 "snapshot": label,
                 "step": np.full(len(position), step, dtype=np.int64),
-                "account_id": np.arange(len(position), dtype=np.int64),
-                "kind": list(kinds),
+                "account_id": np.repeat(np.arange(accounts, dtype=np.int64), instruments),
+                "instrument": np.tile(np.array(self.instruments, dtype=object), accounts),
+                "kind": np.repeat(np.asarray(list(kinds), dtype=object), instruments),
                 "position": position,
                 "equity": equity,
                 "notional": notional,
@@ -210,17 +257,22 @@ class RunRecorder:
         return pd.concat(self.snapshots.values(), ignore_index=True)
 
     def depth_frame(self) -> pd.DataFrame:
-        """The depth profile as a table: ``step`` then one column per bucket (see depth_bucket_columns)."""
+        """The depth profile: ``step``, ``instrument``, then one column per bucket (depth_bucket_columns)."""
         n = self.rows
         frame = pd.DataFrame(self.depth_profile[:n].copy(), columns=depth_bucket_columns())
+        frame.insert(0, "instrument", self.column("instrument"))
         frame.insert(0, "step", self.column("step"))
         return frame
 
-    def latest(self, name: str) -> float:
-        """The last recorded value of a base column (NaN before the first record)."""
+    def latest(self, name: str, instrument: str | None = None) -> float:
+        """The last recorded value of a base column (of one instrument; NaN before the first record)."""
         if self.rows == 0:
             return float("nan")
-        return float(self._values[-1][name])
+        if instrument is None:
+            return float(self._values[-1][name])
+        index = self.instruments.index(instrument)
+        # The rows of a step come in instrument order: the instrument's is that far from the step's last.
+        return float(self._values[self.rows - len(self.instruments) + index][name])
 
     def to_frame(self) -> pd.DataFrame:
         """The recorded rows as a DataFrame (base columns, then ``margin_*`` columns)."""

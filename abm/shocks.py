@@ -31,6 +31,7 @@ from abm.book import BUY, SELL
 from abm.config.shocks import (
     SHOCK_TYPES,
     CollateralHaircut,
+    CorrelationRegime,
     FundamentalJump,
     FundamentalRegime,
     FundingSpike,
@@ -61,6 +62,7 @@ class ShockContext:
         rng: The run's generator.
         exogenous_account: The account of outside order programs (-1 when there is none).
         add_traders: ``add_traders(group, count)`` opens ``count`` traders of a leveraged group.
+        correlated: The correlated draws of the fundamentals (a correlation regime overrides them).
     """
 
     markets: Sequence[Any]
@@ -71,23 +73,27 @@ class ShockContext:
     rng: np.random.Generator
     exogenous_account: int
     add_traders: Callable[[Any, int], np.ndarray]
+    correlated: Any = None
 
     def market_of(self, shock: Any) -> Any:
-        """The market a shock acts on."""
-        return self.markets[0]
+        """The market a shock acts on: its ``instrument``, or the first."""
+        name = getattr(shock, "instrument", None)
+        if name is None:
+            return self.markets[0]
+        return next(market for market in self.markets if market.name == name)
 
 
 class StepEffects:
-    """What the running shocks ask of the market makers this step (combined over shocks).
+    """What the running shocks ask of the market makers this step, by instrument (combined over shocks).
 
     Attributes:
-        withdrawn: Share of every maker's depth withheld (``1 - prod(1 - share_i)``).
+        withdrawn: Share of the makers' depth withheld in each market (``1 - prod(1 - share_i)``).
         spread_factor: Factor on the makers' half spread and level spacing (product over shocks).
     """
 
-    def __init__(self) -> None:
-        self.withdrawn = 0.0
-        self.spread_factor = 1.0
+    def __init__(self, names: Sequence[str]) -> None:
+        self.withdrawn = dict.fromkeys(names, 0.0)
+        self.spread_factor = dict.fromkeys(names, 1.0)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -126,9 +132,9 @@ def _regime(ctx: ShockContext, shock: FundamentalRegime, k: int, step: int, stat
         market.regime_volatility = shock.volatility
 
 
-def _previous_volume(ctx: ShockContext, step: int) -> int:
+def _previous_volume(ctx: ShockContext, market: Any, step: int) -> int:
     recorder = ctx.recorder
-    return int(recorder.latest("volume")) if recorder.rows and step > 0 else 0
+    return int(recorder.latest("volume", market.name)) if recorder.rows and step > 0 else 0
 
 
 @handles(MarketOrderShock)
@@ -145,7 +151,7 @@ def _market_order(
             market.submit_market(ctx.exogenous_account, side, quantity)
         return False
     done = state.get("filled", 0)
-    wanted = max(shock.min_lots, int(round(shock.volume_share * _previous_volume(ctx, step))))
+    wanted = max(shock.min_lots, int(round(shock.volume_share * _previous_volume(ctx, market, step))))
     quantity = min(wanted, shock.quantity - done)
     done += market.submit_market(ctx.exogenous_account, side, quantity)
     state["filled"] = done
@@ -161,8 +167,9 @@ def _liquidity_withdrawal(
         strength = 1.0
     else:
         strength = 1.0 - (k - shock.over_steps + 1) / (shock.recovery_steps + 1)
-    effects.withdrawn = 1.0 - (1.0 - effects.withdrawn) * (1.0 - shock.share * strength)
-    effects.spread_factor *= 1.0 + (shock.spread_factor - 1.0) * strength
+    name = ctx.market_of(shock).name
+    effects.withdrawn[name] = 1.0 - (1.0 - effects.withdrawn[name]) * (1.0 - shock.share * strength)
+    effects.spread_factor[name] *= 1.0 + (shock.spread_factor - 1.0) * strength
 
 
 @handles(MarginChange)
@@ -209,6 +216,13 @@ def _trader_inflow(ctx: ShockContext, shock: TraderInflow, k: int, step: int, st
     count = base + (1 if k < extra else 0)
     if count > 0:
         ctx.add_traders(shock.traders, count)
+
+
+@handles(CorrelationRegime)
+def _correlation_regime(
+    ctx: ShockContext, shock: CorrelationRegime, k: int, step: int, state: dict, effects
+) -> None:
+    ctx.correlated.override(shock.matrix(len(ctx.markets)))
 
 
 @handles(TraderOutflow)
@@ -282,9 +296,7 @@ class ShockSchedule:
             else:
                 self._armed.append(index)
         self._running: list[int] = []
-        self._peak = -np.inf
-        self._maker_groups: dict[int, Any] = {}  # maker account -> its configured group
-        self._widened: dict[tuple[int, float], Any] = {}  # (group id, factor) -> widened copy
+        self._peaks: dict[str, float] = {}  # the highest mark so far, by instrument
 
     @property
     def needs_exogenous_account(self) -> bool:
@@ -301,16 +313,18 @@ class ShockSchedule:
         Returns:
             How many shocks acted.
         """
-        market = ctx.markets[0]
-        self._peak = max(self._peak, market.mark)
+        for market in ctx.markets:
+            self._peaks[market.name] = max(self._peaks.get(market.name, -np.inf), market.mark)
         starting = list(self._by_step.pop(step, ()))
         if self._armed:
-            fired = [
-                index
-                for index in self._armed
-                if step >= self.shocks[index].step
-                and trigger_holds(self.shocks[index].when, market.mark, self._peak, market.realised_vol)
-            ]
+            fired = []
+            for index in self._armed:
+                shock = self.shocks[index]
+                market = ctx.market_of(shock)  # a condition reads the shock's own market
+                if step >= shock.step and trigger_holds(
+                    shock.when, market.mark, self._peaks[market.name], market.realised_vol
+                ):
+                    fired.append(index)
             if fired:
                 self._armed = [index for index in self._armed if index not in fired]
                 starting.extend(fired)
@@ -320,7 +334,9 @@ class ShockSchedule:
         # Back to the configured market; the running shocks then lay their effects on top.
         for each in ctx.markets:
             each.reset_fundamental_effects()
-        effects = StepEffects()
+        if ctx.correlated is not None:
+            ctx.correlated.reset()
+        effects = StepEffects([market.name for market in ctx.markets])
         still_running = []
         for index in self._running:
             shock = self.shocks[index]
@@ -332,27 +348,6 @@ class ShockSchedule:
         acted = len(self._running)
         self._running = still_running
         for each in ctx.markets:
-            each.liquidity_withdrawal = effects.withdrawn
-        self._set_spreads(ctx.population.makers, effects.spread_factor)
+            each.liquidity_withdrawal = effects.withdrawn[each.name]
+            each.spread_factor = effects.spread_factor[each.name]
         return acted
-
-    def _set_spreads(self, makers, factor: float) -> None:
-        # Makers read their quoting settings from their group; a widened copy stands in while it lasts.
-        if factor == 1.0 and not self._maker_groups:
-            return
-        for maker in makers:
-            group = self._maker_groups.setdefault(maker.account, maker.group)
-            if factor == 1.0:
-                maker.group = group
-                continue
-            key = (id(group), factor)
-            widened = self._widened.get(key)
-            if widened is None:
-                widened = group.model_copy(
-                    update={
-                        "half_spread_ticks": max(1, round(group.half_spread_ticks * factor)),
-                        "level_spacing_ticks": max(1, round(group.level_spacing_ticks * factor)),
-                    }
-                )
-                self._widened[key] = widened
-            maker.group = widened

@@ -11,7 +11,7 @@ time series; the depth buckets ``d-K`` .. ``d+K``).
 
 Example:
     >>> TRADES.names()[:4]
-    ('step', 'round', 'price', 'quantity')
+    ('step', 'instrument', 'round', 'price')
     >>> TABLES["trades"].column("taker_side").doc
     'BUY (+1) if the taker bought, SELL (-1) if it sold.'
 """
@@ -112,9 +112,10 @@ def _columns(*rows: tuple[str, ...]) -> tuple[Column, ...]:
 
 TIMESERIES = Table(
     "timeseries",
-    "step",
+    "step and instrument (account-wide figures repeat on every instrument row of a step)",
     _columns(
         ("step", "int64", "Step number, from 0."),
+        ("instrument", "str", "The instrument (PERP in a single-instrument scenario)."),
         ("price", "float64", "Last trade price (the mark before any trade).", "price"),
         ("mid", "float64", "Mid of the book at the end of the step (NaN when a side is empty).", "price"),
         ("mark", "float64", "Mark price at the end of the step (the configured source).", "price"),
@@ -184,6 +185,7 @@ TRADES = Table(
     "fill",
     _columns(
         ("step", "int64", "Step of the fill (-1: the makers' first quotes, before step 0)."),
+        ("instrument", "str", "The instrument whose book the fill happened in."),
         ("round", "int64", "Liquidation round of the fill (-1: an agent's or a program's order)."),
         ("price", "float64", "Execution price: the resting (maker) order's price.", "price"),
         ("quantity", "int64", "Lots exchanged.", "lots"),
@@ -206,6 +208,7 @@ LIQUIDATIONS = Table(
         ("step", "int64", "Step of the liquidation."),
         ("round", "int64", "Liquidation round within the step (0: breached at the step's first check)."),
         ("account_id", "int64", "The liquidated account."),
+        ("instrument", "str", "The instrument of the position closed."),
         ("kind", "str", "Its account kind."),
         ("side", "int64", "Side of the liquidation order: SELL (-1) closes a long, BUY (+1) a short."),
         (
@@ -218,8 +221,13 @@ LIQUIDATIONS = Table(
         ("average_price", "float64", "Average price of the book fills (NaN when none).", "price"),
         ("mark_before", "float64", "Mark at the check that found the breach.", "price"),
         ("notional", "float64", "quantity x mark_before x contract size.", "money"),
-        ("equity_before", "float64", "Equity at the check that found the breach.", "money"),
-        ("equity_after", "float64", "Equity after the liquidation, at mark_before.", "money"),
+        ("equity_before", "float64", "The account's equity at the check that found the breach.", "money"),
+        (
+            "equity_after",
+            "float64",
+            "The account's equity after the liquidation, at the marks before it.",
+            "money",
+        ),
         ("bad_debt", "float64", "Deficit of the closed account covered by the fund.", "money"),
         ("adl_quantity", "int64", "Lots closed against auto-deleveraged positions.", "lots"),
         (
@@ -228,37 +236,39 @@ LIQUIDATIONS = Table(
             "Mid after minus mid before the liquidation (NaN when a side was empty).",
             "price",
         ),
-        ("parents", "list[int]", "Liquidations of the round before whose orders pushed this account under."),
+        (
+            "parents",
+            "list[int]",
+            "Liquidations of the round before whose orders pushed this account under (in any instrument).",
+        ),
         ("full", "bool", "The whole position was closed."),
     ),
 )
 
 ACCOUNTS = Table(
     "accounts",
-    "account, at the end of the run",
+    "account and instrument, at the end of the run (account-wide figures repeat on each instrument row)",
     _columns(
         ("account_id", "int64", "Account id (0 is the liquidation engine: the insurance fund)."),
+        ("instrument", "str", "The instrument of the position on this row."),
         ("kind", "str", "Account kind (an agent kind, or liquidation_engine, counterparty, exogenous)."),
-        (
-            "group",
-            "str",
-            "The agent group's label (<index>:<kind> without one); the kind for system accounts.",
-        ),
-        ("collateral", "float64", "Cash, realised PnL included.", "money"),
-        ("position", "int64", "Signed position at the end.", "lots"),
+        ("group", "str", "The group's label (<index>:<kind> without one); the kind for system accounts."),
+        ("margin_mode", "str", "cross, isolated (the account is one position's slice) or portfolio."),
+        ("collateral", "float64", "Account-wide: cash, realised PnL included.", "money"),
+        ("position", "int64", "Signed position in the instrument at the end.", "lots"),
         ("entry_price", "float64", "Average entry price of the position (0 when flat).", "price"),
-        ("equity", "float64", "Collateral plus unrealised PnL at the final mark.", "money"),
-        ("liquidated", "int64", "How many times the account was liquidated."),
-        ("deposits", "float64", "Net outside money in (top-ups minus withdrawals and payouts).", "money"),
-        ("initial_collateral", "float64", "Collateral the account opened with.", "money"),
+        ("equity", "float64", "Account-wide: collateral plus unrealised PnL at the final marks.", "money"),
+        ("liquidated", "int64", "Account-wide: liquidations of the account's positions."),
+        ("deposits", "float64", "Account-wide: net outside money in (top-ups less withdrawals).", "money"),
+        ("initial_collateral", "float64", "Account-wide: collateral the account opened with.", "money"),
         ("leverage_target", "float64", "A leveraged trader's target leverage (NaN for others)."),
     ),
 )
 
 BOOK_DEPTH = Table(
     "book_depth",
-    "step",
-    _columns(("step", "int64", "Step number.")),
+    "step and instrument",
+    _columns(("step", "int64", "Step number."), ("instrument", "str", "The instrument's book.")),
     pattern=(
         "d-K .. d-1, d+1 .. d+K",
         "int64",
@@ -269,16 +279,21 @@ BOOK_DEPTH = Table(
 
 ACCOUNT_SNAPSHOTS = Table(
     "account_snapshots",
-    "account and moment (the step before the first shock, and the end)",
+    "account, instrument and moment (the step before the first shock, and the end)",
     _columns(
         ("snapshot", "str", "before_stress (the step before the first shock) or end."),
         ("step", "int64", "Step of the snapshot."),
         ("account_id", "int64", "Account id."),
+        ("instrument", "str", "The instrument of the position on this row."),
         ("kind", "str", "Account kind."),
         ("position", "int64", "Signed position.", "lots"),
-        ("equity", "float64", "Equity at the mark of that step.", "money"),
+        ("equity", "float64", "The account's equity at the marks of that step.", "money"),
         ("notional", "float64", "|position| x mark x contract size.", "money"),
-        ("leverage", "float64", "notional / equity (0 when flat, NaN without positive equity)."),
+        (
+            "leverage",
+            "float64",
+            "notional / the account's equity (0 when flat, NaN without positive equity).",
+        ),
     ),
     optional=True,
 )

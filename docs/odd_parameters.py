@@ -22,36 +22,33 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from abm.config import schema
+from abm.config.agents import AGENT_KINDS, Holding
 from abm.margin import settings
 
 ODD_PATH = Path(__file__).with_name("ODD.md")
 START = "<!-- parameters:start -->"
 END = "<!-- parameters:end -->"
 
-# (heading, model, dotted prefix in a scenario file)
+# (heading, model, dotted prefix in a scenario file); agent kinds and margin rules come from their registries.
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Scenario (top level)", schema.Scenario, ""),
     ("Market", schema.MarketConfig, "market."),
     ("Mark price", schema.MarkPriceConfig, "market.mark_price."),
     ("Fundamental value (index)", schema.FundamentalConfig, "fundamental."),
-    ("Agents: leveraged traders", schema.LeveragedTraderGroup, "agents[i]."),
+    ("Instrument (several instruments)", schema.InstrumentConfig, "instruments[i]."),
+    *((f"Agents: {name}", kind.settings, "agents[i].") for name, kind in AGENT_KINDS.items()),
     ("Agents: leverage distribution", schema.LeverageDistribution, "agents[i].leverage."),
     ("Agents: margin-call reaction", schema.MarginCallReaction, "agents[i].margin_call."),
-    ("Agents: market makers", schema.MarketMakerGroup, "agents[i]."),
-    ("Agents: noise traders", schema.NoiseTraderGroup, "agents[i]."),
-    ("Agents: fundamentalists", schema.FundamentalistGroup, "agents[i]."),
-    ("Agents: value funds", schema.ValueFundGroup, "agents[i]."),
-    ("Agents: AR(1) noise demand", schema.AR1NoiseGroup, "agents[i]."),
+    ("Agents: portfolio holding", Holding, "agents[i].portfolio[j]."),
     ("Liquidation", schema.LiquidationConfig, "liquidation."),
-    ("Margin: fixed", settings.FixedMargin, "margin."),
-    ("Margin: tiered", settings.TieredMargin, "margin."),
+    *((f"Margin: {name}", model, "margin.") for name, model in settings.RULE_SETTINGS.items()),
     ("Margin: tier", settings.MarginTier, "margin.tiers[i]."),
-    ("Margin: EWMA volatility", settings.EwmaVolMargin, "margin."),
-    ("Margin: historical VaR", settings.HistoricalVarMargin, "margin."),
-    ("Margin: expected shortfall", settings.ExpectedShortfallMargin, "margin."),
-    ("Margin: dynamic leverage", settings.DynamicLeverageMargin, "margin."),
     ("Margin: user rule", settings.CustomMargin, "margin."),
     ("Margin: anti-procyclicality tools", settings.ApcConfig, "margin.apc."),
+    *(
+        (f"Portfolio margin: {name}", model, "portfolio_margin.")
+        for name, model in settings.PORTFOLIO_RULE_SETTINGS.items()
+    ),
 ]
 
 

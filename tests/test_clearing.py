@@ -226,3 +226,29 @@ def test_open_interest_follows_every_booking():
         ledger.trade(buyer, seller, 0, lots, 100.0)
         assert ledger.open_interest_of(0) == open_interest
         assert ledger.open_interest_of(0) == int(ledger.position[ledger.position > 0].sum())
+
+
+@pytest.mark.parametrize(("max_parents", "expected"), [(32, [0, 1, 2]), (2, [0, 1])])
+def test_parents_are_capped_at_the_largest_by_filled_notional(max_parents, expected):
+    exchange = make_exchange(max_parents=max_parents)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    counterparty = int(ledger.add_accounts(1, 1e6, "counterparty")[0])
+    ledger.set_checked(counterparty, False)
+    # Three longs at 100, each at equity / maintenance 0.8 at the mid 100 (tie: by id): 10 lots on 40,
+    # 20 lots on 80, 5 lots on 20. Round 0 sells their 35 lots at 99 (the whole first bid), filled
+    # notionals 990, 1,980 and 495; the mid drops to (97 + 101) / 2 = 99.
+    longs = [int(ledger.add_accounts(1, cash, "leveraged_trader")[0]) for cash in (40.0, 80.0, 20.0)]
+    for account, lots in zip(longs, (10, 20, 5), strict=True):
+        ledger.open_position(account, 0, lots, 100.0, counterparty)
+    # The child: 10 lots on 52, safe at 100 (52 >= 50), under at 99 (52 - 10 = 42 < 49.5): round 1.
+    child = int(ledger.add_accounts(1, 52.0, "leveraged_trader")[0])
+    ledger.open_position(child, 0, 10, 100.0, counterparty)
+    book.submit_limit(maker, BUY, 99, 35)
+    book.submit_limit(maker, BUY, 97, 10)
+    book.submit_limit(maker, SELL, 101, 10)
+    liquidator.run(0, exchange.marks_from_books())
+    records = liquidator.liquidations
+    assert [(r["account_id"], r["round"]) for r in records] == [*[(a, 0) for a in longs], (child, 1)]
+    # Capped at 2: the two largest fills (1,980 and 990), listed by id; every child keeps a parent.
+    assert records[3]["parents"] == expected

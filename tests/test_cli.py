@@ -402,6 +402,7 @@ def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) ->
         path.stem for path in config.SCENARIOS_DIR.glob("*.yaml") if not config.is_sweep_file(path)
     )
     assert [line.split()[0] for line in sweeps.splitlines()[1:]] == [
+        "contagion_modes.sweep.yaml",
         "policy_comparison.yaml",
         "spiral_maintenance.sweep.yaml",
     ]

@@ -50,6 +50,7 @@ margin:
   maintenance: 0.05
 """
 
+TWO_INSTRUMENTS = "name: demo\ninstruments:\n  - name: A\n  - name: B\n"
 MISSING = object()
 DIRECTORY = object()
 
@@ -335,6 +336,121 @@ BAD_CASES = [
         "must be >= 0 (got -1)",
     ),
     BadCase("null_steps", "name: demo\nsteps: null\n", "steps", 2, "got nothing (null)"),
+    BadCase(
+        "duplicate_instrument_name",
+        "name: demo\ninstruments:\n  - name: A\n  - name: A\n",
+        "instruments.1.name",
+        4,
+        "duplicate instrument name 'A' (also instruments.0.name)",
+    ),
+    BadCase(
+        "bad_instrument_name",
+        'name: demo\ninstruments:\n  - name: "A/B"\n  - name: B\n',
+        "instruments.0.name",
+        3,
+        "should match pattern",
+    ),
+    BadCase(
+        "unknown_instrument_in_portfolio",
+        (
+            TWO_INSTRUMENTS + "agents:\n"
+            "  - kind: leveraged_trader\n"
+            "    count: 3\n"
+            "    portfolio:\n"
+            "      - {instrument: A}\n"
+            "      - {instrument: C}\n"
+        ),
+        "agents.0.portfolio.1.instrument",
+        10,
+        "unknown instrument 'C' (the scenario has: A, B)",
+    ),
+    BadCase(
+        "unknown_instrument_in_shock",
+        (TWO_INSTRUMENTS + "shocks:\n  - {type: fundamental_jump, step: 3, size: -0.1, instrument: Z}\n"),
+        "shocks.0.instrument",
+        6,
+        "unknown instrument 'Z'",
+    ),
+    BadCase(
+        "unknown_instrument_in_group",
+        (TWO_INSTRUMENTS + "agents:\n  - kind: noise\n    count: 3\n    instruments: [A, X]\n"),
+        "agents.0.instruments.1",
+        8,
+        "unknown instrument 'X'",
+    ),
+    BadCase(
+        "correlation_not_symmetric",
+        "name: demo\ninstruments:\n  - name: A\n  - name: B\ncorrelation: [[1.0, 0.5], [0.4, 1.0]]\n",
+        "correlation",
+        5,
+        "must be symmetric",
+    ),
+    BadCase(
+        "correlation_diagonal_not_one",
+        "name: demo\ninstruments:\n  - name: A\n  - name: B\ncorrelation: [[1.0, 0.5], [0.5, 0.9]]\n",
+        "correlation",
+        5,
+        "must have 1 on the diagonal",
+    ),
+    BadCase(
+        "correlation_not_psd",
+        (
+            TWO_INSTRUMENTS + "  - name: C\n"
+            "correlation: [[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]]\n"
+        ),
+        "correlation",
+        6,
+        "must be positive semi-definite",
+    ),
+    BadCase(
+        "correlation_wrong_shape",
+        (TWO_INSTRUMENTS + "correlation: [[1.0, 0.5, 0.1], [0.5, 1.0, 0.1]]\n"),
+        "correlation",
+        5,
+        "must be 2 x 2",
+    ),
+    BadCase(
+        "negative_portfolio_weight",
+        (
+            TWO_INSTRUMENTS + "agents:\n"
+            "  - kind: leveraged_trader\n"
+            "    count: 3\n"
+            "    portfolio:\n"
+            "      - {instrument: A, weight: -1.0}\n"
+            "      - {instrument: B}\n"
+        ),
+        "agents.0.portfolio.0.weight",
+        9,
+        "must be >= 0 (got -1.0)",
+    ),
+    BadCase(
+        "portfolio_weights_all_zero",
+        (
+            TWO_INSTRUMENTS + "agents:\n"
+            "  - kind: leveraged_trader\n"
+            "    count: 3\n"
+            "    portfolio:\n"
+            "      - {instrument: A, weight: 0.0}\n"
+            "      - {instrument: B, weight: 0.0}\n"
+        ),
+        "agents.0",
+        6,
+        "portfolio weights are all zero",
+    ),
+    BadCase(
+        "market_beside_instruments",
+        "name: demo\nmarket:\n  tick_size: 0.01\ninstruments:\n  - name: A\n  - name: B\n",
+        "market",
+        2,
+        "every instrument has its own market",
+    ),
+    BadCase(
+        "correlation_regime_one_instrument",
+        "name: demo\nshocks:\n  - {type: correlation_regime, step: 3, over_steps: 4, common: 0.9}\n",
+        "shocks.0.type",
+        3,
+        "needs several instruments",
+    ),
 ]
 
 

@@ -42,6 +42,7 @@ def liquidation_rows(spec):
             step=step,
             round=round_index,
             account_id=account,
+            instrument="X",
             kind="leveraged_trader",
             side=-1,
             quantity=10,
@@ -77,6 +78,7 @@ def test_hand_built_cascade_dag_is_exact():
     assert nx.is_directed_acyclic_graph(graph)
     assert graph.nodes[4] == {
         "account": 15,
+        "instrument": "X",
         "step": 10,
         "round": 2,
         "notional": 500.0,
@@ -133,6 +135,7 @@ def test_empty_cascade():
         "largest_cascade_depth": 0,
         "mean_cascade_size": 0.0,
         "single_liquidation_cascades": 0,
+        "cross_instrument_edge_share": 0.0,
     }
 
 
@@ -142,6 +145,7 @@ def test_network_summary_has_only_scalars():
         "largest_cascade_depth": 2,
         "mean_cascade_size": 8 / 3,
         "single_liquidation_cascades": 1,
+        "cross_instrument_edge_share": 0.0,
     }
 
 
@@ -162,14 +166,14 @@ ACCOUNTS = pd.DataFrame(
         "group": ["liquidation_engine", "makers", "makers", "longs", "longs", "noise"],
     }
 )
-# (step, round, price, lots, taker, maker, taker side, forced)
+# (step, instrument, round, price, lots, taker, maker, taker side, forced)
 TRADES = pd.DataFrame(
     [
-        (0, -1, 100.0, 10, 5, 1, 1, False),  # noise buys from maker 1: 10 x 100 x 0.5 = 500
-        (1, 0, 99.0, 4, 3, 1, -1, True),  # liquidation of 3 into maker 1: 198
-        (1, 0, 98.0, 6, 3, 2, -1, True),  # ... and maker 2: 294
-        (1, 1, 97.0, 5, 4, 5, -1, True),  # liquidation of 4 into the noise trader's bid: 242.5
-        (2, 0, 96.0, 2, 0, 2, -1, True),  # the engine unwinds into maker 2: 96
+        (0, "X", -1, 100.0, 10, 5, 1, 1, False),  # noise buys from maker 1: 10 x 100 x 0.5 = 500
+        (1, "X", 0, 99.0, 4, 3, 1, -1, True),  # liquidation of 3 into maker 1: 198
+        (1, "X", 0, 98.0, 6, 3, 2, -1, True),  # ... and maker 2: 294
+        (1, "X", 1, 97.0, 5, 4, 5, -1, True),  # liquidation of 4 into the noise trader's bid: 242.5
+        (2, "X", 0, 96.0, 2, 0, 2, -1, True),  # the engine unwinds into maker 2: 96
     ],
     columns=list(TRADE_COLUMNS),
 )
@@ -374,7 +378,9 @@ def test_real_run_summary_and_trade_graph(spiral_run):
     assert liquidation_absorption(graph)["notional"].sum() == pytest.approx(expected)
     for key in ("absorption_hhi", "maker_notional_share", "largest_cascade_depth", "exposure_long_share"):
         assert key in summary
-    assert all(not isinstance(value, dict | list) for value in summary.values())
+    # Scalars only, but for the list of instruments (and by_instrument, with several).
+    assert summary["instruments"] == ["PERP"] and "by_instrument" not in summary
+    assert all(not isinstance(value, dict | list) for key, value in summary.items() if key != "instruments")
     assert 0.0 < summary["absorption_hhi"] <= 1.0
 
 

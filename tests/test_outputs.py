@@ -54,11 +54,13 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
     timeseries["mark"] = price
     timeseries["index"] = price * 1.001
     timeseries["liquidations"] = rng.integers(0, 3, steps)
+    timeseries["instrument"] = "PERP"
     timeseries["extra_rule_state"] = rng.random(steps)  # rule state columns ride along
 
     trades = pd.DataFrame(
         {
             "step": [1, 1, 4],
+            "instrument": ["PERP"] * 3,
             "round": [0, 0, 1],
             "price": [100.0, 100.01, 98.5],
             "quantity": [3, 2, 7],
@@ -76,6 +78,7 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
             "step": np.full(n_liquidations, 4, dtype=np.int64),
             "round": np.array([0, 1, 2, 3, 4][:n_liquidations], dtype=np.int64),
             "account_id": np.arange(20, 20 + n_liquidations, dtype=np.int64),
+            "instrument": ["PERP"] * n_liquidations,
             "kind": ["leveraged_trader"] * n_liquidations,
             "side": ["sell"] * n_liquidations,
             "quantity": np.full(n_liquidations, 5, dtype=np.int64),
@@ -96,8 +99,10 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
     accounts = pd.DataFrame(
         {
             "account_id": [0, 1, 20],
+            "instrument": ["PERP"] * 3,
             "kind": ["market_maker", "noise", "leveraged_trader"],
             "group": ["mm", "noise", "longs"],
+            "margin_mode": ["cross"] * 3,
             "collateral": [1e6, 1e5, 0.0],
             "position": [-5, 3, 0],
             "entry_price": [100.0, 99.5, np.nan],

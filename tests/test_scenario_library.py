@@ -18,6 +18,7 @@ LIBRARY = (
     "calm",
     "calm_facts",
     "spiral",
+    "contagion",
     "flash_crash",
     "slow_bleed",
     "liquidity_drought",
@@ -60,7 +61,8 @@ def test_scenario_validates_and_runs_a_short_horizon_with_invariants(name):
     scenario = load_scenario(resolve_scenario(name), _short_overrides(name))
     assert scenario.description and scenario.name == name
     result = run_scenario(scenario, check_invariants=True)
-    assert len(result.timeseries) == SHORT_STEPS
+    assert len(result.timeseries) == SHORT_STEPS * len(scenario.instrument_names())
+    assert result.timeseries["step"].nunique() == SHORT_STEPS
     assert result.accounts["position"].sum() == 0
 
 
@@ -179,3 +181,26 @@ def test_crash_2021_05_19_falls_about_30_percent():
     fall = 1.0 - result.timeseries["mark"].min() / 100.0
     assert 0.25 <= fall <= 0.35  # public: about 30% intraday
     assert 0.15 <= _liquidated_share(result) <= 0.6
+
+
+@functools.cache
+def _contagion_seeds(margin_mode):
+    return [
+        full_run("contagion", f"seed={seed}", f"agents.1.margin_mode={margin_mode}").summary
+        for seed in range(1, 11)
+    ]
+
+
+def test_contagion_crosses_into_b_under_cross_margin_and_not_under_isolated():
+    # The crash is in A; nothing shocks B. Cross-margined accounts are liquidated account-wide, so
+    # their B positions are sold into B's book.
+    for summary in _contagion_seeds("cross"):
+        b = summary["by_instrument"]["B"]
+        assert summary["contagion_liquidated_notional"] > 0 and b["liquidations"] > 0
+        assert b["max_drawdown"] > 0.01
+        assert summary["cross_instrument_edge_share"] > 0
+    for summary in _contagion_seeds("isolated"):
+        b = summary["by_instrument"]["B"]
+        assert summary["contagion_liquidated_notional"] == 0 and b["liquidations"] == 0
+        assert b["max_drawdown"] < 0.005
+        assert summary["by_instrument"]["A"]["liquidations"] > 0  # A's crash is there all the same

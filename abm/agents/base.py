@@ -1,9 +1,9 @@
-"""The base of every trading agent: one ledger account, its group's settings and the market it trades.
+"""The base of every trading agent: its ledger account(s), its group's settings and the markets it trades.
 
 Agents hold no money of their own: each indexes one account of the model's :class:`~abm.ledger.Ledger`
-and shares its group's configuration object. An agent's ``step`` is called only in the steps it acts
-(drawn by :meth:`abm.population.Population.draw_actors`); a trader that only holds a position costs
-nothing per step beyond the vectorised marking.
+(an isolated-margin trader one per position) and shares its group's configuration object. An agent's
+``step`` is called only in the steps it acts (drawn by :meth:`abm.population.Population.draw_actors`);
+a trader that only holds a position costs nothing per step beyond the vectorised marking.
 
 All randomness comes from ``model.rng`` (one ``numpy.random.Generator`` per run).
 """
@@ -20,13 +20,18 @@ __all__ = ["TraderAgent"]
 
 
 class TraderAgent(mesa.Agent):
-    """Base: an agent bound to one ledger account, its group's settings and one market.
+    """Base: an agent bound to one ledger account, its group's settings and the markets it trades.
 
     Args:
         model: The owning :class:`abm.model.MarketModel`.
-        account: The account id in the ledger.
+        account: The agent's (primary) account id in the ledger.
         group: The group's configuration (shared by all agents of the group).
         group_index: Position of the group in the population.
+
+    Attributes:
+        markets: The markets the agent trades (its group's ``instruments``, default every one; the first
+            only for kinds that trade one).
+        market: The first of them.
     """
 
     kind = "trader"
@@ -36,18 +41,28 @@ class TraderAgent(mesa.Agent):
         self.account = account
         self.group = group
         self.group_index = group_index
-        self.market = model.markets[0]
+        self.markets = model.markets_of(group)
+        self.market = self.markets[0]
 
     @property
     def position(self) -> int:
-        """Signed position in lots in the agent's market."""
+        """Signed position in lots in the agent's (first) market."""
         return self.model.ledger.position_of(self.account, self.market.column)
 
-    def _trade_toward(self, target: int, market: bool = True) -> None:
-        """Send an order moving the position toward ``target`` lots (capped by initial margin)."""
+    def _trade_toward(self, target: int, market: bool = True, venue=None, account: int | None = None) -> None:
+        """Send an order moving a position toward ``target`` lots (capped by initial margin).
+
+        Args:
+            target: The wanted position.
+            market: A market order (else a passive limit order).
+            venue: The market (default the agent's first).
+            account: The account that holds the position (default the agent's).
+        """
         model = self.model
-        position = self.position
-        cap = model.checker.max_position(self.account, self.market.column, model.marks)
+        venue = self.market if venue is None else venue
+        account = self.account if account is None else account
+        position = model.ledger.position_of(account, venue.column)
+        cap = model.checker.max_position(account, venue.column, model.marks)
         if abs(target) > abs(position):
             target = int(math.copysign(min(abs(target), max(cap, abs(position))), target))
         delta = target - position
@@ -55,6 +70,6 @@ class TraderAgent(mesa.Agent):
             return
         side = BUY if delta > 0 else SELL
         if market:
-            self.market.submit_market(self.account, side, abs(delta))
+            venue.submit_market(account, side, abs(delta))
         else:
-            self.market.submit_limit(self.account, side, self.market.passive_price(side), abs(delta))
+            venue.submit_limit(account, side, venue.passive_price(side), abs(delta))

@@ -15,16 +15,19 @@ class Fundamentalist(TraderAgent):
     kind = "fundamentalist"
 
     def step(self) -> None:
-        """Trade toward the fundamental when the mispricing exceeds the threshold."""
+        """In each market it trades, trade toward the fundamental when the mispricing is large enough."""
+        for market in self.markets:
+            self._trade(market)
+
+    def _trade(self, market) -> None:
         group: FundamentalistGroup = self.group
-        market = self.market
         market.cancel_orders(self.account)  # stale quotes are withdrawn each time it acts
         mispricing = market.mispricing()
         if abs(mispricing) < group.threshold:
             return
         side = BUY if mispricing > 0 else SELL
         size = min(group.max_order, max(1, int(group.aggression * abs(mispricing))))
-        position = self.position
+        position = self.model.ledger.position_of(self.account, market.column)
         room = group.max_position - side * position
         size = min(size, room)
         if size <= 0:

@@ -15,12 +15,15 @@ class NoiseTrader(TraderAgent):
     kind = "noise"
 
     def step(self) -> None:
-        """Replace the previous order with one random order within the position limit."""
+        """In each market it trades, replace its previous order with one random order within the limit."""
+        for market in self.markets:
+            self._trade(market)
+
+    def _trade(self, market) -> None:
         group: NoiseTraderGroup = self.group
-        market = self.market
         rng = self.model.rng
         side = BUY if rng.random() < 0.5 else SELL
-        position = self.position
+        position = self.model.ledger.position_of(self.account, market.column)
         if abs(position + side) > group.max_position and (position > 0) == (side > 0):
             side = -side
         size = int(rng.integers(group.min_size, group.max_size + 1))

@@ -166,6 +166,10 @@ class OrderBook:
             or (side != 1 and side != -1)
         ):
             owner, side, price, quantity = validated_limit(owner, side, price, quantity)
+        return self._place(owner, side, price, quantity)
+
+    def _place(self, owner: int, side: int, price: int, quantity: int) -> tuple[int, list[Fill]]:
+        """:meth:`submit_limit` without its argument checks (for orders built from checked ones)."""
         order_id = self._last_order_id + 1
         self._last_order_id = order_id
         fills: list[Fill] = []
@@ -418,7 +422,12 @@ class OrderBook:
         owner, levels, level_size = ladder_arguments(
             owner, reference, half_spread, spacing, levels, level_size
         )
-        submit = self.submit_limit
+        # Every price is a whole number of ticks within range (ladder_arguments bounds the top ask; a
+        # bid under 1 is skipped), so only a size can fail submit_limit's checks: when the largest
+        # cannot, the orders go in unchecked, else each through the checks (and their errors).
+        largest = level_size * (1.0 + size_growth * max(levels - 1, 0)) * size_scale
+        checked = not (0.0 <= size_growth and 0.0 <= size_scale and largest <= MAX_LOTS)
+        submit = self.submit_limit if checked else self._place
         crossed: list[list[Fill]] = []
         sent = 0
         for level in range(levels):

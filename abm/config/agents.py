@@ -9,7 +9,7 @@ is derived from the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -18,6 +18,7 @@ from abm.registry import Registry, registering, union_of
 
 __all__ = [
     "AGENT_KINDS",
+    "Holding",
     "AR1NoiseGroup",
     "AgentGroup",
     "AgentKind",
@@ -106,6 +107,24 @@ class _GroupBase(Strict):
     collateral: PositiveFloat = Field(default=1_000.0, description="Initial collateral per agent.")
     arrival_rate: Fraction = Field(default=0.1, description="Probability of acting in a step.")
     label: str | None = Field(default=None, description="Name of the group in outputs.")
+    instruments: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Instruments the group trades (default: every instrument; its agents act in each).",
+    )
+
+    # Kinds whose agents trade one instrument only (the first listed, or the scenario's first).
+    single_instrument: ClassVar[bool] = False
+
+
+class Holding(Strict):
+    """One position of a leveraged trader's portfolio: where, how much of the leverage, which way."""
+
+    instrument: str = Field(description="The instrument's name.")
+    weight: float = Field(default=1.0, ge=0.0, le=1e6, description="Share of the leverage (normalised).")
+    side: Literal["long", "short"] | None = Field(
+        default=None, description="long or short; default the trader's own side (drawn from `side`)."
+    )
 
 
 @agent_kind("abm.agents.leveraged:LeveragedTrader")
@@ -129,6 +148,36 @@ class LeveragedTraderGroup(_GroupBase):
     reentry_rate: Fraction = Field(default=0.0, description="Chance per step to re-enter when flat.")
     reserves: float = Field(default=0.0, ge=0.0, description="Off-exchange cash for top-ups.")
     margin_call: MarginCallReaction = Field(default_factory=MarginCallReaction)
+    portfolio: list[Holding] | None = Field(
+        default=None,
+        min_length=1,
+        description="Positions in several instruments (default: one, in the first instrument, on `side`).",
+    )
+    margin_mode: Literal["isolated", "cross", "portfolio"] = Field(
+        default="cross",
+        description="isolated: each position has its own collateral slice and is liquidated alone; "
+        "cross: the account's equity against the sum of its maintenance; portfolio: the portfolio rule.",
+    )
+
+    @model_validator(mode="after")
+    def _portfolio_weights(self) -> LeveragedTraderGroup:
+        if self.portfolio is not None:
+            if sum(holding.weight for holding in self.portfolio) <= 0.0:
+                raise ValueError("portfolio weights are all zero: give at least one positive weight")
+            names = [holding.instrument for holding in self.portfolio]
+            if len(set(names)) != len(names):
+                raise ValueError("portfolio names an instrument twice: give one holding per instrument")
+        return self
+
+    def holdings(self, first_instrument: str) -> list[Holding]:
+        """The portfolio; else equal weights in the group's ``instruments``; else one in ``first_instrument``.
+
+        A holding without a side is on the trader's own side.
+        """
+        if self.portfolio is not None:
+            return list(self.portfolio)
+        names = self.instruments or [first_instrument]
+        return [Holding(instrument=name) for name in names]
 
 
 @agent_kind("abm.agents.makers:MarketMaker")
@@ -196,6 +245,7 @@ class ValueFundGroup(_GroupBase):
     """
 
     kind: Literal["value_fund"]
+    single_instrument: ClassVar[bool] = True
     arrival_rate: Fraction = 1.0
     aggression: float = Field(default=20.0, gt=0.0, description="Leverage per unit log mispricing.")
     aggression_high: float | None = Field(
@@ -227,6 +277,7 @@ class AR1NoiseGroup(_GroupBase):
     """
 
     kind: Literal["ar1_noise"]
+    single_instrument: ClassVar[bool] = True
     collateral: PositiveFloat = 100_000_000.0
     arrival_rate: Fraction = 1.0
     rho: float = Field(default=0.99, ge=0.0, lt=1.0, description="AR(1) coefficient of log demand.")

@@ -21,9 +21,21 @@ class LiquidationConfig(Strict):
     )
     fee: float = Field(default=0.005, ge=0.0, le=0.1, description="Share of liquidated notional.")
     max_rounds: int = Field(default=50, ge=1, le=10_000)
+    max_parents: int = Field(
+        default=32,
+        ge=1,
+        le=100_000,
+        description="Cascade attribution: at most this many parents per liquidation, the largest by "
+        "filled notional (keeps the DAG linear in liquidations when rounds are large).",
+    )
     max_lots_per_round: int | None = Field(default=None, ge=1, description="Speed limit.")
     insurance_fund: float = Field(default=0.0, ge=0.0, description="Initial insurance fund.")
     price_limit: Literal["none", "bankruptcy"] = Field(
         default="none", description="bankruptcy: liquidation orders stop at the bankruptcy price."
     )
     adl: bool = Field(default=True, description="Auto-deleverage when the fund is empty.")
+    order: Literal["largest_loss", "largest_maintenance", "pro_rata"] = Field(
+        default="largest_loss",
+        description="Account-wide liquidation of several positions: the largest loss first, the largest "
+        "maintenance first, or every position by the same share (partial mode).",
+    )

@@ -1,6 +1,9 @@
-"""Scenario schema of the market: the traded instrument, its book, its mark price and its index.
+"""Scenario schema of the markets: each traded instrument, its book, its mark price, its index and margin.
 
-``book_engine`` takes the names registered in :data:`abm.book.BOOK_ENGINES`.
+A single-instrument scenario gives ``market``, ``fundamental`` and ``margin`` at the top level (its one
+instrument is named :data:`DEFAULT_INSTRUMENT`); a multi-instrument one gives an ``instruments:`` list of
+:class:`InstrumentConfig`, each with all three. ``book_engine`` takes the names registered in
+:data:`abm.book.BOOK_ENGINES`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,21 @@ from pydantic import Field, field_validator, model_validator
 
 from abm.book import BOOK_ENGINES, engine_problem
 from abm.config.common import PositiveFloat, Strict
+from abm.margin.settings import FixedMargin, MarginConfig
 
-__all__ = ["FundamentalConfig", "MarkPriceConfig", "MarketConfig"]
+__all__ = [
+    "DEFAULT_INSTRUMENT",
+    "INSTRUMENT_NAME",
+    "FundamentalConfig",
+    "InstrumentConfig",
+    "MarkPriceConfig",
+    "MarketConfig",
+]
+
+# The name of a single-instrument scenario's instrument (the `instrument` column of its tables).
+DEFAULT_INSTRUMENT = "PERP"
+# Instrument names: short identifiers, so that they can stand in tables, file names and summary keys.
+INSTRUMENT_NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 
 
 class MarkPriceConfig(Strict):
@@ -61,3 +77,13 @@ class FundamentalConfig(Strict):
     mean_reversion: float = Field(default=0.01, ge=0.0, le=1.0, description="OU speed per step.")
     long_run: float | None = Field(default=None, gt=0.0, description="OU level; default initial.")
     initial: float | None = Field(default=None, gt=0.0, description="Default market.initial_price.")
+
+
+class InstrumentConfig(MarketConfig):
+    """One instrument of a multi-instrument scenario: its market, fundamental process and margin rule."""
+
+    name: str = Field(
+        pattern=INSTRUMENT_NAME, description="The instrument's name (letters, digits, _ and -)."
+    )
+    fundamental: FundamentalConfig = Field(default_factory=FundamentalConfig)
+    margin: MarginConfig = Field(default_factory=lambda: FixedMargin(rule="fixed"))

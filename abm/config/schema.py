@@ -10,6 +10,7 @@ is done by :mod:`abm.config.reading` and :mod:`abm.config.loading`.
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -27,11 +28,18 @@ from abm.config.agents import (
 )
 from abm.config.common import Fraction, PositiveFloat, Strict
 from abm.config.liquidation import LiquidationConfig
-from abm.config.market import FundamentalConfig, MarketConfig, MarkPriceConfig
+from abm.config.market import (
+    DEFAULT_INSTRUMENT,
+    FundamentalConfig,
+    InstrumentConfig,
+    MarketConfig,
+    MarkPriceConfig,
+)
 from abm.config.shocks import (
     SHOCK_TYPES,
     TRIGGER_CONDITIONS,
     CollateralHaircut,
+    CorrelationRegime,
     FundamentalJump,
     FundamentalRegime,
     FundingSpike,
@@ -44,8 +52,9 @@ from abm.config.shocks import (
     StaleIndex,
     TraderInflow,
     TraderOutflow,
+    correlation_problem,
 )
-from abm.margin.settings import FixedMargin, MarginConfig, max_initial_rate
+from abm.margin.settings import FixedMargin, MarginConfig, PortfolioMarginConfig, max_initial_rate
 
 __all__ = [
     "AGENT_KINDS",
@@ -54,12 +63,15 @@ __all__ = [
     "AR1NoiseGroup",
     "AgentGroup",
     "CollateralHaircut",
+    "CorrelationRegime",
+    "DEFAULT_INSTRUMENT",
     "Fraction",
     "FundamentalConfig",
     "FundamentalJump",
     "FundamentalRegime",
     "FundingSpike",
     "IndexMisprint",
+    "InstrumentConfig",
     "LiquidityWithdrawal",
     "MarginChange",
     "ShockTrigger",
@@ -85,8 +97,20 @@ __all__ = [
 ]
 
 
+def _fail(path: str, message: str, **context: object) -> PydanticCustomError:
+    # PydanticCustomError with a `path` in its context: the loader reports the error at that dotted
+    # path (and its line) instead of at the top level where the cross checks run.
+    return PydanticCustomError("scenario_cross_check", message, {"path": path, **context})
+
+
 class Scenario(Strict):
-    """A complete, validated scenario."""
+    """A complete, validated scenario.
+
+    One instrument: ``market``, ``fundamental`` and ``margin`` at the top level. Several: an
+    ``instruments:`` list, each with its own three, and optionally the ``correlation`` of their
+    fundamentals' shocks and the ``portfolio_margin`` rule of portfolio-margined accounts.
+    :meth:`instrument_configs` gives the instruments in both cases.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -94,54 +118,218 @@ class Scenario(Strict):
     seed: int = Field(default=0, ge=0)
     market: MarketConfig = Field(default_factory=MarketConfig)
     fundamental: FundamentalConfig = Field(default_factory=FundamentalConfig)
+    instruments: list[InstrumentConfig] | None = Field(
+        default=None, min_length=1, max_length=64, description="Several instruments (instead of market)."
+    )
+    correlation: list[list[float]] | None = Field(
+        default=None, description="Correlation of the instruments' fundamental shocks (default: none)."
+    )
     agents: list[AgentGroup] = Field(default_factory=list)
     margin: MarginConfig = Field(default_factory=lambda: FixedMargin(rule="fixed"))
+    portfolio_margin: PortfolioMarginConfig | None = Field(  # type: ignore[valid-type]
+        default=None, description="Rule of margin_mode: portfolio accounts (default: correlation_offset)."
+    )
     liquidation: LiquidationConfig = Field(default_factory=LiquidationConfig)
     shocks: list[Shock] = Field(default_factory=list)
 
+    # ------------------------------------------------------------------ the instruments
+
+    def instrument_configs(self) -> list[InstrumentConfig]:
+        """Every instrument's settings, in order (a single-instrument scenario's one, named PERP)."""
+        if self.instruments is not None:
+            return list(self.instruments)
+        return [
+            InstrumentConfig(
+                name=DEFAULT_INSTRUMENT,
+                **self.market.model_dump(),
+                fundamental=self.fundamental,
+                margin=self.margin,
+            )
+        ]
+
+    def instrument_names(self) -> list[str]:
+        """The instruments' names, in order."""
+        if self.instruments is not None:
+            return [instrument.name for instrument in self.instruments]
+        return [DEFAULT_INSTRUMENT]
+
+    def correlation_matrix(self) -> np.ndarray:
+        """The correlation of the fundamentals' shocks (identity without ``correlation``)."""
+        size = len(self.instrument_names())
+        if self.correlation is None:
+            return np.eye(size)
+        return np.asarray(self.correlation, dtype=np.float64)
+
+    def shocked_instruments(self) -> list[str]:
+        """The instruments some shock acts on (a correlation regime acts on all)."""
+        names = self.instrument_names()
+        touched = set()
+        for shock in self.shocks:
+            if isinstance(shock, CorrelationRegime):
+                touched.update(names)
+            elif hasattr(shock, "instrument"):  # a market shock (None: the first instrument)
+                touched.add(shock.instrument or names[0])
+        return [name for name in names if name in touched]
+
+    # ------------------------------------------------------------------ checks across sections
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        # PydanticCustomError with a `path` in its context: the loader reports the error at that
-        # dotted path (and its line) instead of at the top level where this validator runs.
         for i, shock in enumerate(self.shocks):
             if shock.step >= self.steps:
-                raise PydanticCustomError(
-                    "scenario_cross_check",
+                raise _fail(
+                    f"shocks.{i}.step",
                     "step {step} is beyond the horizon: steps is {steps}, so shocks must fall in 0..{last}",
-                    {
-                        "path": f"shocks.{i}.step",
-                        "step": shock.step,
-                        "steps": self.steps,
-                        "last": self.steps - 1,
-                    },
+                    step=shock.step,
+                    steps=self.steps,
+                    last=self.steps - 1,
                 )
-        initial = max_initial_rate(self.margin)
-        if initial is not None:
-            # Traders joining through a trader_inflow shock meet the same leverage limit as the groups.
-            groups = [(f"agents.{i}", group) for i, group in enumerate(self.agents)]
-            groups += [
-                (f"shocks.{i}.traders", shock.traders)
-                for i, shock in enumerate(self.shocks)
-                if isinstance(shock, TraderInflow)
-            ]
-            for where, group in groups:
-                if isinstance(group, LeveragedTraderGroup):
-                    top = group.leverage.upper_bound
-                    if top > 1.0 / initial + 1e-9:
-                        limit = f"{1.0 / initial:g}"
-                        if top == float("inf"):
-                            message = (
-                                "lognormal leverage without a cap: "
-                                "set cap to at most {limit}x (1 / initial margin)"
-                            )
-                        else:
-                            message = (
-                                "leverage can reach {top}x, above 1 / initial margin = {limit}x "
-                                "(lower the leverage or the initial margin rate)"
-                            )
-                        raise PydanticCustomError(
-                            "scenario_cross_check",
-                            message,
-                            {"path": f"{where}.leverage", "top": f"{top:g}", "limit": limit},
-                        )
+        self._check_instruments()
+        self._check_groups()
+        self._check_shocks()
+        self._check_leverage()
         return self
+
+    def _check_instruments(self) -> None:
+        if self.instruments is None:
+            if self.correlation is not None:
+                raise _fail("correlation", "a correlation needs an instruments: list of several instruments")
+            return
+        for section in ("market", "fundamental", "margin"):
+            if section in self.model_fields_set:
+                raise _fail(
+                    section,
+                    "with instruments:, every instrument has its own market, fundamental and margin "
+                    "settings: move this section's fields under instruments.N",
+                )
+        seen: dict[str, int] = {}
+        for i, instrument in enumerate(self.instruments):
+            if instrument.name in seen:
+                raise _fail(
+                    f"instruments.{i}.name",
+                    "duplicate instrument name '{name}' (also instruments.{first}.name)",
+                    name=instrument.name,
+                    first=seen[instrument.name],
+                )
+            seen[instrument.name] = i
+        if self.correlation is not None:
+            size = len(self.instruments)
+            if len(self.correlation) != size or any(len(row) != size for row in self.correlation):
+                raise _fail(
+                    "correlation",
+                    "must be {size} x {size}: one row and one column per instrument, in instruments order",
+                    size=size,
+                )
+            problem = correlation_problem(self.correlation)
+            if problem is not None:
+                raise _fail("correlation", problem)
+        rule = self.portfolio_margin
+        if rule is not None and getattr(rule, "correlation", None) is not None:
+            size = len(self.instruments)
+            matrix = rule.correlation
+            if len(matrix) != size or any(len(row) != size for row in matrix):
+                raise _fail("portfolio_margin.correlation", "must be {size} x {size}", size=size)
+            problem = correlation_problem(matrix)
+            if problem is not None:
+                raise _fail("portfolio_margin.correlation", problem)
+
+    def _groups(self) -> list[tuple[str, object]]:
+        # Traders joining through a trader_inflow shock are a group like the others.
+        groups = [(f"agents.{i}", group) for i, group in enumerate(self.agents)]
+        groups += [
+            (f"shocks.{i}.traders", shock.traders)
+            for i, shock in enumerate(self.shocks)
+            if isinstance(shock, TraderInflow)
+        ]
+        return groups
+
+    def _check_groups(self) -> None:
+        names = self.instrument_names()
+        known = ", ".join(names)
+        for where, group in self._groups():
+            listed = group.instruments or []
+            for j, name in enumerate(listed):
+                if name not in names:
+                    raise _fail(
+                        f"{where}.instruments.{j}",
+                        "unknown instrument '{name}' (the scenario has: {known})",
+                        name=name,
+                        known=known,
+                    )
+            if type(group).single_instrument and len(listed) > 1:
+                raise _fail(f"{where}.instruments", "a {kind} group trades one instrument", kind=group.kind)
+            if isinstance(group, LeveragedTraderGroup) and group.portfolio is not None:
+                if group.instruments is not None:
+                    raise _fail(f"{where}.portfolio", "give portfolio or instruments, not both")
+                for j, holding in enumerate(group.portfolio):
+                    if holding.instrument not in names:
+                        raise _fail(
+                            f"{where}.portfolio.{j}.instrument",
+                            "unknown instrument '{name}' (the scenario has: {known})",
+                            name=holding.instrument,
+                            known=known,
+                        )
+
+    def _check_shocks(self) -> None:
+        names = self.instrument_names()
+        known = ", ".join(names)
+        for i, shock in enumerate(self.shocks):
+            name = getattr(shock, "instrument", None)
+            if name is not None and name not in names:
+                raise _fail(
+                    f"shocks.{i}.instrument",
+                    "unknown instrument '{name}' (the scenario has: {known})",
+                    name=name,
+                    known=known,
+                )
+            if isinstance(shock, CorrelationRegime):
+                size = len(names)
+                if size < 2:
+                    raise _fail(f"shocks.{i}.type", "a correlation regime needs several instruments")
+                if shock.correlation is not None and len(shock.correlation) != size:
+                    raise _fail(f"shocks.{i}.correlation", "must be {size} x {size}", size=size)
+                problem = correlation_problem(shock.matrix(size).tolist())
+                if problem is not None:
+                    raise _fail(
+                        f"shocks.{i}.common" if shock.common is not None else f"shocks.{i}.correlation",
+                        problem,
+                    )
+            if isinstance(shock, CollateralHaircut):
+                present = {group.kind for group in self.agents}
+                missing = [kind for kind in shock.kinds if kind not in present]
+                if missing:
+                    raise _fail(
+                        f"shocks.{i}.kinds",
+                        "no agent group of kind {missing} in the scenario, so the haircut would do nothing "
+                        "(kinds present: {present})",
+                        missing=", ".join(missing),
+                        present=", ".join(sorted(present)) or "none",
+                    )
+
+    def _check_leverage(self) -> None:
+        configs = {instrument.name: instrument for instrument in self.instrument_configs()}
+        first = self.instrument_names()[0]
+        for where, group in self._groups():
+            if not isinstance(group, LeveragedTraderGroup) or group.margin_mode == "portfolio":
+                continue  # portfolio accounts' requirement depends on their offsets
+            holdings = group.holdings(first)
+            total = sum(holding.weight for holding in holdings)
+            rates = [max_initial_rate(configs[holding.instrument].margin) for holding in holdings]
+            if any(rate is None for rate in rates):
+                continue  # a rule whose rates move: the exchange's cap applies at run time
+            initial = sum(
+                rate * holding.weight / total for rate, holding in zip(rates, holdings, strict=True)
+            )
+            top = group.leverage.upper_bound
+            if top > 1.0 / initial + 1e-9:
+                limit = f"{1.0 / initial:g}"
+                if top == float("inf"):
+                    message = (
+                        "lognormal leverage without a cap: set cap to at most {limit}x (1 / initial margin)"
+                    )
+                else:
+                    message = (
+                        "leverage can reach {top}x, above 1 / initial margin = {limit}x "
+                        "(lower the leverage or the initial margin rate)"
+                    )
+                raise _fail(f"{where}.leverage", message, top=f"{top:g}", limit=limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from abm.config.agents import AGENT_KINDS, LeveragedTraderGroup
@@ -20,6 +21,7 @@ __all__ = [
     "SHOCK_TYPES",
     "TRIGGER_CONDITIONS",
     "CollateralHaircut",
+    "CorrelationRegime",
     "FundamentalJump",
     "FundamentalRegime",
     "FundingSpike",
@@ -32,6 +34,7 @@ __all__ = [
     "StaleIndex",
     "TraderInflow",
     "TraderOutflow",
+    "correlation_problem",
     "shock_type",
 ]
 
@@ -106,6 +109,11 @@ class _ShockBase(Strict):
         """Steps the shock acts once started (None: until its own work is done or the run ends)."""
         return 1
 
+    @property
+    def instrument_touched(self) -> str | None:
+        """The instrument the shock acts on (None: it acts on accounts, not on a market)."""
+        return None
+
 
 class _LastingShock(_ShockBase):
     over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
@@ -116,8 +124,28 @@ class _LastingShock(_ShockBase):
         return self.over_steps
 
 
+class _MarketShock(_ShockBase):
+    instrument: str | None = Field(
+        default=None, description="The instrument it acts on (default: the scenario's first)."
+    )
+
+    @property
+    def instrument_touched(self) -> str | None:
+        """The instrument the shock acts on (None here means the scenario's first; see Scenario)."""
+        return self.instrument
+
+
+class _LastingMarketShock(_MarketShock):
+    over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started."""
+        return self.over_steps
+
+
 @shock_type
-class FundamentalJump(_ShockBase):
+class FundamentalJump(_MarketShock):
     """The fundamental (and with it the index) jumps by a fraction (-0.1 is a 10% fall)."""
 
     type: Literal["fundamental_jump"]
@@ -125,7 +153,7 @@ class FundamentalJump(_ShockBase):
 
 
 @shock_type
-class MarketOrderShock(_ShockBase):
+class MarketOrderShock(_MarketShock):
     """An exogenous sell (or buy) program of ``quantity`` lots.
 
     All at once (``over_steps: 1``), evenly over ``over_steps`` steps (TWAP), or, with ``volume_share``,
@@ -155,7 +183,7 @@ class MarketOrderShock(_ShockBase):
 
 
 @shock_type
-class FundamentalRegime(_LastingShock):
+class FundamentalRegime(_LastingMarketShock):
     """Drift and / or volatility of the fundamental replaced for ``over_steps`` steps.
 
     Under an ``ou`` process the long-run level moves with the drift, so a drift regime is a repricing
@@ -174,7 +202,7 @@ class FundamentalRegime(_LastingShock):
 
 
 @shock_type
-class LiquidityWithdrawal(_LastingShock):
+class LiquidityWithdrawal(_LastingMarketShock):
     """Market makers pull a share of their depth and / or widen their quotes, then come back.
 
     Full strength for ``over_steps`` steps, then the withdrawal fades linearly to nothing over
@@ -201,7 +229,7 @@ class LiquidityWithdrawal(_LastingShock):
 
 
 @shock_type
-class MarginChange(_ShockBase):
+class MarginChange(_MarketShock):
     """The exchange decrees new margin rates (a hike), effective ``notice_steps`` after it is announced.
 
     Either ``factor`` (the base rates in force times this, capped at 1) or both ``initial`` and
@@ -239,7 +267,7 @@ class CollateralHaircut(_ShockBase):
 
 
 @shock_type
-class FundingSpike(_LastingShock):
+class FundingSpike(_LastingMarketShock):
     """A funding-rate spike: each step longs pay shorts ``rate`` x notional at the mark (< 0: shorts pay)."""
 
     type: Literal["funding_spike"]
@@ -247,14 +275,14 @@ class FundingSpike(_LastingShock):
 
 
 @shock_type
-class StaleIndex(_LastingShock):
+class StaleIndex(_LastingMarketShock):
     """The oracle index stops updating for ``over_steps`` steps (it holds its last published value)."""
 
     type: Literal["stale_index"]
 
 
 @shock_type
-class IndexMisprint(_LastingShock):
+class IndexMisprint(_LastingMarketShock):
     """The oracle index prints ``size`` away from the fundamental (-0.1: 10% low) for ``over_steps`` steps."""
 
     type: Literal["index_misprint"]
@@ -292,6 +320,59 @@ class TraderOutflow(_ShockBase):
     type: Literal["trader_outflow"]
     share: float = Field(gt=0.0, le=1.0, description="Share of leveraged traders that withdraw.")
     fraction: float = Field(gt=0.0, le=1.0, description="Share of their free collateral withdrawn.")
+
+
+def correlation_problem(matrix: list[list[float]]) -> str | None:
+    """Why ``matrix`` is not a correlation matrix, or None when it is one.
+
+    A correlation matrix is square and symmetric, with 1 on the diagonal, entries in [-1, 1], and
+    positive semi-definite.
+    """
+    size = len(matrix)
+    if any(len(row) != size for row in matrix):
+        return f"must be square: {size} rows of {size} numbers"
+    array = np.asarray(matrix, dtype=np.float64)
+    if not np.allclose(np.diag(array), 1.0, rtol=0.0, atol=1e-12):
+        return "must have 1 on the diagonal"
+    if (np.abs(array) > 1.0 + 1e-12).any():
+        return "correlations must lie in [-1, 1]"
+    if not np.allclose(array, array.T, rtol=0.0, atol=1e-12):
+        return "must be symmetric"
+    smallest = float(np.linalg.eigvalsh(array).min())
+    if smallest < -1e-9:
+        return f"must be positive semi-definite (its smallest eigenvalue is {smallest:.3g})"
+    return None
+
+
+@shock_type
+class CorrelationRegime(_LastingShock):
+    """The correlation of the fundamentals' shocks is replaced for ``over_steps`` steps (a stress regime).
+
+    Either ``correlation`` (a whole matrix, instruments in scenario order) or ``common`` (every pair's
+    correlation set to it), for example ``common: 0.95`` for a stress in which everything moves together.
+    """
+
+    type: Literal["correlation_regime"]
+    correlation: list[list[float]] | None = Field(default=None, description="The matrix in force.")
+    common: float | None = Field(default=None, ge=-1.0, le=1.0, description="Every pair's correlation.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CorrelationRegime:
+        if (self.correlation is None) == (self.common is None):
+            raise ValueError("give correlation (a matrix) or common (one number), not both")
+        if self.correlation is not None:
+            problem = correlation_problem(self.correlation)
+            if problem is not None:
+                raise ValueError(f"correlation {problem}")
+        return self
+
+    def matrix(self, size: int) -> np.ndarray:
+        """The correlation matrix in force during the regime, for ``size`` instruments."""
+        if self.correlation is not None:
+            return np.asarray(self.correlation, dtype=np.float64)
+        matrix = np.full((size, size), float(self.common))
+        np.fill_diagonal(matrix, 1.0)
+        return matrix
 
 
 # The union of every registered shock model: `type` picks one (derived from the registry).

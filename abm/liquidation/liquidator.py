@@ -1,6 +1,8 @@
 """The liquidator: margin check, liquidation rounds within a step, and the waterfall.
 
-Waterfall for an account below maintenance:
+Waterfall for an account below maintenance (account-wide: an account with positions in several
+instruments has each closed in turn, in ``liquidation.order``; an isolated position is an account of
+its own):
 
 1. its resting orders are cancelled, and a market order for the position (or the part that restores
    ``target_ratio`` in partial mode) goes into the book, optionally limited at the bankruptcy price;
@@ -13,8 +15,13 @@ Waterfall for an account below maintenance:
    socialised over accounts in profit, pro rata to their profit.
 
 Cascade attribution: an account that first breaches in round ``r > 0`` of a step has as parents the
-liquidations of round ``r - 1`` of the same step whose orders moved the price against it (sell orders
-for a long, buys for a short) and filled something. Round-0 breaches are roots.
+liquidations of round ``r - 1`` of the same step whose orders moved the price against it in an
+instrument it holds (sell orders where it is long, buys where it is short) and filled something. A
+parent in another instrument than the child's position is a cross-instrument edge: contagion.
+Round-0 breaches are roots. When more than ``liquidation.max_parents`` qualify, the largest by filled
+notional are kept (ties: the lower id), listed by id: a round of thousands of liquidations would
+otherwise give each child thousands of edges, and the DAG would grow with the square of the rounds.
+Every child keeps a parent, so roots, depth and the branching ratio do not depend on the cap.
 
 Marks are never kept here: :meth:`Liquidator.run` is given a function that computes the marks from
 the books, calls it after every round, and passes the marks to each step of the waterfall.
@@ -22,8 +29,8 @@ the books, calls it after every round, and passes the marks to each step of the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,16 +46,27 @@ ENGINE_UNWIND_BAND = 0.01  # the engine unwinds at most 1% through the touch per
 MarksFunction = Callable[[], np.ndarray]
 
 
-@dataclass(slots=True)
 class StepTotals:
-    """What the liquidator did in the current step (reset by :meth:`Liquidator.begin_step`)."""
+    """What the liquidator did in the current step (reset by :meth:`Liquidator.begin_step`).
 
-    liquidations: int = 0
-    liquidated_notional: float = 0.0
-    adl_volume: int = 0
-    bad_debt: float = 0.0
-    socialised: float = 0.0
-    rounds: int = 0
+    Attributes:
+        liquidations: Liquidations per instrument.
+        liquidated_notional: Notional liquidated per instrument.
+        adl_volume: Lots auto-deleveraged per instrument.
+        bad_debt: Bad debt covered by the fund in the step.
+        socialised: Losses socialised in the step.
+        rounds: Liquidation rounds run.
+    """
+
+    __slots__ = ("adl_volume", "bad_debt", "liquidated_notional", "liquidations", "rounds", "socialised")
+
+    def __init__(self, instruments: int = 1) -> None:
+        self.liquidations = [0] * instruments
+        self.liquidated_notional = [0.0] * instruments
+        self.adl_volume = [0] * instruments
+        self.bad_debt = 0.0
+        self.socialised = 0.0
+        self.rounds = 0
 
 
 class Liquidator:
@@ -71,11 +89,12 @@ class Liquidator:
         self._ticks = [instrument.tick_size for instrument in ledger.instruments]
         self._contracts = [instrument.contract_size for instrument in ledger.instruments]
         self.liquidations: list[dict] = []
-        self.totals = StepTotals()
+        self._instruments = ledger.n_instruments
+        self.totals = StepTotals(self._instruments)
 
     def begin_step(self) -> None:
         """Zero the step's totals."""
-        self.totals = StepTotals()
+        self.totals = StepTotals(self._instruments)
 
     # ------------------------------------------------------------------ rounds
 
@@ -98,7 +117,8 @@ class Liquidator:
             ledger.set_margin_calls(check.called)
             return check
         first_round: dict[int, tuple[int, list[int]]] = {}
-        previous_round_ids: list[tuple[int, int]] = []  # (liquidation id, order side)
+        # (liquidation id, order side, instrument, filled notional) of the round before
+        previous_round_ids: list[tuple[int, int, int, float]] = []
         round_index = 0
         # The engine unwinds first, so the step's first check already sees the book it leaves.
         self._unwind_engine(0)
@@ -108,37 +128,39 @@ class Liquidator:
             if len(check.breached) == 0:
                 break
             lots_budget = settings.max_lots_per_round or np.iinfo(np.int64).max
-            this_round: list[tuple[int, int]] = []
-            # Parents by the side of the child's position, built once a round (not once per account:
-            # that was quadratic when a round liquidates thousands). Children share the list; nobody
-            # mutates it.
-            parents_of = {
-                sign: [lid for lid, side in previous_round_ids if side == -sign] if round_index > 0 else []
-                for sign in (1, -1)
-            }
+            this_round: list[tuple[int, int, int, float]] = []
+            # Parents by instrument and side of the child's position, built once a round (not once per
+            # account: that was quadratic when a round liquidates thousands). Children share the lists;
+            # nobody mutates them.
+            parents_of = self._parent_candidates(previous_round_ids) if round_index > 0 else {}
+            shared: dict[tuple[tuple[int, int], ...], list[int]] = {}
             for account in check.breached.tolist():
-                instrument = 0
+                held = ledger.held_instruments(account)
                 if account not in first_round:
-                    sign = 1 if ledger.position_of(account, instrument) > 0 else -1
-                    first_round[account] = (round_index, parents_of[sign])
+                    first_round[account] = (round_index, self._parents(account, held, parents_of, shared))
                 if lots_budget <= 0:
                     break
-                if ledger.position_of(account, instrument) == 0:
-                    continue
-                record = self._liquidate(
-                    account,
-                    instrument,
-                    step,
-                    round_index,
-                    marks,
-                    check,
-                    first_round[account][1],
-                    lots_budget,
-                    marks_fn,
-                )
-                lots_budget -= record["quantity"]
-                if record["filled_quantity"] > 0:
-                    this_round.append((record["liquidation_id"], record["side"]))
+                for instrument, quantity in self._plan(account, held, marks, check):
+                    if lots_budget <= 0:
+                        break
+                    record = self._liquidate(
+                        account,
+                        instrument,
+                        quantity,
+                        step,
+                        round_index,
+                        marks,
+                        check,
+                        first_round[account][1],
+                        lots_budget,
+                        marks_fn,
+                    )
+                    lots_budget -= record["quantity"]
+                    if record["filled_quantity"] > 0:
+                        filled = (
+                            record["filled_quantity"] * record["average_price"] * self._contracts[instrument]
+                        )
+                        this_round.append((record["liquidation_id"], record["side"], instrument, filled))
             self.totals.rounds = round_index + 1
             previous_round_ids = this_round
             round_index += 1
@@ -150,12 +172,106 @@ class Liquidator:
         ledger.set_margin_calls(check.called)
         return check
 
+    def _parent_candidates(
+        self, previous: list[tuple[int, int, int, float]]
+    ) -> dict[tuple[int, int], tuple[list[int], list[tuple[float, int]]]]:
+        """Per (instrument, order side): the parents a child gets (by id) and the ranked candidates.
+
+        The list is every qualifying liquidation when there are at most ``max_parents``, else the
+        ``max_parents`` largest by filled notional; the ranked pairs ``(-notional, id)`` serve children
+        holding several instruments, whose parents are chosen over all of theirs.
+        """
+        cap = self.settings.max_parents
+        grouped: dict[tuple[int, int], list[tuple[float, int]]] = {}
+        for lid, side, column, filled in previous:
+            grouped.setdefault((column, side), []).append((-filled, lid))
+        candidates = {}
+        for key, ranked in grouped.items():
+            if len(ranked) > cap:
+                ranked = sorted(ranked)[:cap]
+                candidates[key] = (sorted(lid for _, lid in ranked), ranked)
+            else:
+                candidates[key] = ([lid for _, lid in ranked], ranked)  # appended in id order
+        return candidates
+
+    def _parents(
+        self,
+        account: int,
+        held: list[int],
+        parents_of: dict[tuple[int, int], tuple[list[int], list[tuple[float, int]]]],
+        shared: dict[tuple[tuple[int, int], ...], list[int]],
+    ) -> list[int]:
+        """The previous round's liquidations that went against one of the account's positions (capped)."""
+        ledger = self.ledger
+        # A sell (-1) goes against a long, a buy (+1) against a short.
+        keys = tuple(
+            (instrument, -1 if ledger.position_of(account, instrument) > 0 else 1) for instrument in held
+        )
+        keys = tuple(key for key in keys if key in parents_of)
+        if not keys:
+            return []
+        if len(keys) == 1:
+            return parents_of[keys[0]][0]
+        found = shared.get(keys)
+        if found is None:
+            ranked = [pair for key in keys for pair in parents_of[key][1]]
+            if len(ranked) > self.settings.max_parents:
+                ranked = sorted(ranked)[: self.settings.max_parents]
+            found = shared[keys] = sorted(lid for _, lid in ranked)
+        return found
+
+    def _plan(self, account: int, held: list[int], marks, check: MarginCheck) -> list[tuple[int, int | None]]:
+        """The positions to close and how much of each: ``(instrument, lots or None for the usual amount)``.
+
+        One position: its usual amount (all, or in partial mode what restores the target ratio). Several
+        (a cross or portfolio account): full mode closes every position, in ``liquidation.order``;
+        partial mode cuts them in that order (pro rata: each by the same share) until the requirement,
+        taken as linear in each position's size, is ``equity / target_ratio``.
+        """
+        if len(held) <= 1:
+            return [(instrument, None) for instrument in held]
+        ledger = self.ledger
+        settings = self.settings
+        contract = self._contracts
+        lots = {column: ledger.position_of(account, column) for column in held}
+        maintenance = {column: float(check.position_maintenance[account, column]) for column in held}
+        if settings.order == "largest_maintenance":
+            order = sorted(held, key=lambda column: (-maintenance[column], column))
+        elif settings.order == "largest_loss":
+            entry = {column: ledger.entry_of(account, column) for column in held}
+            loss = {
+                column: lots[column] * (marks[column] - entry[column]) * contract[column] for column in held
+            }
+            order = sorted(held, key=lambda column: (loss[column], column))
+        else:
+            order = list(held)
+        equity = float(check.equity[account])
+        total = float(check.maintenance_requirement[account])
+        if settings.mode != "partial" or equity <= 0.0 or total <= 0.0:
+            return [(column, abs(lots[column])) for column in order]
+        # The account's requirement scaled onto its positions (a portfolio rule's is below their sum).
+        scale = total / max(sum(maintenance.values()), 1e-300)
+        if settings.order == "pro_rata":
+            keep = equity / (settings.target_ratio * total)
+            return [(column, max(1, abs(lots[column]) - int(abs(lots[column]) * keep))) for column in order]
+        excess = total - equity / settings.target_ratio
+        plan = []
+        for column in order:
+            if excess <= 0.0:
+                break
+            per_lot = scale * maintenance[column] / abs(lots[column])
+            cut = min(abs(lots[column]), max(1, math.ceil(excess / max(per_lot, 1e-300))))
+            plan.append((column, cut))
+            excess -= cut * per_lot
+        return plan
+
     # ------------------------------------------------------------------ the waterfall
 
     def _liquidate(
         self,
         account: int,
         instrument: int,
+        planned: int | None,
         step: int,
         round_index: int,
         marks: np.ndarray,
@@ -174,7 +290,9 @@ class Liquidator:
         side = SELL if position > 0 else BUY
         equity_before = float(check.equity[account])
         quantity = abs(position)
-        if settings.mode == "partial" and equity_before > 0.0:
+        if planned is not None:
+            quantity = min(planned, quantity)
+        elif settings.mode == "partial" and equity_before > 0.0:
             rate = check.maintenance_requirement[account] / max(check.notional[account], 1e-300)
             keep = int(equity_before / (settings.target_ratio * rate * mark * contract))
             quantity = max(1, abs(position) - max(keep, 0))
@@ -206,7 +324,7 @@ class Liquidator:
             fee = min(settings.fee * value * contract, max(ledger.collateral_of(account), 0.0))
             ledger.pay_fee(account, ENGINE, fee)
         bad_debt = 0.0
-        flat = ledger.position_of(account, instrument) == 0
+        flat = not ledger.held_instruments(account)
         if flat and abs(ledger.collateral_of(account)) < 1e-9:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
             ledger.absorb_dust(account, ENGINE)
@@ -224,9 +342,9 @@ class Liquidator:
         ledger.count_liquidation(account)
         notional = quantity * mark * contract
         totals = self.totals
-        totals.liquidations += 1
-        totals.liquidated_notional += notional
-        totals.adl_volume += adl_quantity
+        totals.liquidations[instrument] += 1
+        totals.liquidated_notional[instrument] += notional
+        totals.adl_volume[instrument] += adl_quantity
         record = {
             "liquidation_id": len(self.liquidations),
             "step": step,
@@ -303,8 +421,10 @@ class Liquidator:
     def _socialise(self, shortfall: float, marks: np.ndarray) -> None:
         """Spread what the fund cannot pay over accounts in profit, pro rata to profit."""
         ledger = self.ledger
-        upnl = ledger.unrealised(marks)
-        upnl = upnl[:, 0] if ledger.n_instruments == 1 else upnl.sum(axis=1)
+        if ledger.n_instruments == 1:
+            upnl = ledger.unrealised(marks)[:, 0]
+        else:
+            upnl = ledger.equity(marks) - ledger.collateral
         equity = ledger.collateral + upnl
         profit = np.where((upnl > 0) & (equity > 0), np.minimum(upnl, equity), 0.0)
         profit[ENGINE] = 0.0

@@ -7,8 +7,10 @@ For every account ``a`` and instrument ``i`` at the marks ``m``::
     equity[a]         = collateral[a] + sum_i position[a, i] * (m[i] - entry[a, i]) * contract_size[i]
 
 A cross-margined account is breached when ``equity < sum_i maintenance[a, i]`` and margin-called
-when ``equity < sum_i maintenance[a, i] * (1 + call_buffer_i)`` but not breached. Breached accounts
-come worst first (lowest equity / maintenance, then lowest id).
+when ``equity < sum_i maintenance[a, i] * (1 + call_buffer_i)`` but not breached. An isolated position
+is an account of its own, so the same test applies to it alone. A portfolio-margined account meets
+the portfolio rule's requirements instead of the sums (:mod:`abm.margin.portfolio`), and its call
+buffer. Breached accounts come worst first (lowest equity / maintenance, then lowest id).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from abm.ledger import Ledger
+from abm.ledger import MARGIN_MODES, Ledger
 from abm.margin.policy import MarginPolicy
+
+_PORTFOLIO = MARGIN_MODES.index("portfolio")
 
 __all__ = ["MarginCheck", "MarginChecker"]
 
@@ -38,8 +42,9 @@ class MarginCheck:
         called: Mask of the accounts inside the margin-call buffer but not breached.
         exposed: Mask of the margin-checked accounts that hold a position.
         position_notional: Notional per position.
-        position_initial: Initial margin per position.
-        position_maintenance: Maintenance margin per position.
+        position_initial: Initial margin per position (computed when first read, where rules are
+            linear: most steps never read it).
+        position_maintenance: Maintenance margin per position (likewise).
     """
 
     marks: np.ndarray
@@ -51,8 +56,35 @@ class MarginCheck:
     called: np.ndarray
     exposed: np.ndarray
     position_notional: np.ndarray
-    position_initial: np.ndarray
-    position_maintenance: np.ndarray
+    _position_initial: np.ndarray | None = None
+    _position_maintenance: np.ndarray | None = None
+    _rates: tuple[np.ndarray, np.ndarray] | None = None  # linear rules: requirement = notional x rate
+
+    @property
+    def position_initial(self) -> np.ndarray:
+        """Initial margin per position."""
+        if self._position_initial is None:
+            self._position_initial = self.position_notional * self._rates[0]
+        return self._position_initial
+
+    @property
+    def position_maintenance(self) -> np.ndarray:
+        """Maintenance margin per position."""
+        if self._position_maintenance is None:
+            self._position_maintenance = self.position_notional * self._rates[1]
+        return self._position_maintenance
+
+    def exposed_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Initial margin and notional per instrument, summed over the exposed accounts.
+
+        One product with the exposed mask per table, without forming the per-position margin when the
+        rules are linear.
+        """
+        weights = self.exposed.astype(np.float64)
+        notional = weights @ self.position_notional
+        if self._position_initial is None and self._rates is not None:
+            return notional * self._rates[0], notional
+        return weights @ self.position_initial, notional
 
 
 class MarginChecker:
@@ -63,16 +95,29 @@ class MarginChecker:
         policies: One margin policy per instrument, in the ledger's column order.
         call_buffers: One margin-call buffer per instrument (a call when equity falls below
             maintenance x (1 + buffer)).
+        portfolio_rule: The rule of portfolio-margined accounts (None: there are none).
     """
 
     def __init__(
-        self, ledger: Ledger, policies: Sequence[MarginPolicy], call_buffers: Sequence[float]
+        self,
+        ledger: Ledger,
+        policies: Sequence[MarginPolicy],
+        call_buffers: Sequence[float],
+        portfolio_rule=None,
     ) -> None:
         if len(policies) != ledger.n_instruments or len(call_buffers) != ledger.n_instruments:
             raise ValueError("one margin policy and one call buffer per instrument")
         self.ledger = ledger
         self.policies = list(policies)
         self.call_buffers = [float(buffer) for buffer in call_buffers]
+        self.portfolio_rule = portfolio_rule
+        self._has_portfolio_accounts = False  # set by uses_portfolio(); the common case skips the rule
+
+    def uses_portfolio(self) -> None:
+        """Note that some accounts are portfolio-margined (they need the portfolio rule)."""
+        if self.portfolio_rule is None:
+            raise ValueError("portfolio-margined accounts need a portfolio rule")
+        self._has_portfolio_accounts = True
 
     def check(self, marks) -> MarginCheck:
         """One vectorised pass: equity, requirements, breaches (worst first) and calls."""
@@ -88,26 +133,15 @@ class MarginChecker:
             initial_req, maintenance_req = self.policies[0].requirements(notional)
             exposed = position != 0
             buffered = maintenance_req * (1.0 + self.call_buffers[0]) if self.call_buffers[0] > 0.0 else None
-            per_position = (notional[:, None], initial_req[:, None], maintenance_req[:, None])
+            per_position = (notional[:, None], initial_req[:, None], maintenance_req[:, None], None)
         else:
-            position = ledger.position
-            position_notional = np.abs(position) * (marks * ledger.contract_sizes)
-            equity = ledger.collateral + (
-                position * (marks - ledger.entry_price) * ledger.contract_sizes
-            ).sum(axis=1)
-            position_initial = np.empty_like(position_notional)
-            position_maintenance = np.empty_like(position_notional)
-            for instrument, policy in enumerate(self.policies):
-                position_initial[:, instrument], position_maintenance[:, instrument] = policy.requirements(
-                    position_notional[:, instrument]
-                )
-            notional = position_notional.sum(axis=1)
-            initial_req = position_initial.sum(axis=1)
-            maintenance_req = position_maintenance.sum(axis=1)
-            exposed = (position != 0).any(axis=1)
-            buffers = np.array(self.call_buffers)
-            buffered = (position_maintenance * (1.0 + buffers)).sum(axis=1) if (buffers > 0.0).any() else None
-            per_position = (position_notional, position_initial, position_maintenance)
+            initial_req, maintenance_req, notional, equity, exposed, buffered, per_position = self._several(
+                marks
+            )
+        if self._has_portfolio_accounts:
+            initial_req, maintenance_req, buffered = self._portfolio_requirements(
+                marks, per_position, initial_req, maintenance_req, buffered
+            )
         # In-place masks: each full-length temporary costs as much as the arithmetic at 1e5 accounts.
         exposed &= ledger.checked
         breached_mask = equity < maintenance_req
@@ -126,20 +160,98 @@ class MarginChecker:
             marks, equity, notional, initial_req, maintenance_req, breached, called, exposed, *per_position
         )
 
-    def requirements(self, instrument: int, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Initial and maintenance requirements of positions in one instrument with these notionals."""
-        return self.policies[instrument].requirements(notional)
-
-    def account_initial_requirement(self, account: int, marks) -> float:
-        """The initial margin one account's positions need now (summed over its instruments)."""
+    def _several(self, marks: np.ndarray):
+        """The accounts' sums over several instruments (one matrix product each where rules are linear)."""
         ledger = self.ledger
-        total = 0.0
+        position = ledger.position
+        contract = ledger.contract_sizes
+        # In place on one float copy: an int-by-float product costs more than the copy.
+        position_notional = position.astype(np.float64)
+        np.abs(position_notional, out=position_notional)
+        position_notional *= marks * contract
+        # equity = collateral + sum_i position (mark - entry) contract: one temporary, one product.
+        pnl = marks - ledger.entry_price
+        pnl *= position
+        equity = ledger.collateral + pnl @ contract
+        buffers = np.array(self.call_buffers)
+        # Sums over instruments as products with ones: numpy's reduction along a short row is several
+        # times slower.
+        ones = np.ones(len(self.policies))
+        linear = [policy.linear_rates() for policy in self.policies]
+        if all(rates is not None for rates in linear):
+            # Every rule is one bracket: requirement = notional x rate, so the sums over instruments are
+            # products with the rate vectors (the fixed rule and every one-bracket rule).
+            initial_rates = np.array([rates[0] for rates in linear])
+            maintenance_rates = np.array([rates[1] for rates in linear])
+            position_initial = position_maintenance = None  # formed when read (MarginCheck)
+            rates = (initial_rates, maintenance_rates)
+            initial_req = position_notional @ initial_rates
+            maintenance_req = position_notional @ maintenance_rates
+            buffered = (
+                position_notional @ (maintenance_rates * (1.0 + buffers)) if (buffers > 0.0).any() else None
+            )
+        else:
+            rates = None
+            position_initial = np.empty_like(position_notional)
+            position_maintenance = np.empty_like(position_notional)
+            for instrument, policy in enumerate(self.policies):
+                position_initial[:, instrument], position_maintenance[:, instrument] = policy.requirements(
+                    position_notional[:, instrument]
+                )
+            initial_req = position_initial @ ones
+            maintenance_req = position_maintenance @ ones
+            buffered = position_maintenance @ (1.0 + buffers) if (buffers > 0.0).any() else None
+        notional = position_notional @ ones
+        # Marks and contract sizes are positive: an account holds a position exactly when its notional is.
+        exposed = notional > 0.0
+        per_position = (position_notional, position_initial, position_maintenance, rates)
+        return initial_req, maintenance_req, notional, equity, exposed, buffered, per_position
+
+    def _portfolio_requirements(self, marks, per_position, initial_req, maintenance_req, buffered):
+        """The portfolio rule's requirements (and call thresholds) for the portfolio accounts."""
+        ledger = self.ledger
+        accounts = np.flatnonzero(ledger.margin_mode == _PORTFOLIO)
+        if len(accounts) == 0:
+            return initial_req, maintenance_req, buffered
+        position_notional, position_initial, position_maintenance, rates = per_position
+        if position_initial is None:  # linear rules: only the portfolio accounts' rows are needed
+            rows = position_notional[accounts]
+            initial_rows, maintenance_rows = rows * rates[0], rows * rates[1]
+        else:
+            initial_rows, maintenance_rows = position_initial[accounts], position_maintenance[accounts]
+        initial, maintenance = self.portfolio_rule.requirements(
+            ledger.position[accounts], marks, initial_rows, maintenance_rows
+        )
+        initial_req = np.array(initial_req, copy=True)
+        maintenance_req = np.array(maintenance_req, copy=True)
+        initial_req[accounts] = initial
+        maintenance_req[accounts] = maintenance
+        buffered = maintenance_req.copy() if buffered is None else np.array(buffered, copy=True)
+        buffered[accounts] = maintenance * (1.0 + self.portfolio_rule.call_buffer)
+        return initial_req, maintenance_req, buffered
+
+    def account_requirements(self, account: int, marks) -> tuple[float, float]:
+        """One account's initial and maintenance requirements now (the portfolio rule's, if it has one)."""
+        ledger = self.ledger
+        k = ledger.n_instruments
+        initial = np.zeros((1, k))
+        maintenance = np.zeros((1, k))
         for instrument, policy in enumerate(self.policies):
             lots = ledger.position_of(account, instrument)
             if lots:
                 notional = np.array([abs(lots) * marks[instrument] * ledger.contract_sizes[instrument]])
-                total += float(policy.requirements(notional)[0][0])
-        return total
+                im, mm = policy.requirements(notional)
+                initial[0, instrument], maintenance[0, instrument] = im[0], mm[0]
+        if self._has_portfolio_accounts and ledger.margin_mode[account] == _PORTFOLIO:
+            im, mm = self.portfolio_rule.requirements(
+                ledger.position[account : account + 1], np.asarray(marks), initial, maintenance
+            )
+            return float(im[0]), float(mm[0])
+        return float(initial.sum()), float(maintenance.sum())
+
+    def requirements(self, instrument: int, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Initial and maintenance requirements of positions in one instrument with these notionals."""
+        return self.policies[instrument].requirements(notional)
 
     def max_position(self, account: int, instrument: int, marks) -> int:
         """Largest absolute position (lots) in ``instrument`` the account's equity supports at opening rates.

@@ -170,6 +170,16 @@ class MarginPolicy:
             bracket_requirement(notional, self._floors, maintenance),
         )
 
+    def linear_rates(self) -> tuple[float, float] | None:
+        """The held ``(initial, maintenance)`` rates when the requirement is linear, else None.
+
+        Linear: one bracket, so ``requirements(n) == (n * initial, n * maintenance)``, the same bits.
+        """
+        if self._floors.size != 1:
+            return None
+        initial, maintenance = self._bracket_rates(self._held())
+        return float(initial[0]), float(maintenance[0])
+
     def opening_initial_rate(self, notional: np.ndarray) -> np.ndarray:
         """Initial-margin rate (initial requirement / notional) for new exposure of these notionals.
 

@@ -24,6 +24,9 @@ __all__ = [
     "HistoricalVarMargin",
     "MarginConfig",
     "MarginTier",
+    "PORTFOLIO_RULE_SETTINGS",
+    "CorrelationOffsetMargin",
+    "PortfolioMarginConfig",
     "RULE_SETTINGS",
     "TieredMargin",
     "max_initial_rate",
@@ -219,6 +222,42 @@ MarginConfig = Annotated[
         + " or a dotted path 'package.module:ClassName'",
     ),
 ]
+
+
+# --------------------------------------------------------------------------- portfolio rules
+# The rule of margin_mode: portfolio accounts: one requirement for the account's whole portfolio.
+
+PORTFOLIO_RULE_SETTINGS: Registry[type[BaseModel]] = Registry("portfolio margin rule")
+
+
+def portfolio_rule_settings(model: type[BaseModel]) -> type[BaseModel]:
+    """Register a portfolio rule's settings model under its ``rule`` Literal."""
+    PORTFOLIO_RULE_SETTINGS.add(literal_name(model, "rule"), model)
+    return model
+
+
+@portfolio_rule_settings
+class CorrelationOffsetMargin(_Strict):
+    """The positions' own requirements combined by correlation: ``sqrt(s' C s)``.
+
+    ``s`` holds each position's requirement under its instrument's rule, signed by its side, and ``C`` is
+    the correlation matrix (the scenario's ``correlation`` unless given here): long positions in
+    correlated instruments get a small offset, a long hedged by a short in a correlated one a large one.
+    """
+
+    rule: Literal["correlation_offset"]
+    correlation: list[list[float]] | None = Field(
+        default=None, description="Correlation matrix of the offsets (default: the scenario's correlation)."
+    )
+    call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
+
+
+# One model needs no discriminator; several are told apart by `rule`.
+PortfolioMarginConfig = (
+    next(iter(PORTFOLIO_RULE_SETTINGS.values()))
+    if len(PORTFOLIO_RULE_SETTINGS) == 1
+    else Annotated[union_of(PORTFOLIO_RULE_SETTINGS.values()), Field(discriminator="rule")]
+)
 
 
 def max_initial_rate(margin: Any) -> float | None:

@@ -159,13 +159,13 @@ def _compare_command(options: argparse.Namespace) -> int:
 def _report(
     dirs: list[str | Path], out: str | None, *, paths: bool, figures: bool, baseline: str | None = None
 ) -> int:
-    from abm.sweep.report import HEADLINE_MEASURES, format_difference_table, format_group_table, write_report
+    from abm.sweep.report import format_difference_table, format_group_table, headline_measures, write_report
 
     try:
         report = write_report(dirs, out, paths=paths, figures=figures, baseline=baseline)
     except (FileNotFoundError, ValueError) as exc:
         return _errors([str(exc)])
-    shown = [m for m in HEADLINE_MEASURES if m in report.measures] or report.measures
+    shown = headline_measures(report.measures)
     print("mean [95% t interval] over seeds, per group:")
     print(format_group_table(report.summary, shown))
     if report.differences is not None:

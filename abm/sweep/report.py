@@ -45,6 +45,7 @@ __all__ = [
     "HEADLINE_MEASURES",
     "SweepReport",
     "format_group_table",
+    "headline_measures",
     "group_summary",
     "load_sweep_results",
     "margin_paths",
@@ -67,6 +68,30 @@ HEADLINE_MEASURES = (
     "margin_calls",
     "calm_margin_per_notional",
 )
+# With several instruments, after the headline: the contagion and each instrument's drawdown.
+_INSTRUMENT_HEADLINE = ("liquidations", "max_drawdown")
+
+
+def headline_measures(measures: Sequence[str]) -> list[str]:
+    """The measures shown first (on the terminal and atop report.html), in order, of those present.
+
+    :data:`HEADLINE_MEASURES`, then with several instruments ``contagion_liquidated_notional`` and
+    each instrument's ``by_instrument.<name>.liquidations`` and ``.max_drawdown``.
+
+    Example:
+        >>> headline_measures(["bad_debt", "by_instrument.B.max_drawdown", "max_drawdown", "volume"])
+        ['max_drawdown', 'bad_debt', 'by_instrument.B.max_drawdown']
+    """
+    present = set(measures)
+    shown = [m for m in HEADLINE_MEASURES if m in present]
+    if "contagion_liquidated_notional" in present:
+        shown.append("contagion_liquidated_notional")
+    shown += [
+        m for m in measures if m.startswith("by_instrument.") and m.rsplit(".", 1)[-1] in _INSTRUMENT_HEADLINE
+    ]
+    return shown or list(measures)
+
+
 _NOT_MEASURES = {*FIXED_COLUMNS, "wall_seconds", "status", "error", "sweep"}
 _FIGURE_DPI = 100
 
@@ -400,7 +425,7 @@ def _html_report(
 ) -> Path:
     from abm.report import html_table, write_table_report
 
-    headline = [m for m in HEADLINE_MEASURES if m in measures] or list(measures)
+    headline = headline_measures(measures)
     table = _interval_table(summary, headline, "mean")
     counts = {
         "measure": "runs ok/failed",
