@@ -8,6 +8,11 @@ The time-series columns used are documented in :data:`abm.results.TIMESERIES_COL
 flows (``liquidated_notional``) are drawn as bars, levels and running totals (``insurance_fund``,
 ``open_interest``, ``bad_debt``, which the model records as the total to date) as lines.
 
+With several instruments the time series is long (a row per step and instrument): ``price.png`` then
+shows every instrument's mark relative to its start, with each one's liquidated notional below, and
+``price_<name>.png`` and ``depth_<name>.png`` each instrument alone; ``margin.png`` and
+``leverage.png`` draw a line per instrument (account-wide figures, the fund and mean leverage, once).
+
 :func:`plot_run` draws the three time-series figures; :func:`plot_stress` the figures of the stress
 itself: the order book depth as a heat map around it, the leverage distribution before and after it,
 the cascade DAG drawn by round and the cascade size distribution on log-log axes. :func:`plot_all`
@@ -48,6 +53,11 @@ __all__ = [
     "plot_leverage_distribution",
     "plot_cascade",
     "plot_cascade_sizes",
+    "plot_instrument_prices",
+    "figure_caption",
+    "figure_order",
+    "has_figure",
+    "instrument_names",
     "stress_window",
 ]
 
@@ -63,6 +73,11 @@ FIGURE_NAMES = {
     "cascade.png": "The liquidation cascade DAG, by step and round",
     "cascade_sizes.png": "Cascade size distribution",
 }
+# Figures drawn once per instrument when there are several: ``<stem>_<instrument>.png``.
+_PER_INSTRUMENT = {
+    "price": "Price, mark and index of {name}",
+    "depth": "Order book depth of {name} around the stress",
+}
 _SHOCK_COLOUR = "tab:red"
 _STRESS_MARGIN_STEPS = 30  # steps shown either side of the stress in the depth heat map
 
@@ -77,24 +92,128 @@ def plot_run(result: RunResult, fig_dir: Path | str) -> list[Path]:
     Returns:
         The paths written: ``price.png``, ``margin.png`` and ``leverage.png``.
     """
-    fig_dir = Path(fig_dir)
+    return _time_series_figures(result.timeseries, list(result.scenario.shocks), Path(fig_dir))
+
+
+def _time_series_figures(timeseries: pd.DataFrame, shocks: list[Any], fig_dir: Path) -> list[Path]:
     fig_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        plot_price(result.timeseries, result.scenario.shocks, fig_dir / "price.png"),
-        plot_margin(result.timeseries, fig_dir / "margin.png"),
-        plot_leverage(result.timeseries, fig_dir / "leverage.png"),
-    ]
+    names = instrument_names(timeseries)
+    if len(names) <= 1:
+        return [
+            plot_price(timeseries, shocks, fig_dir / "price.png"),
+            plot_margin(timeseries, fig_dir / "margin.png"),
+            plot_leverage(timeseries, fig_dir / "leverage.png"),
+        ]
+    paths = [plot_instrument_prices(timeseries, shocks, fig_dir / "price.png")]
+    for name in names:
+        paths.append(
+            plot_price(
+                _rows_of(timeseries, name),
+                _shocks_on(shocks, name),
+                fig_dir / f"price_{name}.png",
+                title=f"{name}: price, mark and index",
+            )
+        )
+    paths.append(plot_margin(timeseries, fig_dir / "margin.png"))
+    paths.append(plot_leverage(timeseries, fig_dir / "leverage.png"))
+    return paths
 
 
-def plot_price(timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str) -> Path:
+def instrument_names(table: pd.DataFrame | None) -> list[str]:
+    """The instruments of a long-form table, in order of first appearance ([] without the column).
+
+    Example:
+        >>> instrument_names(pd.DataFrame({"step": [0, 0, 1, 1], "instrument": ["A", "B", "A", "B"]}))
+        ['A', 'B']
+    """
+    if table is None or "instrument" not in table:
+        return []
+    return [str(name) for name in pd.unique(table["instrument"])]
+
+
+def _rows_of(table: pd.DataFrame, name: str | None) -> pd.DataFrame:
+    if name is None or "instrument" not in table:
+        return table
+    return table[table["instrument"].to_numpy() == name]
+
+
+def _first_instrument(table: pd.DataFrame) -> pd.DataFrame:
+    # Account-wide figures (fund, bad debt, mean leverage) are repeated on every instrument's row.
+    names = instrument_names(table)
+    return _rows_of(table, names[0]) if names else table
+
+
+def _shocks_on(shocks: Sequence[Any], name: str) -> list[Any]:
+    # A shock without an instrument acts on every one (a correlation regime, a margin change) or on
+    # the first (a market shock of a one-instrument scenario).
+    return [shock for shock in shocks if getattr(shock, "instrument", None) in (None, name)]
+
+
+def figure_caption(name: str) -> str:
+    """The caption of a figure file (``price_B.png``: the per-instrument price figure of B).
+
+    Example:
+        >>> figure_caption("depth_B.png")
+        'Order book depth of B around the stress'
+    """
+    if name in FIGURE_NAMES:
+        return FIGURE_NAMES[name]
+    stem, _, instrument = Path(name).stem.partition("_")
+    if stem in _PER_INSTRUMENT and instrument:
+        return _PER_INSTRUMENT[stem].format(name=instrument)
+    return Path(name).stem.replace("_", " ")
+
+
+def has_figure(name: str, present: Iterable[str]) -> bool:
+    """Whether ``present`` holds the figure ``name`` (itself, or per instrument: ``depth_A.png``...).
+
+    Example:
+        >>> has_figure("depth.png", ["price.png", "depth_A.png"]), has_figure("depth.png", ["price.png"])
+        (True, False)
+    """
+    present = set(present)
+    if name in present:
+        return True
+    stem = Path(name).stem
+    return stem in _PER_INSTRUMENT and any(other.startswith(f"{stem}_") for other in present)
+
+
+def figure_order(names: Iterable[str], instruments: Sequence[str] = ()) -> list[str]:
+    """Figure file names in report order: FIGURE_NAMES's order, each one's per-instrument figures after it.
+
+    Per-instrument figures follow ``instruments`` (the scenario's order), else their names; other
+    files come last, by name.
+
+    Example:
+        >>> figure_order(["margin.png", "price_B.png", "price.png", "price_A.png", "extra.png"], ["B", "A"])
+        ['price.png', 'price_B.png', 'price_A.png', 'margin.png', 'extra.png']
+    """
+    base = list(FIGURE_NAMES)
+    rank = {name: i for i, name in enumerate(instruments)}
+
+    def key(name: str) -> tuple[int, int, str]:
+        if name in FIGURE_NAMES:
+            return base.index(name), -1, ""
+        stem, _, instrument = Path(name).stem.partition("_")
+        if f"{stem}.png" in FIGURE_NAMES and instrument:
+            return base.index(f"{stem}.png"), rank.get(instrument, len(rank)), instrument
+        return len(base), 0, name
+
+    return sorted(names, key=key)
+
+
+def plot_price(
+    timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str, title: str = "Price, mark and index"
+) -> Path:
     """Plot price, mark and index, with liquidated notional per step below.
 
     Args:
-        timeseries: The run's time series (``step``, ``price``, ``mark``, ``index``,
+        timeseries: One instrument's time series (``step``, ``price``, ``mark``, ``index``,
             ``liquidated_notional``).
         shocks: Scenario shocks (objects with ``step`` and optionally ``over_steps`` and ``type``);
             their steps are marked with vertical lines on both panels.
         path: The PNG file to write.
+        title: The upper panel's title.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -108,7 +227,7 @@ def plot_price(timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str
     ):
         _line(price_axes, steps, timeseries[column], label=label, linestyle=style)
     price_axes.set_ylabel("price")
-    price_axes.set_title("Price, mark and index")
+    price_axes.set_title(title)
 
     notional = pd.to_numeric(timeseries["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
     if len(steps):
@@ -120,6 +239,44 @@ def plot_price(timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str
     liquidation_axes.set_ylabel("liquidated notional")
     liquidation_axes.set_xlabel("step")
 
+    shock_list = list(shocks)
+    for axes in (price_axes, liquidation_axes):
+        _mark_shocks(axes, shock_list)
+    if shock_list:
+        price_axes.plot([], [], color=_SHOCK_COLOUR, linestyle=":", label="shock")
+    price_axes.legend(loc="best", fontsize="small")
+    return _save(figure, path)
+
+
+def plot_instrument_prices(timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str) -> Path:
+    """Every instrument's mark relative to its first step, with each one's liquidated notional below.
+
+    The overview of a multi-instrument run: a crash in one instrument and what it does to the others
+    on one set of axes (``price_<name>.png`` has each instrument's own price, mark and index).
+
+    Args:
+        timeseries: The long-form time series (``step``, ``instrument``, ``mark``,
+            ``liquidated_notional``).
+        shocks: Scenario shocks (dotted lines).
+        path: The PNG file to write.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    figure, (price_axes, liquidation_axes) = _two_panels()
+    for name in instrument_names(timeseries):
+        rows = _rows_of(timeseries, name)
+        steps = rows["step"].to_numpy()
+        mark = pd.to_numeric(rows["mark"], errors="coerce").to_numpy(dtype=float)
+        start = mark[np.isfinite(mark)][0] if np.isfinite(mark).any() else np.nan
+        (line,) = price_axes.plot(steps, (mark / start - 1.0) * 100.0, linewidth=1.0, label=name)
+        notional = pd.to_numeric(rows["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
+        liquidation_axes.plot(steps, notional, linewidth=1.0, color=line.get_color(), label=name)
+    price_axes.axhline(0.0, color="0.7", linewidth=0.6)
+    price_axes.set_ylabel("mark, % from its start")
+    price_axes.set_title("Every instrument's mark")
+    liquidation_axes.set_ylabel("liquidated notional")
+    liquidation_axes.set_xlabel("step")
     shock_list = list(shocks)
     for axes in (price_axes, liquidation_axes):
         _mark_shocks(axes, shock_list)
@@ -141,15 +298,21 @@ def plot_margin(timeseries: pd.DataFrame, path: Path | str) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     figure, (rate_axes, fund_axes) = _two_panels()
-    steps = timeseries["step"].to_numpy()
-    _line(rate_axes, steps, timeseries["imr"] * 100.0, label="initial margin rate")
-    _line(rate_axes, steps, timeseries["mmr"] * 100.0, label="maintenance margin rate")
+    names = instrument_names(timeseries)
+    for name in names if len(names) > 1 else [None]:
+        rows = _rows_of(timeseries, name)
+        steps = rows["step"].to_numpy()
+        suffix = f" ({name})" if name is not None else ""
+        _line(rate_axes, steps, rows["imr"] * 100.0, label=f"initial margin rate{suffix}")
+        _line(rate_axes, steps, rows["mmr"] * 100.0, label=f"maintenance margin rate{suffix}")
     rate_axes.set_ylabel("rate (% of notional)")
     rate_axes.set_title("Margin rates in force")
     rate_axes.legend(loc="best", fontsize="small")
 
-    _line(fund_axes, steps, timeseries["insurance_fund"], label="insurance fund")
-    _line(fund_axes, steps, timeseries["bad_debt"], label="cumulative bad debt")
+    account_wide = _first_instrument(timeseries)
+    steps = account_wide["step"].to_numpy()
+    _line(fund_axes, steps, account_wide["insurance_fund"], label="insurance fund")
+    _line(fund_axes, steps, account_wide["bad_debt"], label="cumulative bad debt")
     fund_axes.set_ylabel("cash")
     fund_axes.set_xlabel("step")
     fund_axes.legend(loc="best", fontsize="small")
@@ -167,11 +330,21 @@ def plot_leverage(timeseries: pd.DataFrame, path: Path | str) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     figure, (leverage_axes, interest_axes) = _two_panels(height_ratios=(1, 1))
-    steps = timeseries["step"].to_numpy()
-    _line(leverage_axes, steps, timeseries["mean_leverage"], label="mean leverage")
+    account_wide = _first_instrument(timeseries)
+    _line(
+        leverage_axes, account_wide["step"].to_numpy(), account_wide["mean_leverage"], label="mean leverage"
+    )
     leverage_axes.set_ylabel("notional / equity")
     leverage_axes.set_title("Leverage and open interest")
-    _line(interest_axes, steps, timeseries["open_interest"], label="open interest", color="tab:green")
+    names = instrument_names(timeseries)
+    if len(names) > 1:
+        for name in names:
+            rows = _rows_of(timeseries, name)
+            _line(interest_axes, rows["step"].to_numpy(), rows["open_interest"], label=name)
+        interest_axes.legend(loc="best", fontsize="small")
+    else:
+        steps = timeseries["step"].to_numpy()
+        _line(interest_axes, steps, timeseries["open_interest"], label="open interest", color="tab:green")
     interest_axes.set_ylabel("open interest (lots)")
     interest_axes.set_xlabel("step")
     return _save(figure, path)
@@ -211,14 +384,9 @@ def plot_tables(run: Mapping[str, Any], shocks: Iterable[Any], fig_dir: Path | s
         The paths written.
     """
     fig_dir = Path(fig_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
     shock_list = [_as_shock(shock) for shock in shocks]
     timeseries = run["timeseries"]
-    paths = [
-        plot_price(timeseries, shock_list, fig_dir / "price.png"),
-        plot_margin(timeseries, fig_dir / "margin.png"),
-        plot_leverage(timeseries, fig_dir / "leverage.png"),
-    ]
+    paths = _time_series_figures(timeseries, shock_list, fig_dir)
     cascade = run.get("cascade")
     paths += plot_stress(
         timeseries,
@@ -259,7 +427,22 @@ def plot_stress(
     shock_list = list(shocks)
     paths = []
     if depth_profile is not None:
-        paths.append(plot_depth(depth_profile, timeseries, shock_list, fig_dir / "depth.png"))
+        names = instrument_names(timeseries)
+        if len(names) > 1:
+            window = stress_window(timeseries, shock_list)  # one window for every book, side by side
+            for name in names:
+                paths.append(
+                    plot_depth(
+                        _rows_of(depth_profile, name),
+                        _rows_of(timeseries, name),
+                        shock_list,
+                        fig_dir / f"depth_{name}.png",
+                        title=f"{name}: order book depth",
+                        window=window,
+                    )
+                )
+        else:
+            paths.append(plot_depth(depth_profile, timeseries, shock_list, fig_dir / "depth.png"))
     if snapshots is not None:
         paths.append(plot_leverage_distribution(snapshots, fig_dir / "leverage_distribution.png"))
     paths.append(plot_cascade(cascade, fig_dir / "cascade.png"))
@@ -298,21 +481,29 @@ def stress_window(
 
 
 def plot_depth(
-    depth_profile: pd.DataFrame, timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str
+    depth_profile: pd.DataFrame,
+    timeseries: pd.DataFrame,
+    shocks: Iterable[Any],
+    path: Path | str,
+    title: str = "Order book depth",
+    window: tuple[int, int] | None = None,
 ) -> Path:
     """Heat map of the resting lots by distance from the mid, over the steps around the stress.
 
     Args:
-        depth_profile: ``step`` and the bucket columns of :func:`abm.recorder.depth_bucket_columns`.
-        timeseries: The run's time series (for the window and the liquidations marked on top).
+        depth_profile: One book's ``step`` and the bucket columns of
+            :func:`abm.recorder.depth_bucket_columns`.
+        timeseries: The same instrument's time series (for the window and the liquidations below).
         shocks: Scenario shocks (dotted lines).
         path: The PNG file to write.
+        title: The heat map's title (the steps shown are appended).
+        window: The steps shown (default: :func:`stress_window` of ``timeseries``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     figure, (depth_axes, liquidation_axes) = _two_panels(height_ratios=(3, 1))
-    first, last = stress_window(timeseries, shocks)
+    first, last = window if window is not None else stress_window(timeseries, shocks)
     window = depth_profile[(depth_profile["step"] >= first) & (depth_profile["step"] <= last)]
     lots = window[depth_bucket_columns()].to_numpy(dtype=float).T
     steps = window["step"].to_numpy(dtype=float)
@@ -328,7 +519,7 @@ def plot_depth(
         depth_axes.text(0.5, 0.5, "empty book", transform=depth_axes.transAxes, ha="center")
     depth_axes.axhline(0.0, color="white", linewidth=0.8)
     depth_axes.set_ylabel("distance from mid (%)\nbids below, asks above")
-    depth_axes.set_title(f"Order book depth, steps {first}-{last}")
+    depth_axes.set_title(f"{title}, steps {first}-{last}")
 
     in_window = (timeseries["step"] >= first) & (timeseries["step"] <= last)
     shown_series = timeseries[in_window]
@@ -357,7 +548,7 @@ def plot_leverage_distribution(snapshots: pd.DataFrame, path: Path | str) -> Pat
     figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    traders = snapshots[snapshots["kind"] == "leveraged_trader"]
+    traders = _account_leverage(snapshots[snapshots["kind"] == "leveraged_trader"])
     open_leverage = traders["leverage"].to_numpy(dtype=float)[traders["position"].to_numpy() != 0]
     finite = open_leverage[np.isfinite(open_leverage) & (open_leverage > 0)]
     if len(finite):
@@ -389,6 +580,26 @@ def plot_leverage_distribution(snapshots: pd.DataFrame, path: Path | str) -> Pat
     axes.set_title("Leverage of the leveraged traders with an open position")
     axes.legend(loc="best", fontsize="small")
     return _save(figure, path)
+
+
+def _account_leverage(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per account and snapshot: ``position`` 1 when it holds any, ``leverage`` over its positions.
+
+    A long-form snapshot has a row per account and instrument, each with the position's notional over
+    the account's equity; the account's leverage is their sum. One instrument: the rows as they are.
+    """
+    if len(instrument_names(rows)) <= 1:
+        return rows
+    grouped = rows.groupby(["snapshot", "account_id"], sort=False)
+    accounts = grouped.agg(
+        step=("step", "first"), equity=("equity", "first"), notional=("notional", "sum")
+    ).reset_index()
+    accounts["position"] = grouped["position"].agg(lambda lots: int((lots != 0).any())).to_numpy()
+    equity = accounts["equity"].to_numpy(dtype=float)
+    notional = accounts["notional"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accounts["leverage"] = np.where(equity > 0, notional / equity, np.where(notional > 0, np.nan, 0.0))
+    return accounts
 
 
 def plot_cascade(cascade: nx.DiGraph, path: Path | str) -> Path:

@@ -48,6 +48,8 @@ HEADLINE_METRICS = (
     "min_mark",
     "liquidations",
     "liquidated_notional",
+    "contagion_liquidated_notional",
+    "cross_instrument_edge_share",
     "cascades",
     "largest_cascade",
     "largest_cascade_depth",
@@ -90,7 +92,7 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
         FileNotFoundError: ``run_dir`` is not a run directory.
     """
     from abm.outputs import FIGURES_DIR, read_run
-    from abm.plots import FIGURE_NAMES
+    from abm.plots import figure_caption
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -100,18 +102,21 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
 
     with tempfile.TemporaryDirectory(prefix="abm-report-") as scratch:
         figures = _run_figures(run, run_dir / FIGURES_DIR, Path(scratch), scenario.get("shocks", []))
-        figure_blocks = [
-            figure_html(path, FIGURE_NAMES.get(path.name, path.stem.replace("_", " "))) for path in figures
-        ]
+        figure_blocks = [figure_html(path, figure_caption(path.name)) for path in figures]
 
     summary = run["summary"]
     title = f"Run report: {scenario.get('name', run_dir.name)} (seed {manifest.get('seed')})"
-    sections = [
-        ("Headline figures", html_table(_headline(summary), header=("metric", "value"))),
+    sections = [("Headline figures", html_table(_headline(summary), header=("metric", "value")))]
+    if isinstance(summary.get("by_instrument"), Mapping):
+        sections.append(("Instruments", _instrument_section(summary["by_instrument"])))
+    sections += [
         ("Figures", "\n".join(figure_blocks) or "<p>No figures.</p>"),
         ("Cascades", _cascade_section(run)),
         ("Counterparties of last resort", _absorption_section(run)),
-        ("All summary figures", _details("summary.json", html_table(summary, header=("metric", "value")))),
+        (
+            "All summary figures",
+            _details("summary.json", html_table(_flat(summary), header=("metric", "value"))),
+        ),
         ("Scenario", _pre(yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True))),
         ("Manifest", _details("manifest.json", _pre(_manifest_text(manifest)))),
     ]
@@ -236,16 +241,47 @@ def figure_html(path: Path | str, caption: str) -> str:
 
 def _run_figures(run: Mapping[str, Any], fig_dir: Path, scratch: Path, shocks: Sequence[Any]) -> list[Path]:
     """The run's figures in report order, drawing into ``scratch`` those the run directory lacks."""
-    from abm.plots import FIGURE_NAMES, plot_tables
+    from abm.plots import FIGURE_NAMES, figure_order, has_figure, instrument_names, plot_tables
 
     present = {p.name: p for p in sorted(fig_dir.glob("*.png"))} if fig_dir.is_dir() else {}
-    if any(name not in present for name in FIGURE_NAMES):
+    if not all(has_figure(name, present) for name in FIGURE_NAMES):
         drawn = {p.name: p for p in plot_tables(run, shocks, scratch)}
         for name, path in drawn.items():
             present.setdefault(name, path)
-    ordered = [present[name] for name in FIGURE_NAMES if name in present]
-    ordered += [path for name, path in present.items() if name not in FIGURE_NAMES]
-    return ordered
+    return [present[name] for name in figure_order(present, instrument_names(run["timeseries"]))]
+
+
+# Per-instrument figures shown in the report's instrument table, in this order, when present.
+INSTRUMENT_METRICS = (
+    "liquidations",
+    "liquidated_notional",
+    "max_drawdown",
+    "min_mark",
+    "final_mark",
+    "volume",
+    "adl_volume",
+    "mmr_max",
+)
+
+
+def _instrument_section(by_instrument: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per instrument with its own figures (``summary.json``'s ``by_instrument``)."""
+    rows = [
+        {"instrument": name, **{key: figures.get(key) for key in INSTRUMENT_METRICS if key in figures}}
+        for name, figures in by_instrument.items()
+    ]
+    return html_table(pd.DataFrame(rows))
+
+
+def _flat(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    # Nested entries (by_instrument) as dotted names, as the sweep's results table has them.
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _headline(summary: Mapping[str, Any]) -> dict[str, Any]:

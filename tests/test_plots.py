@@ -13,7 +13,17 @@ import pandas as pd
 import pytest
 
 from abm.config import Scenario
-from abm.plots import FIGURE_DPI, FIGURE_SIZE, plot_leverage, plot_margin, plot_price, plot_run
+from abm.plots import (
+    FIGURE_DPI,
+    FIGURE_SIZE,
+    _account_leverage,
+    plot_leverage,
+    plot_margin,
+    plot_price,
+    plot_run,
+    plot_stress,
+)
+from abm.recorder import depth_bucket_columns
 from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TIMESERIES_COLUMNS, TRADE_COLUMNS, RunResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -31,6 +41,7 @@ def make_timeseries(steps: int) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({column: rng.random(steps) for column in TIMESERIES_COLUMNS})
     frame["step"] = np.arange(steps)
+    frame["instrument"] = "PERP"
     price = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, steps)))
     frame["price"], frame["mark"], frame["index"] = price, price, price * 0.999
     frame["imr"], frame["mmr"] = 0.10, 0.05
@@ -85,6 +96,76 @@ def test_each_plot_function_works_alone(tmp_path):
     assert_png(plot_price(timeseries, [], tmp_path / "p_no_shocks.png"))
     assert_png(plot_margin(timeseries, tmp_path / "m.png"))
     assert_png(plot_leverage(timeseries, tmp_path / "l.png"))
+
+
+def two_instrument_result(steps: int = 60) -> RunResult:
+    # Long form: a row per step and instrument; B's mark falls after A's shock at step 30.
+    a, b = make_timeseries(steps), make_timeseries(steps)
+    a["instrument"], b["instrument"] = "A", "B"
+    b["mark"] = np.where(b["step"] > 30, 90.0, 100.0)
+    timeseries = pd.concat([a, b]).sort_values(["step", "instrument"], kind="stable").reset_index(drop=True)
+    scenario = Scenario.model_validate(
+        {
+            "name": "plots",
+            "steps": steps,
+            "instruments": [{"name": "A"}, {"name": "B"}],
+            "shocks": [{"type": "fundamental_jump", "step": 30, "size": -0.2, "instrument": "A"}],
+        }
+    )
+    base = make_result(steps)
+    return RunResult(
+        scenario=scenario,
+        seed=1,
+        timeseries=timeseries,
+        trades=base.trades,
+        liquidations=base.liquidations,
+        accounts=base.accounts,
+        cascade=nx.DiGraph(),
+        summary={},
+    )
+
+
+def test_several_instruments_get_an_overview_and_a_figure_each(tmp_path):
+    result = two_instrument_result()
+    paths = plot_run(result, tmp_path)
+    assert [p.name for p in paths] == [
+        "price.png",
+        "price_A.png",
+        "price_B.png",
+        "margin.png",
+        "leverage.png",
+    ]
+    for path in paths:
+        assert_png(path)
+    depth = pd.DataFrame({"step": np.repeat(np.arange(60), 2), "instrument": ["A", "B"] * 60})
+    for column in depth_bucket_columns():
+        depth[column] = 5
+    stress = plot_stress(
+        result.timeseries, result.scenario.shocks, nx.DiGraph(), tmp_path, depth_profile=depth
+    )
+    assert [p.name for p in stress] == ["depth_A.png", "depth_B.png", "cascade.png", "cascade_sizes.png"]
+
+
+def test_long_form_snapshots_give_one_leverage_per_account():
+    # Account 7 holds A (notional 600) and B (notional 400) on equity 100: leverage 10, counted once.
+    # Account 8 holds only B (notional 300, equity 100): leverage 3; its A row is flat.
+    snapshots = pd.DataFrame(
+        {
+            "snapshot": ["end"] * 4,
+            "step": [9] * 4,
+            "account_id": [7, 7, 8, 8],
+            "instrument": ["A", "B", "A", "B"],
+            "kind": ["leveraged_trader"] * 4,
+            "position": [6, 4, 0, 3],
+            "equity": [100.0] * 4,
+            "notional": [600.0, 400.0, 0.0, 300.0],
+            "leverage": [6.0, 4.0, 0.0, 3.0],
+        }
+    )
+    accounts = _account_leverage(snapshots)
+    assert accounts["account_id"].tolist() == [7, 8]
+    assert accounts["leverage"].tolist() == [10.0, 3.0]
+    assert accounts["position"].tolist() == [1, 1]
 
 
 def test_all_nan_series_still_draw(tmp_path):

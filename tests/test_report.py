@@ -64,6 +64,29 @@ def test_report_embeds_every_figure(spiral_dir):
         assert (width, height) == (round(FIGURE_SIZE[0] * FIGURE_DPI), round(FIGURE_SIZE[1] * FIGURE_DPI))
 
 
+def test_report_of_several_instruments_shows_each_one(tmp_path):
+    from abm.config import load_scenario, resolve_scenario
+    from abm.runs import run_scenario
+
+    overrides = ["steps=80", "shocks.0.step=40", "shocks.1.step=40"]
+    result = run_scenario(load_scenario(resolve_scenario("contagion"), overrides), seed=1)
+    run_dir = write_run(result, tmp_path / "contagion-1")
+    text = write_report(run_dir).read_text(encoding="utf-8")
+    names = list(embedded_images(text))
+    assert names == [
+        "price.png",
+        "price_A.png",
+        "price_B.png",
+        "depth_A.png",
+        "depth_B.png",
+        *[name for name in FIGURE_NAMES if name not in ("price.png", "depth.png")],
+    ]
+    section = text[text.index("<h2>Instruments</h2>") :]
+    section = section[: section.index("</table>")]
+    assert [cell for cell in re.findall(r"<tr><td>([^<]*)</td>", section)] == ["A", "B"]
+    assert "by_instrument.B.max_drawdown" in text  # nested summary entries listed by dotted name
+
+
 def test_report_embeds_the_run_directory_figures(spiral_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(spiral_dir, copy)
