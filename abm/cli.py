@@ -155,6 +155,7 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("validate", help="check a scenario file and print what it describes")
     parser.add_argument("file", metavar="FILE", help="scenario file or scenario name")
     _add_overrides(parser)
+    add_no_user_code(parser)
     parser.set_defaults(handler=_validate_command)
 
 
@@ -168,6 +169,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     _add_overrides(parser)
     parser.add_argument("--force", action="store_true", help="replace an existing run directory")
+    add_no_user_code(parser)
     parser.add_argument(
         "--counterfactual",
         action="store_true",
@@ -195,6 +197,23 @@ def _add_list(commands: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def add_no_user_code(parser: argparse.ArgumentParser) -> None:
+    """The ``--no-user-code`` switch: refuse scenarios that name a margin rule by import path."""
+    parser.add_argument(
+        "--no-user-code",
+        action="store_true",
+        help="refuse a margin rule named by import path (code that runs on import): for shared files",
+    )
+
+
+def user_code_problems(scenario) -> list[str]:
+    """One error line per user rule of a scenario (for ``--no-user-code``)."""
+    return [
+        f"{path}: {rule!r} is user code (imported and run by the model); refused by --no-user-code"
+        for path, rule in scenario.user_code()
+    ]
 
 
 def _report_scenario_error(exc: ScenarioError) -> int:
@@ -274,6 +293,8 @@ def _validate_command(options: argparse.Namespace) -> int:
         scenario = load_scenario(resolve_scenario(options.file), options.overrides)
     except ScenarioError as exc:
         return _report_scenario_error(exc)
+    if options.no_user_code and scenario.user_code():
+        return _report_scenario_error(ScenarioError(user_code_problems(scenario), options.file))
     groups = len(scenario.agents)
     print(
         f"ok: {scenario.name} ({scenario.steps} steps, {groups} agent group{'' if groups == 1 else 's'}, "
@@ -283,12 +304,20 @@ def _validate_command(options: argparse.Namespace) -> int:
 
 
 def _run_command(options: argparse.Namespace) -> int:
+    if options.out is not None and not options.out.strip():
+        print(
+            "error: --out: an empty path; give a directory (or leave --out out for the default)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     overrides = _scenario_overrides(options)
     try:
         path = resolve_scenario(options.file)
         scenario = load_scenario(path, overrides)
     except ScenarioError as exc:
         return _report_scenario_error(exc)
+    if options.no_user_code and scenario.user_code():
+        return _report_scenario_error(ScenarioError(user_code_problems(scenario), path))
     try:
         from abm import runs
         from abm.errors import InvariantError
@@ -317,7 +346,8 @@ def _run_command(options: argparse.Namespace) -> int:
         print(f"error: invariant breached: {exc}", file=sys.stderr)
         print("error: the run stopped at the first breach; nothing written", file=sys.stderr)
         return EXIT_INTERNAL
-    except Exception as exc:  # any failure inside the model becomes a short report, not a traceback
+    except (Exception, SystemExit) as exc:  # any failure inside the model: a short report, no traceback
+        # SystemExit included: user code (a margin rule) calling exit() must not end the run as a success.
         return _report_internal_error(exc, checked=options.check)
 
     extra_manifest = {
@@ -349,7 +379,17 @@ def _run_command(options: argparse.Namespace) -> int:
     status, report = EXIT_OK, None
     # write_run always leaves a manifest; a stand-in writer that does not has no run to report on.
     if not options.no_report and (Path(run_dir) / "manifest.json").is_file():
-        status, report = _write_report(Path(run_dir))
+        try:
+            status, report = _write_report(Path(run_dir))
+        except KeyboardInterrupt as exc:
+            # The run directory is written (atomically) and complete; only the report is missing.
+            signal_name = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+            print(
+                f"{signal_name} while writing report.html: the run directory {run_dir} is complete, the "
+                f"report is not written; write it with: abm report {run_dir}",
+                file=sys.stderr,
+            )
+            return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     print(_summary_table(result.summary, result.wall_seconds))
     if report is not None:
         print(f"report: {report}")

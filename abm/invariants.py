@@ -17,10 +17,14 @@ read off.
 Tolerance, and why: the only permitted difference is float64 rounding. Each booking rounds at most half
 an ulp of the balance it writes (unit roundoff ``u = 2**-53``), and no balance or notional is larger than
 the gross scale ``G = sum |collateral| + sum over positions |position| x (mark + |entry|) x contract
-size + |initial money| + |deposits| + |revaluation|``. After ``B`` bookings the error is at most about
-``4 u B G`` (a booking touches collateral, entry price and position value); sums here are taken with
-:func:`math.fsum`, so summing adds nothing. The check allows ``G x max(1e-12, 4 u B)``: far below a
-cent for any run of realistic size, and measured differences are about ``1e-16 G``.
+size + |initial money| + |deposits| + |revaluation|``, except the notional of what was traded within a
+step and closed again (an averaged entry price is rounded, and the error comes back as realised PnL
+when the position closes, whatever is left at the end of the step). So the ledger also counts the
+money its bookings moved or re-priced, ``F`` (:attr:`abm.ledger.Ledger.flow_volume`: per trade
+``|lots| x (price + |entry|) x contract size``, per transfer its amount). After ``B`` bookings the
+error is at most about ``4 u B G + 4 u F``; sums here are taken with :func:`math.fsum`, so summing adds
+nothing. The check allows ``G x max(1e-12, 4 u B) + 4 u F``: far below a cent for any run of
+realistic size, and measured differences are about ``1e-16 G``.
 
 Invariant names (``InvariantError.invariant``): ``zero_sum`` (in every instrument, positions, the
 engine's inventory included, net to 0), ``conservation`` (the identity above), ``finite`` (no NaN/inf in
@@ -75,6 +79,7 @@ class MoneyBreakdown:
         socialised_loss: Losses charged to profitable accounts so far (a flow inside ``held``).
         gross_scale: The scale ``G`` of the rounding bound (module docstring).
         bookings: Float bookings made so far (``B`` in the bound).
+        flow_volume: Money moved or re-priced by those bookings (``F`` in the bound).
         tolerance: The allowed ``|held - expected|``.
     """
 
@@ -91,6 +96,7 @@ class MoneyBreakdown:
     socialised_loss: float
     gross_scale: float
     bookings: int
+    flow_volume: float = 0.0
     tolerance: float = field(default=0.0)
 
     @property
@@ -159,7 +165,8 @@ def money_breakdown(ledger: Ledger, marks, gross_floor: float = 0.0) -> MoneyBre
     )
     gross = max(gross, gross_floor)
     bookings = int(ledger.bookings) + n
-    tolerance = gross * max(CONSERVATION_FLOOR, 4.0 * UNIT_ROUNDOFF * bookings)
+    flows = float(ledger.flow_volume)
+    tolerance = gross * max(CONSERVATION_FLOOR, 4.0 * UNIT_ROUNDOFF * bookings) + 4.0 * UNIT_ROUNDOFF * flows
     return MoneyBreakdown(
         collateral_by_kind=by_kind,
         insurance_fund=fund,
@@ -174,6 +181,7 @@ def money_breakdown(ledger: Ledger, marks, gross_floor: float = 0.0) -> MoneyBre
         socialised_loss=float(ledger.total_socialised),
         gross_scale=gross,
         bookings=bookings,
+        flow_volume=flows,
         tolerance=tolerance,
     )
 

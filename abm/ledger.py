@@ -163,6 +163,10 @@ class Ledger:
         self.total_bad_debt = 0.0  # deficits of closed accounts covered by the fund
         self.total_socialised = 0.0  # losses charged to accounts in profit
         self.bookings = 0  # float bookings so far: sets the rounding tolerance (abm.invariants)
+        # Money moved or re-priced by those bookings, in absolute value (each trade's |lots| x (price +
+        # |entry|) x contract size, each transfer's amount): rounding errors scale with it, not only with
+        # the balances left at the end of a step (abm.invariants).
+        self.flow_volume = 0.0
         self.initial_money = 0.0
         self._refresh_views()
         self.add_accounts(1, float(insurance_fund), SYSTEM_KINDS[0])
@@ -260,12 +264,14 @@ class Ledger:
         self._collateral[account] += amount
         self._deposits[account] += amount
         self.total_deposits += amount
+        self.flow_volume += abs(amount)
 
     def withdraw(self, account: int, amount: float) -> None:
         """Move ``amount`` out of an account to the outside (a negative deposit in ``deposits``)."""
         self._collateral[account] -= amount
         self._deposits[account] -= amount
         self.total_deposits -= amount
+        self.flow_volume += abs(amount)
 
     def revalue_collateral(self, accounts: np.ndarray, fraction: float) -> float:
         """Cut the positive collateral of ``accounts`` by ``fraction`` (a haircut); returns the value lost.
@@ -277,6 +283,7 @@ class Ledger:
         self._collateral[accounts] -= loss
         lost = float(loss.sum())
         self.total_revaluation -= lost
+        self.flow_volume += lost
         return lost
 
     def pay_funding(self, instrument: int, rate: float, mark: float) -> float:
@@ -289,6 +296,7 @@ class Ledger:
         self._collateral[:n] -= payment
         paid = float(payment[payment > 0].sum())
         self.total_funding += paid
+        self.flow_volume += float(np.abs(payment).sum())
         return paid
 
     # ------------------------------------------------------------------ transfers between accounts
@@ -298,9 +306,11 @@ class Ledger:
         self._collateral[payer] -= amount
         self._collateral[receiver] += amount
         self.total_fees += amount
+        self.flow_volume += 2.0 * abs(amount)
 
     def absorb_dust(self, account: int, receiver: int) -> None:
         """Move an account's rounding dust (a few ulps left by a transfer) to ``receiver``, leaving 0."""
+        self.flow_volume += 2.0 * abs(float(self._collateral[account]))
         self._collateral[receiver] += self._collateral[account]
         self._collateral[account] = 0.0
 
@@ -310,6 +320,7 @@ class Ledger:
         self._collateral[account] = 0.0
         self._collateral[payer] -= deficit
         self.total_bad_debt += deficit
+        self.flow_volume += 2.0 * abs(deficit)
         return deficit
 
     def charge_pro_rata(self, charges: np.ndarray, receiver: int, total: float) -> None:
@@ -321,6 +332,7 @@ class Ledger:
         self._collateral[: self.n_accounts] -= charges
         self._collateral[receiver] += total
         self.total_socialised += total
+        self.flow_volume += float(np.abs(charges).sum()) + abs(total)
 
     # ------------------------------------------------------------------ positions
 
@@ -332,6 +344,10 @@ class Ledger:
         entry = self._entry_price
         old = position.item(account, instrument)
         new = old + signed_quantity
+        contract = self._contract[instrument]
+        self.flow_volume += (
+            abs(signed_quantity) * (abs(price) + abs(entry.item(account, instrument))) * contract
+        )
         if old == 0 or (old > 0) == (signed_quantity > 0):
             # Increase: volume-weighted entry.
             entry[account, instrument] = (
@@ -340,9 +356,7 @@ class Ledger:
         else:
             closed = min(abs(signed_quantity), abs(old))
             sign = 1 if old > 0 else -1
-            self._collateral[account] += (
-                closed * (price - entry.item(account, instrument)) * sign * self._contract[instrument]
-            )
+            self._collateral[account] += closed * (price - entry.item(account, instrument)) * sign * contract
             if new == 0:
                 entry[account, instrument] = 0.0
             elif (new > 0) != (old > 0):
@@ -383,6 +397,7 @@ class Ledger:
         self._entry_price[accounts, instrument] = np.where(quantities != 0, price, 0.0)
         self._open_interest[instrument] += int(quantities[quantities > 0].sum())
         self.bookings += len(accounts)
+        self.flow_volume += float(np.abs(quantities).sum()) * abs(price) * float(self._contract[instrument])
         self._apply(counterparty, instrument, -net, price)
 
     def settle(self, fills, instrument: int, round_index: int, is_liquidation: bool) -> tuple[int, float]:

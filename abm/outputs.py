@@ -60,7 +60,11 @@ __all__ = [
     "canonical_json",
     "scenario_sha256",
     "default_run_dir",
+    "safe_component",
     "check_out_dir",
+    "check_path_lengths",
+    "clean_stale_temporaries",
+    "current_umask",
     "write_run",
     "read_run",
 ]
@@ -144,8 +148,20 @@ def default_run_dir(scenario: Scenario, seed: int, base: Path = Path("outputs"))
     """
     payload = canonical_json({"scenario": _scenario_payload(scenario), "seed": int(seed)})
     short_hash = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:8]
-    safe_name = _UNSAFE_NAME_CHARS.sub("_", scenario.name).strip("._") or "run"
-    return Path(base) / f"{safe_name}-{int(seed)}-{short_hash}"
+    return Path(base) / f"{safe_component(scenario.name, 'run')}-{int(seed)}-{short_hash}"
+
+
+def safe_component(name: str, empty: str = "run") -> str:
+    """A name as one safe path component: characters outside ``[A-Za-z0-9._-]`` become ``_``.
+
+    No separator survives and leading or trailing dots and underscores are dropped, so the result can
+    neither climb out of the directory it is put in nor be hidden; at most 100 characters.
+
+    Example:
+        >>> safe_component("/../../../../elsewhere/escaped"), safe_component("..", "sweep")
+        ('elsewhere_escaped', 'sweep')
+    """
+    return _UNSAFE_NAME_CHARS.sub("_", name).strip("._")[:100].strip("._") or empty
 
 
 # --------------------------------------------------------------------------- checks
@@ -165,6 +181,7 @@ def check_out_dir(path: Path | str, force: bool) -> None:
         PermissionError: The parent directory (or its nearest existing ancestor) is not writable.
     """
     path = Path(path)
+    check_path_lengths(path)  # before exists(), which raises for a name the file system refuses
     if path.exists() or path.is_symlink():
         if not force:
             raise OutputExistsError(path)
@@ -185,6 +202,104 @@ def check_out_dir(path: Path | str, force: bool) -> None:
         raise PermissionError(f"cannot write output directory {path}: {ancestor} is not writable")
 
 
+def check_path_lengths(path: Path | str) -> None:
+    """Refuse, before any work, a path the file system cannot create (a component or the whole too long).
+
+    Raises:
+        OutputExistsError: A component of ``path`` is longer than the file system's name limit, or
+            the path (with room for the temporary sibling and the files inside) than its path limit.
+    """
+    path = Path(path)
+    absolute = path.absolute()
+    name_max, path_max = 255, 4096  # the common limits, where the file system cannot be asked
+    ancestor = absolute.parent
+    try:
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        name_max = os.pathconf(ancestor, "PC_NAME_MAX")
+        path_max = os.pathconf(ancestor, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        pass
+    for part in absolute.parts[1:]:
+        if len(os.fsencode(part)) > name_max:
+            raise OutputExistsError(
+                path, f"cannot be created: the name {part[:40]}... is longer than {name_max} bytes"
+            )
+    # The temporary sibling's name is bounded (see _temp_prefix); the files inside need room as well.
+    parent_bytes = len(os.fsencode(str(absolute.parent))) + 1
+    longest = parent_bytes + max(len(os.fsencode(absolute.name)), _TEMP_NAME_BYTES) + _INNER_PATH_BYTES
+    if longest >= path_max:
+        raise OutputExistsError(path, f"cannot be created: the path is longer than {path_max} bytes")
+
+
+# Written beside the run directory while it is being built: ".<name>.tmp-<pid>-<random>". The name is cut
+# so that any legal run directory name gives a legal temporary name.
+_TEMP_NAME_BYTES = 1 + 150 + len(".tmp-") + 20 + 1 + 8
+_INNER_PATH_BYTES = 120  # figures/depth_<instrument name>.png and the like
+_TEMP_NAME = re.compile(r"^\..*\.(?:tmp|old)-(\d+)-[A-Za-z0-9_]+$")
+# A leftover whose writer is not running here is removed once it is this old; one whose writer may be
+# running elsewhere (another host on a shared file system) only after a day.
+_STALE_DEAD_SECONDS = 600.0
+_STALE_ANY_SECONDS = 86_400.0
+
+
+def _temp_prefix(name: str, kind: str = "tmp") -> str:
+    short = os.fsdecode(os.fsencode(name)[:150]).rstrip("\ufffd") or "run"
+    return f".{short}.{kind}-{os.getpid()}-"
+
+
+def clean_stale_temporaries(parent: Path | str, *, now: float | None = None) -> list[Path]:
+    """Remove what killed writers left in ``parent``: hidden ``.<name>.tmp-<pid>-*`` directories.
+
+    A leftover is removed only when the current user owns it and either its writer's process id is
+    not running on this host and it is older than 10 minutes, or it is older than a day (a writer on
+    another host of a shared file system). A run being written elsewhere is never touched.
+
+    Args:
+        parent: The directory that holds run directories.
+        now: The current time (seconds since the epoch); the clock by default.
+
+    Returns:
+        The directories removed, in name order.
+    """
+    import time
+
+    parent = Path(parent)
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if not entry.is_dir() or entry.is_symlink() or info.st_uid != os.getuid():
+            continue
+        age = now - info.st_mtime
+        if age > _STALE_ANY_SECONDS or (age > _STALE_DEAD_SECONDS and not _process_alive(int(match[1]))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or not knowable: keep its directory
+    return True
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -199,9 +314,10 @@ def write_run(
 ) -> Path:
     """Write a run directory atomically.
 
-    Everything is written to ``<parent>/.<name>.tmp-<random>`` and renamed to ``out_dir`` when
-    complete. With ``force`` an existing run directory is renamed aside, the new one renamed in, and
-    the old one deleted. On any error the temp directory is removed and the error re-raised.
+    Everything is written to ``<parent>/.<name>.tmp-<pid>-<random>`` and renamed to ``out_dir`` when
+    complete (leftovers of killed writers are removed first, see :func:`clean_stale_temporaries`).
+    With ``force`` an existing run directory is renamed aside, the new one renamed in, and the old one
+    deleted. On any error the temp directory is removed and the error re-raised.
 
     The manifest's ``start_time`` and ``end_time`` come from ``result.extra["start_time"]`` /
     ``result.extra["end_time"]`` (datetime or ISO text) when the model recorded them; otherwise the
@@ -235,11 +351,12 @@ def write_run(
 
     parent = out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    temp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    clean_stale_temporaries(parent)
+    temp_dir = Path(tempfile.mkdtemp(prefix=_temp_prefix(out_dir.name), dir=parent))
     try:
         # mkdtemp makes the directory private (0700); a run directory should follow the umask like any
         # other directory, so that colleagues on a shared file system can read it.
-        temp_dir.chmod(0o777 & ~_current_umask())
+        temp_dir.chmod(0o777 & ~current_umask())
         use_parquet = _pyarrow_available()
         table_format = "parquet" if use_parquet else "csv"
         for name, frame in tables.items():
@@ -279,7 +396,7 @@ def _move_into_place(temp_dir: Path, out_dir: Path, force: bool) -> None:
         os.rename(temp_dir, out_dir)
         return
     check_out_dir(out_dir, force)
-    old_dir = out_dir.with_name(f".{out_dir.name}.old-{secrets.token_hex(4)}")
+    old_dir = out_dir.with_name(f"{_temp_prefix(out_dir.name, 'old')}{secrets.token_hex(4)}")
     os.rename(out_dir, old_dir)
     try:
         os.rename(temp_dir, out_dir)
@@ -521,7 +638,8 @@ def _git_state(package_dir: Path) -> tuple[str | None, bool | None]:
     return commit, dirty
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's file-mode creation mask."""
     # Reading /proc avoids the os.umask set-and-restore race with other threads where possible.
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -371,9 +371,9 @@ def _write_atomic(path: Path, text: str) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         # mkstemp makes the file private; a report should follow the umask like the rest of the run.
-        from abm.outputs import _current_umask
+        from abm.outputs import current_umask
 
-        os.chmod(temp_name, 0o666 & ~_current_umask())
+        os.chmod(temp_name, 0o666 & ~current_umask())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

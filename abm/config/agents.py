@@ -13,7 +13,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from abm.config.common import Fraction, PositiveFloat, Strict
+from abm.config.common import (
+    MAX_AGENTS,
+    MAX_LEVERAGE,
+    MAX_ORDER_LOTS,
+    MAX_TICKS,
+    Fraction,
+    Lots,
+    Money,
+    PositiveMoney,
+    StepCount,
+    Strict,
+)
 from abm.registry import Registry, registering, union_of
 
 __all__ = [
@@ -60,12 +71,12 @@ class LeverageDistribution(Strict):
     """Distribution of traders' target leverage (notional / equity)."""
 
     distribution: Literal["fixed", "uniform", "lognormal"] = "uniform"
-    value: float | None = Field(default=None, ge=1.0, description="For fixed.")
-    low: float | None = Field(default=None, ge=1.0, description="For uniform.")
-    high: float | None = Field(default=None, ge=1.0, description="For uniform.")
-    median: float | None = Field(default=None, ge=1.0, description="For lognormal.")
-    sigma: float | None = Field(default=None, gt=0.0, description="For lognormal (log sd).")
-    cap: float | None = Field(default=None, ge=1.0, description="Upper clip for lognormal.")
+    value: float | None = Field(default=None, ge=1.0, le=MAX_LEVERAGE, description="For fixed.")
+    low: float | None = Field(default=None, ge=1.0, le=MAX_LEVERAGE, description="For uniform.")
+    high: float | None = Field(default=None, ge=1.0, le=MAX_LEVERAGE, description="For uniform.")
+    median: float | None = Field(default=None, ge=1.0, le=MAX_LEVERAGE, description="For lognormal.")
+    sigma: float | None = Field(default=None, gt=0.0, le=10.0, description="For lognormal (log sd).")
+    cap: float | None = Field(default=None, ge=1.0, le=MAX_LEVERAGE, description="Upper clip for lognormal.")
 
     @model_validator(mode="after")
     def _check_parameters(self) -> LeverageDistribution:
@@ -103,8 +114,8 @@ class MarginCallReaction(Strict):
 
 
 class _GroupBase(Strict):
-    count: int = Field(ge=0, le=10_000_000)
-    collateral: PositiveFloat = Field(default=1_000.0, description="Initial collateral per agent.")
+    count: int = Field(ge=0, le=MAX_AGENTS)
+    collateral: PositiveMoney = Field(default=1_000.0, description="Initial collateral per agent.")
     arrival_rate: Fraction = Field(default=0.1, description="Probability of acting in a step.")
     label: str | None = Field(default=None, description="Name of the group in outputs.")
     instruments: list[str] | None = Field(
@@ -143,10 +154,10 @@ class LeveragedTraderGroup(_GroupBase):
         "account) instead of building it through the book.",
     )
     strategy: Literal["hold", "momentum", "value", "random"] = "hold"
-    lookback: int = Field(default=20, ge=1, description="Momentum lookback in steps.")
-    threshold: float = Field(default=0.002, ge=0.0, description="Signal threshold (momentum/value).")
+    lookback: StepCount = Field(default=20, description="Momentum lookback in steps.")
+    threshold: float = Field(default=0.002, ge=0.0, le=10.0, description="Signal threshold (momentum/value).")
     reentry_rate: Fraction = Field(default=0.0, description="Chance per step to re-enter when flat.")
-    reserves: float = Field(default=0.0, ge=0.0, description="Off-exchange cash for top-ups.")
+    reserves: Money = Field(default=0.0, description="Off-exchange cash for top-ups.")
     margin_call: MarginCallReaction = Field(default_factory=MarginCallReaction)
     portfolio: list[Holding] | None = Field(
         default=None,
@@ -185,22 +196,34 @@ class MarketMakerGroup(_GroupBase):
     """Market makers quoting a depth profile around the mid (or last price)."""
 
     kind: Literal["market_maker"]
-    collateral: PositiveFloat = 1_000_000.0
+    collateral: PositiveMoney = 1_000_000.0
     arrival_rate: Fraction = 1.0
     levels: int = Field(default=10, ge=1, le=500)
-    half_spread_ticks: int = Field(default=2, ge=1)
-    level_spacing_ticks: int = Field(default=2, ge=1)
-    level_size: int = Field(default=5, ge=1, description="Lots at the first level.")
-    size_growth: float = Field(default=0.0, ge=0.0, description="Size at level k: size*(1+g*k).")
-    inventory_limit: int = Field(default=500, ge=1)
-    skew_ticks: float = Field(default=0.0, ge=0.0, description="Quote shift per lot of inventory.")
+    half_spread_ticks: int = Field(default=2, ge=1, le=MAX_TICKS)
+    level_spacing_ticks: int = Field(default=2, ge=1, le=MAX_TICKS)
+    level_size: Lots = Field(default=5, description="Lots at the first level.")
+    size_growth: float = Field(default=0.0, ge=0.0, le=100.0, description="Size at level k: size*(1+g*k).")
+    inventory_limit: Lots = 500
+    skew_ticks: float = Field(
+        default=0.0, ge=0.0, le=1_000.0, description="Quote shift per lot of inventory."
+    )
     anchor_weight: Fraction = Field(
         default=0.0, description="Weight of the index in the quote reference (0: pure mid)."
     )
-    vol_baseline: float = Field(default=0.0005, gt=0.0, description="Calm per-step volatility.")
-    vol_widen: float = Field(default=1.0, ge=0.0, description="Spread x (1 + w (vol/base - 1)).")
-    vol_pull_ratio: float = Field(default=5.0, gt=0.0, description="Vol/base ratio to pull depth.")
+    vol_baseline: float = Field(default=0.0005, gt=0.0, le=1.0, description="Calm per-step volatility.")
+    vol_widen: float = Field(default=1.0, ge=0.0, le=1_000.0, description="Spread x (1 + w (vol/base - 1)).")
+    vol_pull_ratio: float = Field(default=5.0, gt=0.0, le=1e6, description="Vol/base ratio to pull depth.")
     pull_fraction: Fraction = Field(default=0.5, description="Share of depth pulled in stress.")
+
+    @model_validator(mode="after")
+    def _ladder_within_order_limit(self) -> MarketMakerGroup:
+        deepest = self.level_size * (1.0 + self.size_growth * (self.levels - 1))
+        if deepest > MAX_ORDER_LOTS:
+            raise ValueError(
+                f"the deepest level would quote {deepest:.3g} lots (level_size x (1 + size_growth x "
+                f"(levels - 1))): at most {MAX_ORDER_LOTS:,} per order; lower level_size or size_growth"
+            )
+        return self
 
 
 @agent_kind("abm.agents.noise:NoiseTrader")
@@ -208,12 +231,12 @@ class NoiseTraderGroup(_GroupBase):
     """Uninformed traders: random side, market or limit orders near the touch."""
 
     kind: Literal["noise"]
-    collateral: PositiveFloat = 100_000.0
-    min_size: int = Field(default=1, ge=1)
-    max_size: int = Field(default=5, ge=1)
+    collateral: PositiveMoney = 100_000.0
+    min_size: Lots = 1
+    max_size: Lots = 5
     market_order_share: Fraction = 0.3
-    max_offset_ticks: int = Field(default=10, ge=0)
-    max_position: int = Field(default=200, ge=1)
+    max_offset_ticks: int = Field(default=10, ge=0, le=MAX_TICKS)
+    max_position: Lots = 200
 
     @model_validator(mode="after")
     def _sizes(self) -> NoiseTraderGroup:
@@ -227,11 +250,11 @@ class FundamentalistGroup(_GroupBase):
     """Value traders buying below and selling above the fundamental value."""
 
     kind: Literal["fundamentalist"]
-    collateral: PositiveFloat = 100_000.0
-    aggression: float = Field(default=200.0, gt=0.0, description="Lots per unit log mispricing.")
-    threshold: float = Field(default=0.001, ge=0.0, description="Ignore smaller mispricing.")
-    max_order: int = Field(default=20, ge=1)
-    max_position: int = Field(default=500, ge=1)
+    collateral: PositiveMoney = 100_000.0
+    aggression: float = Field(default=200.0, gt=0.0, le=1e12, description="Lots per unit log mispricing.")
+    threshold: float = Field(default=0.001, ge=0.0, le=10.0, description="Ignore smaller mispricing.")
+    max_order: Lots = 20
+    max_position: Lots = 500
     market_order_share: Fraction = 0.5
 
 
@@ -247,22 +270,25 @@ class ValueFundGroup(_GroupBase):
     kind: Literal["value_fund"]
     single_instrument: ClassVar[bool] = True
     arrival_rate: Fraction = 1.0
-    aggression: float = Field(default=20.0, gt=0.0, description="Leverage per unit log mispricing.")
+    aggression: float = Field(default=20.0, gt=0.0, le=1e6, description="Leverage per unit log mispricing.")
     aggression_high: float | None = Field(
-        default=None, gt=0.0, description="Spread aggression evenly up to this value across the group."
+        default=None,
+        gt=0.0,
+        le=1e6,
+        description="Spread aggression evenly up to this value across the group.",
     )
-    max_leverage: float = Field(default=5.0, ge=1.0, description="The fund's leverage cap.")
+    max_leverage: float = Field(default=5.0, ge=1.0, le=MAX_LEVERAGE, description="The fund's leverage cap.")
     adjustment: float = Field(
         default=1.0,
         gt=0.0,
         le=1.0,
         description="Share of the gap to the target closed per action; above the cap it cuts at once.",
     )
-    min_trade: int = Field(default=1, ge=1, description="Smallest rebalancing order (lots).")
-    reentry_steps: int | None = Field(
-        default=None, ge=1, description="Steps after a liquidation before fresh capital restores it."
+    min_trade: Lots = Field(default=1, description="Smallest rebalancing order (lots).")
+    reentry_steps: StepCount | None = Field(
+        default=None, description="Steps after a liquidation before fresh capital restores it."
     )
-    payout_above: PositiveFloat | None = Field(
+    payout_above: PositiveMoney | None = Field(
         default=None, description="Equity above this is paid out to the fund's investors."
     )
 
@@ -278,11 +304,11 @@ class AR1NoiseGroup(_GroupBase):
 
     kind: Literal["ar1_noise"]
     single_instrument: ClassVar[bool] = True
-    collateral: PositiveFloat = 100_000_000.0
+    collateral: PositiveMoney = 100_000_000.0
     arrival_rate: Fraction = 1.0
     rho: float = Field(default=0.99, ge=0.0, lt=1.0, description="AR(1) coefficient of log demand.")
     sigma: float = Field(default=0.035, ge=0.0, le=1.0, description="AR(1) innovation sd per step.")
-    scale: int = Field(default=1_000, ge=1, description="Lots demanded at the long-run demand per unit.")
+    scale: Lots = Field(default=1_000, description="Lots demanded at the long-run demand per unit.")
 
 
 # The union of every registered group model: `kind` picks one (derived from the registry).

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from abm.config.common import Strict
+from abm.config.common import Lots, Money, Strict
 
 __all__ = ["LiquidationConfig"]
 
@@ -28,8 +28,8 @@ class LiquidationConfig(Strict):
         description="Cascade attribution: at most this many parents per liquidation, the largest by "
         "filled notional (keeps the DAG linear in liquidations when rounds are large).",
     )
-    max_lots_per_round: int | None = Field(default=None, ge=1, description="Speed limit.")
-    insurance_fund: float = Field(default=0.0, ge=0.0, description="Initial insurance fund.")
+    max_lots_per_round: Lots | None = Field(default=None, description="Speed limit.")
+    insurance_fund: Money = Field(default=0.0, description="Initial insurance fund.")
     price_limit: Literal["none", "bankruptcy"] = Field(
         default="none", description="bankruptcy: liquidation orders stop at the bankruptcy price."
     )

@@ -377,7 +377,7 @@ def scenario_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = ()) -
         ScenarioError: One line per problem (without line numbers).
     """
     if not isinstance(data, Mapping):
-        raise ScenarioError([f"{_TOP}: expected a mapping of sections, got {_describe(data)}"])
+        raise ScenarioError([f"{_TOP}: expected a mapping of sections, got {_describe(data, echo=False)}"])
     return _validate(_copy_tree(data), overrides, None, None)
 
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from abm.book import BOOK_ENGINES, engine_problem
-from abm.config.common import PositiveFloat, Strict
+from abm.book.protocol import MAX_PRICE_TICKS
+from abm.config.common import MAX_PRICE, MAX_STEPS, MIN_UNIT, Price, StepCount, Strict
 from abm.margin.settings import FixedMargin, MarginConfig
 
 __all__ = [
@@ -35,17 +36,23 @@ class MarkPriceConfig(Strict):
     """How the exchange's mark price is formed."""
 
     source: Literal["last", "mid", "index", "index_ema_basis"] = "mid"
-    ema_steps: int = Field(default=30, ge=1, description="EMA span of the basis (index_ema_basis).")
+    ema_steps: StepCount = Field(default=30, description="EMA span of the basis (index_ema_basis).")
+
+
+MIN_PRICE_TICKS = 10
+MAX_START_TICKS = MAX_PRICE_TICKS // 8
 
 
 class MarketConfig(Strict):
     """The traded future and its book."""
 
-    tick_size: PositiveFloat = 0.01
-    initial_price: PositiveFloat = 100.0
-    contract_size: PositiveFloat = Field(default=1.0, description="Units of underlying per lot.")
+    tick_size: float = Field(default=0.01, ge=MIN_UNIT, le=1e6, description="Price of one tick.")
+    initial_price: Price = 100.0
+    contract_size: float = Field(default=1.0, ge=MIN_UNIT, le=1e6, description="Units of underlying per lot.")
     mark_price: MarkPriceConfig = Field(default_factory=MarkPriceConfig)
-    vol_window: int = Field(default=60, ge=2, description="Steps in the realised-volatility window.")
+    vol_window: int = Field(
+        default=60, ge=2, le=MAX_STEPS, description="Steps in the realised-volatility window."
+    )
     book_engine: BOOK_ENGINES.literal() = Field(  # type: ignore[valid-type]
         default="python",
         description="Order book engine: pure Python, or numba-compiled (extra 'fast'); same results.",
@@ -67,6 +74,23 @@ class MarketConfig(Strict):
             data = {**data, "mark_price": {"source": data["mark_price"]}}
         return data
 
+    @model_validator(mode="after")
+    def _price_in_ticks(self) -> MarketConfig:
+        # The books hold prices as whole ticks below MAX_PRICE_TICKS (both engines): the start price
+        # must leave room to rise 8x, and a tick coarser than a tenth of the price is no market.
+        ticks = self.initial_price / self.tick_size
+        if ticks < MIN_PRICE_TICKS:
+            raise ValueError(
+                f"initial_price / tick_size is {ticks:.3g} ticks: at least {MIN_PRICE_TICKS} (a tick of at "
+                "most a tenth of the price); lower tick_size"
+            )
+        if ticks > MAX_START_TICKS:
+            raise ValueError(
+                f"initial_price / tick_size is {ticks:,.0f} ticks: at most {MAX_START_TICKS:,} (the books "
+                f"hold prices below {MAX_PRICE_TICKS:,} ticks, with room to rise 8x); raise tick_size"
+            )
+        return self
+
 
 class FundamentalConfig(Strict):
     """The fundamental value (the external spot index) process, in log terms per step."""
@@ -75,8 +99,12 @@ class FundamentalConfig(Strict):
     volatility: float = Field(default=0.0005, ge=0.0, le=0.2, description="Per-step log sigma.")
     drift: float = Field(default=0.0, ge=-0.1, le=0.1, description="Per-step log drift.")
     mean_reversion: float = Field(default=0.01, ge=0.0, le=1.0, description="OU speed per step.")
-    long_run: float | None = Field(default=None, gt=0.0, description="OU level; default initial.")
-    initial: float | None = Field(default=None, gt=0.0, description="Default market.initial_price.")
+    long_run: float | None = Field(
+        default=None, gt=0.0, le=MAX_PRICE, description="OU level; default initial."
+    )
+    initial: float | None = Field(
+        default=None, gt=0.0, le=MAX_PRICE, description="Default market.initial_price."
+    )
 
 
 class InstrumentConfig(MarketConfig):

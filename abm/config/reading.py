@@ -8,6 +8,7 @@ or an expansion above :data:`MAX_EXPANDED_NODES` nodes). Every refusal is a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,23 @@ def _dotted(path: Sequence[Any]) -> str:
     return ".".join(str(segment) for segment in path) or _TOP
 
 
-def _describe(value: Any) -> str:
-    """Name a YAML value for a message: its kind and, for scalars, the value itself."""
+# Text longer than this is never repeated in a message: a file that is not YAML for us (a password
+# file, a key) must not be printed back by the error about it.
+_ECHO_LIMIT = 40
+
+
+def _describe(value: Any, echo: bool = True) -> str:
+    """Name a YAML value for a message: its kind and, for short scalars, the value itself.
+
+    ``echo=False`` (a whole document that is not a mapping) never repeats text, only its length.
+    """
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if not echo or len(value) > _ECHO_LIMIT or "\n" in value:
+            return f"text of {len(value)} characters"
         return f"text {value!r}"
     if isinstance(value, int | float):
         return repr(value)
@@ -185,6 +196,46 @@ def _inspect_nodes(root: yaml.Node) -> dict[int, tuple[Any, ...]]:
     return paths
 
 
+# Numbers only YAML 1.1 reads (PyYAML does; YAML 1.2 and most people read them otherwise): octal with a
+# bare leading zero, hexadecimal, binary and base-60. `steps: 0310` would silently be 200 steps.
+_YAML11_NUMBER = re.compile(
+    r"^[-+]?(?:0[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$"
+)
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+class _Yaml11Number(_Refused):
+    """A plain scalar that only YAML 1.1 reads as a number."""
+
+    def __init__(self, message: str, line: int, path: str) -> None:
+        super().__init__(message, line)
+        self.path = path
+
+
+def _refuse_yaml11_numbers(root: yaml.Node, paths: dict[int, tuple[Any, ...]]) -> None:
+    """Refuse the first plain scalar that only YAML 1.1 reads as a number (``0310``, ``0xC8``, ``3:20``)."""
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                stack.extend((value_node, key_node))
+        elif node.tag in (_INT_TAG, _FLOAT_TAG) and node.style is None and _YAML11_NUMBER.match(node.value):
+            read_as = yaml.safe_load(node.value)
+            raise _Yaml11Number(
+                f"{node.value} is read by YAML 1.1 as the number {read_as}, which is rarely what was "
+                f"meant; write {read_as} (or quote it for text)",
+                node.start_mark.line + 1,
+                _dotted(paths.get(id(node), ())) or _TOP,
+            )
+
+
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None, list[str]]:
     """Parse one YAML document safely.
 
@@ -209,6 +260,7 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None, list[str]]:
                 for node, key, first, second in sorted(loader.duplicates, key=lambda item: item[3])
             ]
             return None, root, problems
+        _refuse_yaml11_numbers(root, paths)
         return loader.construct_document(root), root, []
     finally:
         loader.dispose()
@@ -252,6 +304,8 @@ def _read_scenario_file(file: Path) -> tuple[dict[str, Any], yaml.Node]:
         raise fail("file is empty")
     try:
         data, root, duplicates = _parse_yaml(text)
+    except _Yaml11Number as exc:
+        raise fail(exc.message, exc.line, path=exc.path) from None
     except _Refused as exc:
         raise fail(exc.message, exc.line) from None
     except yaml.MarkedYAMLError as exc:
@@ -268,7 +322,8 @@ def _read_scenario_file(file: Path) -> tuple[dict[str, Any], yaml.Node]:
         raise fail("file is empty (only comments)")
     if not isinstance(data, dict):
         raise fail(
-            f"expected a mapping of sections (name: ..., steps: ..., agents: ...), got {_describe(data)}",
+            "not a scenario: expected a mapping of sections (name: ..., steps: ..., agents: ...), got "
+            f"{_describe(data, echo=False)}",
             root.start_mark.line + 1,
             path=_TOP,
         )
@@ -329,7 +384,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     """
     result = _copy_tree(data)
     if not isinstance(result, dict):
-        raise ScenarioError([f"{_TOP}: expected a mapping of sections, got {_describe(result)}"])
+        raise ScenarioError([f"{_TOP}: expected a mapping of sections, got {_describe(result, echo=False)}"])
     for override in overrides:
         segments, value = _split_override(override)
         _set_path(result, segments, value, override)

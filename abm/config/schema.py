@@ -26,7 +26,16 @@ from abm.config.agents import (
     NoiseTraderGroup,
     ValueFundGroup,
 )
-from abm.config.common import Fraction, PositiveFloat, Strict
+from abm.config.common import (
+    MAX_AGENTS,
+    MAX_LEVERAGE,
+    MAX_ORDER_LOTS,
+    Fraction,
+    PositiveFloat,
+    Seed,
+    StepCount,
+    Strict,
+)
 from abm.config.liquidation import LiquidationConfig
 from abm.config.market import (
     DEFAULT_INSTRUMENT,
@@ -114,8 +123,8 @@ class Scenario(Strict):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    steps: int = Field(default=1_000, ge=1, le=10_000_000)
-    seed: int = Field(default=0, ge=0)
+    steps: StepCount = 1_000
+    seed: Seed = 0
     market: MarketConfig = Field(default_factory=MarketConfig)
     fundamental: FundamentalConfig = Field(default_factory=FundamentalConfig)
     instruments: list[InstrumentConfig] | None = Field(
@@ -146,6 +155,26 @@ class Scenario(Strict):
                 margin=self.margin,
             )
         ]
+
+    def user_code(self) -> list[tuple[str, str]]:
+        """The user rules the scenario names by import path: ``(field path, rule)``, in file order.
+
+        Such a rule is code that runs when the model imports it (``abm validate`` does not import it);
+        ``--no-user-code`` refuses a scenario that has one.
+        """
+        from abm.margin.plugins import available_rules  # the margin package imports config
+        from abm.margin.settings import CustomMargin
+
+        registered = available_rules()  # built-ins and installed entry points: names, not paths
+        found = []
+        if self.instruments is not None:
+            margins = [(f"instruments.{i}.margin", item.margin) for i, item in enumerate(self.instruments)]
+        else:
+            margins = [("margin", self.margin)]
+        for path, margin in margins:
+            if isinstance(margin, CustomMargin) and margin.rule not in registered:
+                found.append((f"{path}.rule", margin.rule))
+        return found
 
     def instrument_names(self) -> list[str]:
         """The instruments' names, in order."""
@@ -188,7 +217,22 @@ class Scenario(Strict):
         self._check_groups()
         self._check_shocks()
         self._check_leverage()
+        self._check_position_sizes()
+        self._check_agent_total()
         return self
+
+    def _check_agent_total(self) -> None:
+        total = 0
+        for where, group in self._groups():
+            total += group.count
+            if total > MAX_AGENTS:
+                raise _fail(
+                    f"{where}.count",
+                    "the scenario's groups hold {total} agents up to here, above the {limit} a run can "
+                    "hold in memory (about 7 KB each)",
+                    total=f"{total:,}",
+                    limit=f"{MAX_AGENTS:,}",
+                )
 
     def _check_instruments(self) -> None:
         if self.instruments is None:
@@ -304,6 +348,34 @@ class Scenario(Strict):
                         "(kinds present: {present})",
                         missing=", ".join(missing),
                         present=", ".join(sorted(present)) or "none",
+                    )
+
+    def _check_position_sizes(self) -> None:
+        # A target position is leverage x collateral x share / (price x contract size) lots: it must
+        # fit an order (and int64 far more so), or the run fails where validation said ok.
+        configs = {instrument.name: instrument for instrument in self.instrument_configs()}
+        first = self.instrument_names()[0]
+        for where, group in self._groups():
+            if not isinstance(group, LeveragedTraderGroup):
+                continue
+            top = group.leverage.upper_bound
+            if top == float("inf"):
+                top = MAX_LEVERAGE
+            holdings = group.holdings(first)
+            total = sum(holding.weight for holding in holdings)
+            for holding in holdings:
+                market = configs[holding.instrument]
+                lots = top * group.collateral * holding.weight / total
+                lots /= market.initial_price * market.contract_size
+                if lots > MAX_ORDER_LOTS:
+                    raise _fail(
+                        f"{where}.collateral",
+                        "a trader's position in {name} can reach {lots} lots (leverage x collateral / "
+                        "(initial_price x contract_size)): at most {limit}; lower the collateral or raise "
+                        "the contract size",
+                        name=holding.instrument,
+                        lots=f"{lots:.3g}",
+                        limit=f"{MAX_ORDER_LOTS:,}",
                     )
 
     def _check_leverage(self) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from abm.config.agents import AGENT_KINDS, LeveragedTraderGroup
-from abm.config.common import Fraction, PositiveFloat, Strict
+from abm.config.common import MAX_STEPS, Fraction, Lots, Price, StepCount, Strict
 from abm.registry import Registry, literal_name, union_of
 
 __all__ = [
@@ -58,13 +58,13 @@ class ShockTrigger(Strict):
     volatility is the realised per-step volatility of the mark over ``market.vol_window``.
     """
 
-    mark_below: PositiveFloat | None = Field(default=None, description="Fire when the mark < this.")
-    mark_above: PositiveFloat | None = Field(default=None, description="Fire when the mark > this.")
+    mark_below: Price | None = Field(default=None, description="Fire when the mark < this.")
+    mark_above: Price | None = Field(default=None, description="Fire when the mark > this.")
     drawdown_above: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="Fire when the mark is this fraction below its peak."
     )
-    volatility_above: PositiveFloat | None = Field(
-        default=None, description="Fire when the realised per-step volatility exceeds this."
+    volatility_above: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Fire when the realised per-step volatility exceeds this."
     )
 
     @model_validator(mode="after")
@@ -116,7 +116,7 @@ class _ShockBase(Strict):
 
 
 class _LastingShock(_ShockBase):
-    over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
+    over_steps: StepCount = Field(default=1, description="Steps the shock lasts once started.")
 
     @property
     def active_steps(self) -> int | None:
@@ -136,7 +136,7 @@ class _MarketShock(_ShockBase):
 
 
 class _LastingMarketShock(_MarketShock):
-    over_steps: int = Field(default=1, ge=1, description="Steps the shock lasts once started.")
+    over_steps: StepCount = Field(default=1, description="Steps the shock lasts once started.")
 
     @property
     def active_steps(self) -> int | None:
@@ -163,12 +163,12 @@ class MarketOrderShock(_MarketShock):
 
     type: Literal["market_order"]
     side: Literal["buy", "sell"] = "sell"
-    quantity: int = Field(ge=1)
-    over_steps: int | None = Field(default=None, ge=1, description="TWAP length; default 1 (all at once).")
+    quantity: Lots
+    over_steps: StepCount | None = Field(default=None, description="TWAP length; default 1 (all at once).")
     volume_share: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Trade this share of the previous step's volume."
     )
-    min_lots: int = Field(default=1, ge=1, description="Volume share: lots traded in a step at least.")
+    min_lots: Lots = Field(default=1, description="Volume share: lots traded in a step at least.")
 
     @model_validator(mode="after")
     def _default_length(self) -> MarketOrderShock:
@@ -214,7 +214,9 @@ class LiquidityWithdrawal(_LastingMarketShock):
     spread_factor: float = Field(
         default=1.0, ge=1.0, le=100.0, description="Makers' half spread and level spacing times this."
     )
-    recovery_steps: int = Field(default=0, ge=0, description="Steps to return to normal afterwards.")
+    recovery_steps: int = Field(
+        default=0, ge=0, le=MAX_STEPS, description="Steps to return to normal afterwards."
+    )
 
     @model_validator(mode="after")
     def _something_changes(self) -> LiquidityWithdrawal:
@@ -240,7 +242,7 @@ class MarginChange(_MarketShock):
     factor: float | None = Field(default=None, gt=0.0, le=100.0)
     initial: float | None = Field(default=None, gt=0.0, le=1.0)
     maintenance: float | None = Field(default=None, gt=0.0, le=1.0)
-    notice_steps: int = Field(default=0, ge=0, description="0: in force at once (no notice).")
+    notice_steps: int = Field(default=0, ge=0, le=MAX_STEPS, description="0: in force at once (no notice).")
 
     @model_validator(mode="after")
     def _rates(self) -> MarginChange:

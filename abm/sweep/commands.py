@@ -2,7 +2,8 @@
 
 Exit statuses as in :mod:`abm.cli`: 0 every run ok, 1 some runs failed (rerun with ``--resume``) or an
 internal error, 2 bad input (an invalid sweep file or point, an existing sweep directory without
-``--resume``), 130 interrupted (finished runs are kept; ``--resume`` continues).
+``--resume``), 130 interrupted (finished runs are kept; ``--resume`` continues), 143 terminated
+(SIGTERM; the same).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["add_compare_command", "add_sweep_command"]
 
-_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE, _EXIT_INTERRUPTED = 0, 1, 2, 130
+_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE, _EXIT_INTERRUPTED, _EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def add_sweep_command(commands: argparse._SubParsersAction) -> None:
@@ -57,6 +58,9 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; run nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from abm.cli import add_no_user_code  # the same switch as run and validate
+
+    add_no_user_code(parser)
     parser.set_defaults(handler=_sweep_command)
 
 
@@ -87,16 +91,32 @@ def _errors(lines: list[str], source: str | None = None) -> int:
 
 
 def _sweep_command(options: argparse.Namespace) -> int:
+    from abm.outputs import safe_component
     from abm.sweep.runner import run_sweep
     from abm.sweep.spec import SweepError, load_sweep
 
+    if options.out is not None and not options.out.strip():
+        return _errors(["--out: an empty path; give a directory (or leave --out out for the default)"])
     if options.workers is not None and options.workers < 1:
         return _errors(["--workers must be at least 1"])
     try:
         plan = load_sweep(options.file, options.overrides)
     except SweepError as exc:
         return _errors(exc.errors, exc.source)
-    out = Path(options.out) if options.out else Path("outputs") / f"sweep-{plan.name}"
+    if options.no_user_code:
+        from abm.cli import user_code_problems
+
+        refused = [
+            f"point {point.index} ({point.group}): {line}"
+            for point in plan.points
+            for line in user_code_problems(point.scenario)
+        ]
+        if refused:
+            return _errors(refused, plan.source)
+    # The sweep file names the sweep, not where it goes: the default directory is one safe component.
+    out = (
+        Path(options.out) if options.out else Path("outputs") / f"sweep-{safe_component(plan.name, 'sweep')}"
+    )
     print(
         f"sweep {plan.name}: {len(plan.points)} point{'s' if len(plan.points) != 1 else ''} x "
         f"{len(plan.seeds.seeds)} seed{'s' if len(plan.seeds.seeds) != 1 else ''} = {plan.run_count} runs "
@@ -122,14 +142,17 @@ def _sweep_command(options: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot write the sweep directory: {exc}", file=sys.stderr)
         return _EXIT_FAILED
+    for notice in outcome.notices:
+        print(f"notice: {notice}", file=sys.stderr)
     print(
         f"{outcome.executed} runs executed, {outcome.skipped} already done; "
         f"{outcome.ok} ok, {outcome.failed} failed of {outcome.total}"
     )
     print(f"results: {out / 'results.parquet'}")
     if outcome.interrupted:
-        print("interrupted: finished runs are kept; continue with --resume", file=sys.stderr)
-        return _EXIT_INTERRUPTED
+        what = "terminated (SIGTERM)" if outcome.terminated else "interrupted"
+        print(f"{what}: finished runs are kept; continue with --resume", file=sys.stderr)
+        return _EXIT_TERMINATED if outcome.terminated else _EXIT_INTERRUPTED
     if outcome.failed:
         _show_failures(outcome.results)
     if options.report and outcome.ok:

@@ -23,7 +23,9 @@ import json
 import math
 import os
 import platform
+import shutil
 import socket
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,13 +65,20 @@ _MANIFEST_FORMAT = 1
 # --------------------------------------------------------------------------- directory, journal, results
 
 
-def prepare_directory(plan: SweepPlan, out: Path, resume: bool) -> dict[str, Any]:
+def prepare_directory(
+    plan: SweepPlan, out: Path, resume: bool, notices: list[str] | None = None
+) -> dict[str, Any]:
     """Create a sweep directory, or check that an existing one belongs to this sweep (``resume``).
+
+    A damaged manifest (cut short, not JSON, not a mapping) is rebuilt from the sweep file on resume,
+    with a notice; the journal rows then say which runs belong to this sweep (each row carries the
+    sweep's fingerprint), and the others are run again.
 
     Args:
         plan: The sweep.
         out: The sweep directory.
         resume: Whether an existing directory may be continued.
+        notices: Where to append what was repaired (shown to the user).
 
     Returns:
         The manifest (new, or the existing one).
@@ -77,7 +86,18 @@ def prepare_directory(plan: SweepPlan, out: Path, resume: bool) -> dict[str, Any
     Raises:
         SweepError: The directory exists without ``resume``, is not a sweep directory, or holds another sweep.
     """
+    from abm.outputs import OutputExistsError, check_path_lengths, clean_stale_temporaries, current_umask
+
+    try:
+        check_path_lengths(out)
+    except OutputExistsError as exc:
+        raise SweepError([str(exc)]) from None
     manifest_path = out / MANIFEST_NAME
+    if _is_stub(out):
+        # What a sweep that failed while creating its directory (a full disk) left: nothing of value.
+        shutil.rmtree(out)
+        if notices is not None:
+            notices.append(f"{out} held only an empty, unfinished sweep directory: removed and started anew")
     if out.exists() or out.is_symlink():
         if not resume:
             raise SweepError(
@@ -87,7 +107,21 @@ def prepare_directory(plan: SweepPlan, out: Path, resume: bool) -> dict[str, Any
             raise SweepError(
                 [f"{out} is not a sweep directory (no {MANIFEST_NAME}); refusing to write into it"]
             )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            damage = None if isinstance(manifest, dict) else "not a JSON object"
+        except (OSError, ValueError) as exc:
+            manifest, damage = None, f"unreadable ({type(exc).__name__})"
+        if damage is not None or "fingerprint" not in manifest:
+            damage = damage or "no fingerprint"
+            if notices is not None:
+                notices.append(
+                    f"{manifest_path} was damaged ({damage}): rebuilt from the sweep file; journal rows "
+                    "that do not carry this sweep's fingerprint are run again"
+                )
+            manifest = _new_manifest(plan)
+            manifest["repaired"] = {"at": now(), "damage": damage}
+            write_json(manifest_path, manifest)
         if manifest.get("fingerprint") != plan.fingerprint():
             raise SweepError(
                 [
@@ -98,10 +132,32 @@ def prepare_directory(plan: SweepPlan, out: Path, resume: bool) -> dict[str, Any
         for leftover in (out / ROWS_DIR).glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
         return manifest
-    (out / ROWS_DIR).mkdir(parents=True)
-    manifest = _new_manifest(plan)
-    write_json(manifest_path, manifest)
+    # Built beside its place and renamed in, so that a failure (a full disk) leaves no stub behind.
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out.absolute().parent)
+    temp = Path(tempfile.mkdtemp(prefix=f".{out.name[:150]}.tmp-{os.getpid()}-", dir=out.absolute().parent))
+    try:
+        temp.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the sweep from colleagues
+        (temp / ROWS_DIR).mkdir()
+        manifest = _new_manifest(plan)
+        write_json(temp / MANIFEST_NAME, manifest)
+        os.rename(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
     return manifest
+
+
+def _is_stub(out: Path) -> bool:
+    """A directory holding nothing but an empty ``rows/`` (and temp files): an unfinished sweep directory."""
+    if out.is_symlink() or not out.is_dir() or (out / MANIFEST_NAME).exists():
+        return False
+    entries = [entry for entry in out.iterdir() if not entry.name.endswith(".tmp")]
+    if not entries:
+        return (out / f".{MANIFEST_NAME}.tmp").exists()
+    if [entry.name for entry in entries] != [ROWS_DIR] or not (out / ROWS_DIR).is_dir():
+        return False
+    return not any((out / ROWS_DIR).iterdir())
 
 
 def _new_manifest(plan: SweepPlan) -> dict[str, Any]:
@@ -207,11 +263,19 @@ def run_columns(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return meta
 
 
-def read_rows(rows_dir: str | Path) -> dict[str, dict[str, Any]]:
+def read_rows(
+    rows_dir: str | Path, fingerprint: str | None = None, damaged: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Read the journal: run id -> entry (unfinished temp files are ignored).
+
+    An entry that cannot be used (not JSON, not an object, no ``run_id``, ``status`` or ``summary``, a
+    file name other than its run id, or, when ``fingerprint`` is given, a row of another sweep) is left
+    out, so its run is run again; ``damaged`` collects one line per such file.
 
     Args:
         rows_dir: The ``rows/`` folder of a sweep directory.
+        fingerprint: The sweep's fingerprint: rows that carry another one are left out.
+        damaged: Where to append ``"<file>: <why>"`` for every entry left out.
 
     Returns:
         The finished entries.
@@ -223,10 +287,30 @@ def read_rows(rows_dir: str | Path) -> dict[str, dict[str, Any]]:
     for path in sorted(folder.glob("*.json")):
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a damaged entry is simply run again
+            problem = _entry_problem(entry, path, fingerprint)
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable ({type(exc).__name__})"
+        if problem is not None:
+            if damaged is not None:
+                damaged.append(f"{path.name}: {problem}")
+            continue
         entries[entry["run_id"]] = entry
     return entries
+
+
+def _entry_problem(entry: Any, path: Path, fingerprint: str | None) -> str | None:
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    for key, kind in (("run_id", str), ("status", str), ("summary", dict)):
+        if not isinstance(entry.get(key), kind):
+            return f"no {key}"
+    if entry["status"] not in ("ok", "failed"):
+        return f"status {entry['status']!r}"
+    if path.stem != entry["run_id"]:
+        return f"holds run {entry['run_id']!r}"
+    if fingerprint is not None and entry.get("fingerprint", fingerprint) != fingerprint:
+        return "a row of another sweep"
+    return None
 
 
 def rows_to_frame(

@@ -14,6 +14,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -73,7 +74,9 @@ class SweepOutcome:
         ok: Runs with status ok in the results, after this call.
         failed: Runs with status failed in the results, after this call.
         interrupted: Whether the call was interrupted before every run finished.
+        terminated: Whether that interruption was SIGTERM (rather than Ctrl-C / SIGINT).
         results: The results table.
+        notices: What was repaired on the way (a rebuilt manifest, damaged journal rows run again).
     """
 
     out_dir: Path
@@ -83,7 +86,9 @@ class SweepOutcome:
     ok: int
     failed: int
     interrupted: bool = False
+    terminated: bool = False
     results: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notices: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- one run (in a worker)
@@ -118,7 +123,8 @@ def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None =
                 extra_manifest={"sweep_run_id": task.run_id},
             )
         status, error = "ok", None
-    except Exception as exc:  # a failing run is recorded and the sweep goes on
+    except (Exception, SystemExit) as exc:  # a failing run is recorded and the sweep goes on
+        # SystemExit too: user code (a margin rule) that calls exit() fails its run, not the sweep.
         summary, status = {}, "failed"
         error = f"{type(exc).__name__}: {exc}"
         if os.environ.get("ABM_DEBUG") == "1":
@@ -193,9 +199,15 @@ def run_sweep(
             different sweep; or dask is missing for a Dask scheduler.
     """
     out = Path(out_dir)
-    manifest = prepare_directory(plan, out, resume)
+    notices: list[str] = []
+    manifest = prepare_directory(plan, out, resume, notices)
     rows_dir = out / ROWS_DIR
-    done = read_rows(rows_dir)
+    damaged: list[str] = []
+    fingerprint = plan.fingerprint()
+    # A repaired manifest cannot vouch for old rows: only those that carry the fingerprint count.
+    done = read_rows(rows_dir, fingerprint if "repaired" in manifest else None, damaged)
+    if damaged:
+        notices.append(f"damaged journal entries in {rows_dir}, run again: " + "; ".join(damaged))
     tasks = []
     for point in plan.points:
         for seed_index, seed in enumerate(plan.seeds.seeds):
@@ -220,12 +232,13 @@ def run_sweep(
     write_json(out / MANIFEST_NAME, manifest)
 
     executed = failed_now = 0
-    interrupted = False
+    interrupted = terminated = False
     last_flush = time.monotonic()
     bar = _progress_bar(len(tasks), plan.name, progress)
     stream = _execute(tasks, workers, scheduler, simulate)
     try:
         for entry in stream:
+            entry["fingerprint"] = fingerprint  # so that a rebuilt manifest knows whose row it is
             write_json(rows_dir / f"{entry['run_id']}.json", entry)
             done[entry["run_id"]] = entry
             executed += 1
@@ -235,8 +248,9 @@ def run_sweep(
             if time.monotonic() - last_flush >= flush_seconds:
                 write_results(out, done, meta)
                 last_flush = time.monotonic()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         interrupted = True
+        terminated = type(exc).__name__ == "Terminated"  # abm.cli's SIGTERM, raised like Ctrl-C
     finally:
         stream.close()  # stops the workers of a pool or cluster even when interrupted
         bar.close()
@@ -261,7 +275,9 @@ def run_sweep(
         ok=ok,
         failed=len(frame) - ok,
         interrupted=interrupted,
+        terminated=terminated,
         results=frame,
+        notices=notices,
     )
 
 
@@ -311,33 +327,80 @@ def _failed_entry(task: RunTask, exc: BaseException) -> dict[str, Any]:
     }
 
 
+_PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: exit as soon as the sweep's process is gone.
+
+    A worker whose parent was killed (SIGKILL leaves no chance to stop the pool) is re-parented; it
+    then exits at once instead of running on with the caller's pipes open. Linux also gets the
+    kernel's parent-death signal; the polling thread covers every platform.
+    """
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="abm-parent-watch", daemon=True).start()
+
+
 def _execute_processes(
     tasks: list[RunTask], workers: int, simulate: Callable[..., Any] | None
 ) -> Iterator[dict[str, Any]]:
-    """A spawn-context process pool with a bounded number of runs in flight."""
+    """A spawn-context process pool with a bounded number of runs in flight.
+
+    When a worker dies (a crash, the OOM killer, a kill), every run in flight comes back broken, but
+    only one of them was running in the dead worker. They are retried one at a time in a fresh pool:
+    a run that breaks its worker alone is failed, the others finish normally.
+    """
     context = multiprocessing.get_context("spawn")
     queue = list(reversed(tasks))
+    suspects: list[RunTask] = []  # in flight when a worker died: retried one at a time
     window = 4 * workers
-    while queue:
-        # A pool is rebuilt after a worker dies (a crash, the OOM killer): the runs in flight are failed.
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    while queue or suspects:
+        pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+        )
         pending: dict[cf.Future, RunTask] = {}
+        alone = False  # the one run in flight is a suspect, so a break is its own
         try:
             broken = False
-            while (queue or pending) and not broken:
-                while queue and len(pending) < window:
-                    task = queue.pop()
-                    pending[pool.submit(execute_run, task, simulate)] = task
+            while (queue or suspects or pending) and not broken:
+                if suspects:
+                    if not pending:
+                        task = suspects.pop()
+                        pending[pool.submit(execute_run, task, simulate)] = task
+                        alone = True
+                else:
+                    alone = False
+                    while queue and len(pending) < window:
+                        task = queue.pop()
+                        pending[pool.submit(execute_run, task, simulate)] = task
                 finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
                     task = pending.pop(future)
                     try:
                         yield future.result()
-                    except cf.process.BrokenProcessPool as exc:
+                    except cf.process.BrokenProcessPool:
                         broken = True
-                        yield _failed_entry(task, exc)
-            for task in pending.values():
-                yield _failed_entry(task, RuntimeError("worker process died"))
+                        if alone:
+                            yield _failed_entry(task, RuntimeError("its worker process died running it"))
+                        else:
+                            suspects.append(task)
+            suspects.extend(pending.values())  # a break also returns the runs still queued in the pool
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from abm.config import Scenario, ScenarioError, read_yaml_mapping, resolve_scenario, scenario_from_dict
+from abm.config.common import Seed
 from abm.config.reading import InputError
 
 __all__ = [
@@ -94,7 +95,7 @@ class SeedCount(_Strict):
     """``count`` seeds spawned from ``numpy.random.SeedSequence(root)``."""
 
     count: int = Field(ge=1, le=1_000_000)
-    root: int = Field(default=0, ge=0, le=2**63 - 1)
+    root: Seed = 0
 
 
 NonEmptyList = Annotated[list[Any], Field(min_length=1)]
@@ -109,7 +110,7 @@ class SweepSpec(_Strict):
     fixed: dict[str, Any] = Field(default_factory=dict, alias="set")
     grid: dict[str, NonEmptyList] = Field(default_factory=dict)
     zip: dict[str, NonEmptyList] = Field(default_factory=dict)
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | SeedCount
+    seeds: Annotated[list[Seed], Field(min_length=1)] | SeedCount
     labels: dict[str, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     group_by: list[str] | None = None
 
@@ -353,7 +354,7 @@ def expand_sweep(
     try:
         base_data = read_yaml_mapping(base)
     except ScenarioError as exc:
-        raise SweepError([f"base: {line}" for line in exc.errors], source) from None
+        raise SweepError([f"base ({base}): {line}" for line in exc.errors], source) from None
     seeds = derive_seeds(spec.seeds)
     axes = _axes(spec)
     point_count = math.prod(len(axis) for axis in axes) if axes else 1
