@@ -106,6 +106,27 @@ def test_tiered_opening_rate_is_the_average_bracket_rate():
     np.testing.assert_allclose(rate, [0.01, 0.01, 1_500.0 / 100_000.0])
 
 
+def test_max_position_prices_a_new_position_bracket_by_bracket():
+    from abm.ledger import Instrument, Ledger
+    from abm.margin.check import MarginChecker
+
+    # Equity 10,000, price 100, contract 1, the brackets above. The first bracket's 1% would allow
+    # 10,000 / (1% x 100) = 10,000 lots (the old answer). Bracket by bracket, the requirement at a
+    # notional N in the top bracket is 5% N - 8,000, which equals the equity at N = 18,000 / 5% =
+    # 360,000: 3,600 lots. (In the middle bracket 2% N - 500 = 10,000 gives N = 525,000, beyond its
+    # upper floor of 250,000, so the top bracket holds the answer.)
+    ledger = Ledger([Instrument("X", 0.01, 1.0)])
+    (account,) = ledger.add_accounts(1, 10_000.0, "leveraged_trader")
+    checker = MarginChecker(ledger, [build_margin_policy(TIERS)], [0.0])
+    assert checker.max_position(account, 0, np.array([100.0])) == 3_600
+    # Its initial requirement fits, one more lot's does not: 3,600 lots need exactly 10,000.
+    initial, _ = build_margin_policy(TIERS).requirements(np.array([360_000.0, 360_100.0]))
+    assert initial[0] == pytest.approx(10_000.0) and initial[1] > 10_000.0
+    # Equity 400 stays in the first bracket: 400 / 1% = 40,000 notional, 400 lots.
+    ledger.withdraw(account, 9_600.0)
+    assert checker.max_position(account, 0, np.array([100.0])) == 400
+
+
 def test_a_decree_on_a_tiered_rule_scales_every_bracket_and_keeps_maintenance_below_initial():
     policy = build_margin_policy(TIERS)
     policy.review(0, np.array([100.0]))

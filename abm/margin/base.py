@@ -17,6 +17,7 @@ __all__ = [
     "MarginRule",
     "MarginRuleError",
     "RULE_FIGURES",
+    "bracket_notional",
     "bracket_requirement",
     "log_returns",
 ]
@@ -142,3 +143,28 @@ def bracket_requirement(notional: np.ndarray, floors: np.ndarray, rates: np.ndar
     bracket = np.searchsorted(floors, notional, side="right") - 1
     bracket = np.clip(bracket, 0, floors.size - 1)
     return notional * rates[bracket] - amounts[bracket]
+
+
+def bracket_notional(requirement: float, floors: np.ndarray, rates: np.ndarray) -> float:
+    """The largest notional whose :func:`bracket_requirement` is at most ``requirement`` (its inverse).
+
+    The requirement is continuous and increasing in the notional (every rate positive), linear within
+    a bracket: in bracket ``k`` the notional is ``(requirement + amount[k]) / rates[k]``, taken in the
+    first bracket whose upper floor it does not reach.
+
+    Example: equity 10,000 against brackets at 0 / 50,000 / 250,000 with rates 1% / 2% / 5% (amounts
+    0, 500 and 8,000) buys a notional of (10,000 + 8,000) / 5% = 360,000, not 10,000 / 1% = 1,000,000:
+
+    >>> float(bracket_notional(10_000.0, np.array([0.0, 50_000.0, 250_000.0]), np.array([0.01, 0.02, 0.05])))
+    360000.0
+    """
+    floors = np.asarray(floors, dtype=np.float64)
+    rates = np.asarray(rates, dtype=np.float64)
+    if requirement <= 0.0:
+        return 0.0
+    amounts = np.concatenate(([0.0], np.cumsum(floors[1:] * np.diff(rates))))
+    for k in range(floors.size):
+        notional = (requirement + amounts[k]) / rates[k]
+        if k + 1 == floors.size or notional < floors[k + 1]:
+            return float(notional)
+    raise AssertionError("unreachable: the last bracket has no upper floor")

@@ -256,8 +256,8 @@ class MarginChecker:
     def max_position(self, account: int, instrument: int, marks) -> int:
         """Largest absolute position (lots) in ``instrument`` the account's equity supports at opening rates.
 
-        The equity left after the initial margin of its other positions backs this one, priced at the
-        opening initial rate of its current notional.
+        The equity left after the initial margin of its other positions backs this one: the largest
+        position whose initial requirement, bracket by bracket, fits in it.
         """
         ledger = self.ledger
         equity = ledger.account_equity(account, marks)
@@ -270,6 +270,5 @@ class MarginChecker:
             return 0
         mark = marks[instrument]
         contract = ledger.contract_sizes[instrument]
-        notional = np.array([abs(ledger.position_of(account, instrument)) * mark * contract])
-        rate = float(self.policies[instrument].opening_initial_rate(notional)[0])
-        return int(equity / (rate * mark * contract))
+        notional = self.policies[instrument].max_opening_notional(equity)
+        return int(notional / (mark * contract))

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from abm.margin.apc import ApcOutcome, apply_speed_limit, target_rates
-from abm.margin.base import RULE_FIGURES, MarginRule, MarginRuleError, bracket_requirement
+from abm.margin.base import RULE_FIGURES, MarginRule, MarginRuleError, bracket_notional, bracket_requirement
 from abm.margin.plugins import build_custom_rule
 from abm.margin.rules import BUILTIN_RULE_CLASSES
 from abm.margin.settings import CustomMargin, MarginConfig
@@ -198,6 +198,20 @@ class MarginPolicy:
         rate = np.full(notional.shape, initial[0])
         np.divide(requirement, notional, out=rate, where=notional > 0)
         return rate
+
+    def max_opening_notional(self, budget: float) -> float:
+        """The largest notional whose opening initial requirement is at most ``budget``.
+
+        The inverse of the opening requirement, bracket by bracket (at the opening rates in force).
+
+        Args:
+            budget: Equity available for the position's initial margin.
+
+        Returns:
+            The notional (0 for a budget of 0 or less).
+        """
+        initial, _ = self._bracket_rates(self._rates_in_force())
+        return bracket_notional(budget, self._floors, initial)
 
     def state(self) -> dict[str, float]:
         """The policy's figures now: rates, announcements and the rule's own figures.
