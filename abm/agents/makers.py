@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from abm.agents.base import TraderAgent
+from abm.book import MAX_PRICE_TICKS
 from abm.config import MarketMakerGroup
 
 __all__ = ["MarketMaker"]
+
+# The widest a ladder may become by volatility widening: a quarter of the books' price range (the
+# schema keeps start prices below an eighth of it), so that a violent volatility spike makes the maker
+# quote far away rather than send a ladder no book can hold.
+MAX_LADDER_SPAN_TICKS = MAX_PRICE_TICKS // 4
 
 
 class MarketMaker(TraderAgent):
@@ -15,7 +21,8 @@ class MarketMaker(TraderAgent):
     the fundamental by ``anchor_weight`` and shifted against inventory by ``skew_ticks`` per lot. The
     half spread widens with realised volatility and a share of the depth is pulled when volatility
     exceeds ``vol_pull_ratio`` times the calm baseline (combined with any withdrawal a shock asks, and
-    any widening: both are the market's, set by its shocks each step).
+    any widening: both are the market's, set by its shocks each step). The widening stops where the
+    ladder would span a quarter of the books' price range (``MAX_LADDER_SPAN_TICKS``).
     No quotes that would grow inventory past the limit. A maker of several instruments quotes each book
     from the same account, its inventory in each instrument apart.
     """
@@ -44,6 +51,9 @@ class MarketMaker(TraderAgent):
         factor = market.spread_factor  # a liquidity shock widens the quotes, in whole ticks
         if factor != 1.0:
             half_spread, spacing = max(1, round(half_spread * factor)), max(1, round(spacing * factor))
+        span = half_spread + max(group.levels - 1, 0) * spacing
+        if span * widen > MAX_LADDER_SPAN_TICKS:
+            widen = MAX_LADDER_SPAN_TICKS / span
         # One book call for the cancel and the ladder (makers send most of a run's orders; the
         # compiled book does it all in one kernel call). The reference is taken after the cancel, so it
         # is the mid without the maker's own quotes, shifted against its inventory.
