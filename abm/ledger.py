@@ -160,7 +160,9 @@ class Ledger:
         self.total_revaluation = 0.0
         self.total_funding = 0.0  # gross funding paid by the paying side
         self.total_fees = 0.0  # liquidation fees moved into the fund
-        self.total_bad_debt = 0.0  # deficits of closed accounts covered by the fund
+        # Negative equity the fund took on, valued at the mark when it took it: deficits of closed
+        # accounts it covered, and positions it took over above their worth (record_takeover_loss).
+        self.total_bad_debt = 0.0
         self.total_socialised = 0.0  # losses charged to accounts in profit
         self.bookings = 0  # float bookings so far: sets the rounding tolerance (abm.invariants)
         # Money moved or re-priced by those bookings, in absolute value (each trade's |lots| x (price +
@@ -322,6 +324,13 @@ class Ledger:
         self.total_bad_debt += deficit
         self.flow_volume += 2.0 * abs(deficit)
         return deficit
+
+    def record_takeover_loss(self, amount: float) -> None:
+        """Count as bad debt what a position taken over by the fund was worth less than its price.
+
+        No money moves (the loss is in the fund's inventory, marked); only the total of bad debt.
+        """
+        self.total_bad_debt += amount
 
     def charge_pro_rata(self, charges: np.ndarray, receiver: int, total: float) -> None:
         """Charge every account ``charges[a]`` (one per account) and credit ``total`` to ``receiver``.

@@ -136,7 +136,7 @@ class MarketModel(mesa.Model):
                 "mark": lambda m: m.markets[0].mark,
                 "index": lambda m: m.markets[0].index,
                 "liquidations": lambda m: sum(m.liquidator.totals.liquidations),
-                "insurance_fund": lambda m: m.ledger.collateral_of(ENGINE),
+                "insurance_fund": lambda m: m.ledger.account_equity(ENGINE, m.marks),
                 "mmr": lambda m: m.checker.policies[0].mmr,
             }
         )

@@ -101,7 +101,10 @@ class RunRecorder:
             call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
             margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
         account_wide = {
-            "insurance_fund": ledger.collateral_of(0),
+            # The fund's worth: its cash and the inventory the engine took over, marked (an inventory
+            # bought above the mark is a loss the fund already carries).
+            "insurance_fund": ledger.account_equity(0, [market.mark for market in markets]),
+            "insurance_fund_cash": ledger.collateral_of(0),
             "bad_debt": ledger.total_bad_debt,
             "socialised_loss": ledger.total_socialised,
             "margin_calls": margin_calls,
@@ -152,6 +155,7 @@ class RunRecorder:
             "adl_volume": totals.adl_volume[column],
             "open_interest": ledger.open_interest_of(column),
             "insurance_fund": account_wide["insurance_fund"],
+            "insurance_fund_cash": account_wide["insurance_fund_cash"],
             "bad_debt": account_wide["bad_debt"],
             "socialised_loss": account_wide["socialised_loss"],
             "margin_calls": account_wide["margin_calls"],

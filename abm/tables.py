@@ -143,10 +143,16 @@ TIMESERIES = Table(
         (
             "insurance_fund",
             "float64",
-            "The liquidation engine's collateral (the insurance fund's cash).",
+            "The insurance fund's worth: the engine's cash and its inventory at the marks.",
             "money",
         ),
-        ("bad_debt", "float64", "Bad debt so far: deficits of closed accounts covered by the fund.", "money"),
+        ("insurance_fund_cash", "float64", "The liquidation engine's collateral (the fund's cash).", "money"),
+        (
+            "bad_debt",
+            "float64",
+            "Bad debt so far: negative equity the fund took on, at the mark (deficits covered, takeovers).",
+            "money",
+        ),
         ("socialised_loss", "float64", "Losses charged to accounts in profit so far.", "money"),
         ("margin_calls", "int64", "Accounts inside the margin-call buffer after the step."),
         (
@@ -228,7 +234,13 @@ LIQUIDATIONS = Table(
             "The account's equity after the liquidation, at the marks before it.",
             "money",
         ),
-        ("bad_debt", "float64", "Deficit of the closed account covered by the fund.", "money"),
+        (
+            "bad_debt",
+            "float64",
+            "Negative equity the fund took on: the closed account's deficit it covered, and what the lots "
+            "it took over were worth less than their price at the mark.",
+            "money",
+        ),
         ("adl_quantity", "int64", "Lots closed against auto-deleveraged positions.", "lots"),
         (
             "price_impact",

@@ -115,6 +115,45 @@ def test_bad_debt_paid_by_fund_then_socialised():
     check(exchange, 0, 90.0)
 
 
+def test_bad_debt_counts_a_takeover_at_a_loss_valued_at_the_mark():
+    exchange = make_exchange(fund=100.0, fee=0.0)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    book.submit_limit(maker, BUY, 95, 4)
+    # Mark 97: the victim's equity is 20 + 10 x (97 - 100) = -10, below maintenance 0.05 x 970 = 48.5.
+    # It sells 4 @95 into the book: realised 4 x (95 - 100) = -20, collateral 0. The book is empty, so
+    # the engine takes the other 6 over at the bankruptcy price, now 100 - 0 / 6 = 100, while they are
+    # worth 97: the fund takes on 6 x (100 - 97) = 18 of negative equity. That is the bad debt (the
+    # account itself ends flat at 0: no deficit to cover). Before, only deficits counted: 0.
+    liquidator.run(0, constant(97.0))
+    record = liquidator.liquidations[0]
+    assert (record["filled_quantity"], ledger.position[ENGINE, 0]) == (4, 6)
+    assert ledger.entry_price[ENGINE, 0] == pytest.approx(100.0)
+    assert record["bad_debt"] == pytest.approx(18.0)
+    assert ledger.total_bad_debt == pytest.approx(18.0) and liquidator.totals.bad_debt == pytest.approx(18.0)
+    # The fund's cash is untouched (100); its worth at the mark is 100 + 6 x (97 - 100) = 82.
+    assert ledger.collateral[ENGINE] == pytest.approx(100.0)
+    assert ledger.account_equity(ENGINE, [97.0]) == pytest.approx(82.0)
+    check(exchange, 0, 97.0)
+
+
+def test_a_takeover_worth_more_than_its_price_is_no_bad_debt():
+    exchange = make_exchange(fund=100.0, fee=0.0)
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    # Mark 99: equity 20 - 10 = 10 < 0.05 x 990 = 49.5. No bids: the engine takes the 10 lots at the
+    # bankruptcy price 100 - 20 / 10 = 98, worth 99 each: the fund gains 10 at the mark, no bad debt.
+    liquidator.run(0, constant(99.0))
+    assert liquidator.liquidations[0]["bad_debt"] == 0.0 and ledger.total_bad_debt == 0.0
+    assert ledger.account_equity(ENGINE, [99.0]) == pytest.approx(110.0)
+    check(exchange, 0, 99.0)
+
+
 def test_auto_deleveraging_ranks_by_profit_times_leverage():
     exchange = make_exchange(fund=0.0)
     book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator

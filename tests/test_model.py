@@ -202,3 +202,21 @@ def test_realised_volatility_is_the_sample_std_of_the_window_log_returns(spiral_
         expected = float(np.std(np.diff(np.log(marks[start : t + 1])), ddof=1))
         assert recorded[t] == expected, t
     assert recorded[350] > 0.0  # the spiral moved the mark
+
+
+def test_the_insurance_fund_is_reported_at_its_worth_with_the_engine_inventory_marked():
+    from abm.ledger import ENGINE
+
+    # Spiral, seed 7: the engine takes positions over in the crash and unwinds them for hundreds of
+    # steps. Each row's insurance_fund must be the engine's cash plus its inventory at that step's
+    # marks (account equity), insurance_fund_cash the cash alone.
+    model = MarketModel("spiral", rng=7, steps=450)
+    differed = 0
+    for _ in range(450):
+        model.step()
+        worth = model.ledger.account_equity(ENGINE, model.marks)
+        cash = model.ledger.collateral_of(ENGINE)
+        assert model.recorder.latest("insurance_fund") == pytest.approx(worth, abs=1e-9)
+        assert model.recorder.latest("insurance_fund_cash") == pytest.approx(cash, abs=1e-9)
+        differed += abs(worth - cash) > 1.0
+    assert differed > 10  # the engine held inventory worth visibly less (or more) than it paid

@@ -311,28 +311,29 @@ class Liquidator:
         if fills:
             filled, value = ledger.settle(fills, instrument, round_index, is_liquidation=True)
         remaining = quantity - filled
+        takeover_loss = 0.0
         if remaining > 0:
             # The book could not take it all: the engine backstops while the fund lasts, else ADL.
             if ledger.collateral_of(ENGINE) > 0.0 or not settings.adl:
-                self._transfer_at_bankruptcy(account, instrument, ENGINE, remaining, marks)
+                takeover_loss = self._take_over(account, instrument, remaining, marks)
             else:
                 adl_quantity = self._auto_deleverage(account, instrument, remaining, marks)
                 if adl_quantity < remaining:
-                    self._transfer_at_bankruptcy(account, instrument, ENGINE, remaining - adl_quantity, marks)
+                    takeover_loss = self._take_over(account, instrument, remaining - adl_quantity, marks)
         fee = 0.0
         if filled > 0 and settings.fee > 0.0:
             fee = min(settings.fee * value * contract, max(ledger.collateral_of(account), 0.0))
             ledger.pay_fee(account, ENGINE, fee)
-        bad_debt = 0.0
+        bad_debt = takeover_loss
         flat = not ledger.held_instruments(account)
         if flat and abs(ledger.collateral_of(account)) < 1e-9:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
             ledger.absorb_dust(account, ENGINE)
         if flat and ledger.collateral_of(account) < 0.0:
-            bad_debt = ledger.cover_deficit(account, ENGINE)
-            self.totals.bad_debt += bad_debt
+            bad_debt += ledger.cover_deficit(account, ENGINE)
             if ledger.collateral_of(ENGINE) < 0.0:
                 self._socialise(-ledger.collateral_of(ENGINE), marks_fn())
+        self.totals.bad_debt += bad_debt
         mid_after = book.mid()
         impact = (
             (mid_after - mid_before) * self._ticks[instrument]
@@ -376,15 +377,25 @@ class Liquidator:
             return max(1, int(np.ceil(price / tick - 1e-9)))
         return max(1, int(np.floor(price / tick + 1e-9)))
 
-    def _transfer_at_bankruptcy(
-        self, account: int, instrument: int, receiver: int, quantity: int, marks
-    ) -> None:
+    def _take_over(self, account: int, instrument: int, quantity: int, marks) -> float:
+        """The engine takes ``quantity`` lots over at the account's bankruptcy price; returns its loss.
+
+        The loss is what the lots are worth less than that price at the mark (0 when they are worth
+        more): negative equity the fund takes on, counted as bad debt.
+        """
         ledger = self.ledger
         price = ledger.bankruptcy_price(account, instrument, marks)
-        if ledger.position_of(account, instrument) > 0:
-            ledger.trade(receiver, account, instrument, quantity, price)
+        mark = float(marks[instrument])
+        long = ledger.position_of(account, instrument) > 0
+        if long:
+            ledger.trade(ENGINE, account, instrument, quantity, price)
         else:
-            ledger.trade(account, receiver, instrument, quantity, price)
+            ledger.trade(account, ENGINE, instrument, quantity, price)
+        loss = quantity * ((price - mark) if long else (mark - price)) * self._contracts[instrument]
+        loss = max(loss, 0.0)
+        if loss > 0.0:
+            ledger.record_takeover_loss(loss)
+        return loss
 
     def _auto_deleverage(self, account: int, instrument: int, quantity: int, marks) -> int:
         """Close up to ``quantity`` lots against ranked profitable opposite positions."""
