@@ -154,30 +154,52 @@ def test_a_takeover_worth_more_than_its_price_is_no_bad_debt():
     check(exchange, 0, 99.0)
 
 
-def test_auto_deleveraging_ranks_by_profit_times_leverage():
-    exchange = make_exchange(fund=0.0)
-    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+def _adl_case(**liquidation):
+    exchange = make_exchange(fund=0.0, **liquidation)
+    ledger = exchange.ledger
     victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
-    short_big = int(ledger.add_accounts(1, 100.0, "noise")[0])
-    short_small = int(ledger.add_accounts(1, 100.0, "noise")[0])
-    long_other = int(ledger.add_accounts(1, 1000.0, "noise")[0])
-    ledger.trade(victim, short_big, 0, 10, 100.0)
-    ledger.trade(long_other, short_small, 0, 5, 110.0)
-    # No bids and an empty fund: the victim (equity 20 < 50) is auto-deleveraged at its bankruptcy price
-    # 100 - 20/10 = 98. Ranks there (PnL% x leverage):
-    #   short_big:   pnl 10 x 2 = 20, pnl% 20/1000, equity 120, leverage 980/120 -> 0.1633
-    #   short_small: pnl 5 x 12 = 60, pnl% 60/550, equity 160, leverage 490/160 -> 0.3341 (first)
-    liquidator.run(0, constant(100.0))
+    short_a = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    short_b = int(ledger.add_accounts(1, 100.0, "noise")[0])
+    short_c = int(ledger.add_accounts(1, 60.0, "noise")[0])
+    longs = int(ledger.add_accounts(1, 1e4, "noise")[0])
+    ledger.trade(victim, short_a, 0, 10, 100.0)  # the victim long 10 @100 (collateral 20), a short
+    ledger.trade(longs, short_b, 0, 5, 110.0)  # b: short 5 @110
+    ledger.trade(longs, short_c, 0, 10, 98.5)  # c: short 10 @98.5, collateral 60
+    return exchange, victim, (short_a, short_b, short_c)
+
+
+def test_auto_deleveraging_ranks_by_profit_times_leverage_at_the_mark():
+    exchange, victim, (short_a, short_b, short_c) = _adl_case()
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    # Mark 99: the victim's equity 20 - 10 = 10 < maintenance 0.05 x 990 = 49.5. No bids and an empty
+    # fund: ADL at the bankruptcy price 100 - 20 / 10 = 98. Ranks at the mark 99 (PnL% x leverage):
+    #   a: pnl 10 x (100 - 99) = 10, cost 1,000 -> 1%; equity 1,010, notional 990 -> 0.98x; rank 0.0098
+    #   b: pnl 5 x (110 - 99) = 55, cost 550 -> 10%; equity 155, notional 495 -> 3.19x; rank 0.319
+    #   c: pnl 10 x (98.5 - 99) = -5: not in profit at the mark, skipped (equity 55 > 49.5: not
+    #      liquidated either)
+    # So b first (5 lots), then a (the other 5). The old ranking, at the bankruptcy price 98, put c
+    # second: pnl 5, cost 985 -> 0.51%; equity 65, notional 980 -> 15.1x; rank 0.077 against a's
+    # 20/1,000 x 980/1,020 = 0.019 (and b's 60/550 x 490/160 = 0.334): it cut c, a loser at the mark.
+    liquidator.run(0, constant(99.0))
     record = liquidator.liquidations[0]
     assert record["adl_quantity"] == 10 and record["filled_quantity"] == 0
-    assert ledger.position[short_small, 0] == 0
-    assert ledger.position[short_big, 0] == -5
+    assert ledger.position[[short_a, short_b, short_c], 0].tolist() == [-5, 0, -10]
+    # Closed at 98: b realises 5 x (110 - 98) = 60 (160); a 5 x (100 - 98) = 10 (1,010); c untouched.
+    assert ledger.collateral[[short_a, short_b, short_c]] == pytest.approx([1010.0, 160.0, 60.0])
     assert ledger.position[victim, 0] == 0
     assert ledger.collateral[victim] == pytest.approx(0.0, abs=1e-9)
-    assert ledger.collateral[short_small] == pytest.approx(160.0)  # 100 + 5 x (110 - 98)
-    assert ledger.collateral[short_big] == pytest.approx(110.0)  # 100 + 5 x (100 - 98)
-    assert len(book) == 0
-    check(exchange, 0, 100.0)
+    check(exchange, 0, 99.0)
+
+
+def test_auto_deleveraging_at_the_mark_price():
+    exchange, victim, (short_a, short_b, _) = _adl_case(adl_price="mark")
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    # The same ranking, closed at the mark 99: b realises 5 x (110 - 99) = 55 (155), a 5 x 1 = 5 (1,005).
+    # The victim sells 10 @99: 20 - 10 = 10 left, its own (it is not bankrupt at the mark).
+    liquidator.run(0, constant(99.0))
+    assert ledger.collateral[[short_a, short_b]] == pytest.approx([1005.0, 155.0])
+    assert ledger.collateral[victim] == pytest.approx(10.0)
+    check(exchange, 0, 99.0)
 
 
 def test_engine_takes_over_what_an_empty_book_cannot_absorb():

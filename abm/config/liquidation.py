@@ -34,6 +34,10 @@ class LiquidationConfig(Strict):
         default="none", description="bankruptcy: liquidation orders stop at the bankruptcy price."
     )
     adl: bool = Field(default=True, description="Auto-deleverage when the fund is empty.")
+    adl_price: Literal["bankruptcy", "mark"] = Field(
+        default="bankruptcy",
+        description="ADL closes at the bankrupt account's bankruptcy price (BitMEX, Binance) or at the mark.",
+    )
     order: Literal["largest_loss", "largest_maintenance", "pro_rata"] = Field(
         default="largest_loss",
         description="Account-wide liquidation of several positions: the largest loss first, the largest "

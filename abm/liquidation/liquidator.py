@@ -398,21 +398,30 @@ class Liquidator:
         return loss
 
     def _auto_deleverage(self, account: int, instrument: int, quantity: int, marks) -> int:
-        """Close up to ``quantity`` lots against ranked profitable opposite positions."""
+        """Close up to ``quantity`` lots against ranked profitable opposite positions.
+
+        The ranking is the one BitMEX publishes, at the mark: PnL% (unrealised PnL over the position's
+        cost) x effective leverage (notional over the account's equity), highest first, ties by
+        account id; positions not in profit at the mark are not deleveraged. They are closed at the
+        bankrupt account's bankruptcy price (``adl_price: bankruptcy``) or at the mark.
+        """
         ledger = self.ledger
         contract = self._contracts[instrument]
         sign = 1 if ledger.position_of(account, instrument) > 0 else -1
-        mark_proxy = ledger.bankruptcy_price(account, instrument, marks)
+        mark = float(marks[instrument])
         position = ledger.position[:, instrument]
         entry = ledger.entry_price[:, instrument]
-        upnl = position * (mark_proxy - entry) * contract
+        upnl = position * (mark - entry) * contract
         candidates = np.flatnonzero((np.sign(position) == -sign) & (upnl > 0))
         candidates = candidates[candidates != ENGINE]
         if len(candidates) == 0:
             return 0
         cost = np.abs(position[candidates]) * entry[candidates] * contract
-        equity = ledger.collateral[candidates] + upnl[candidates]
-        notional = np.abs(position[candidates]) * mark_proxy * contract
+        if ledger.n_instruments == 1:
+            equity = ledger.collateral[candidates] + upnl[candidates]
+        else:  # a cross account's equity is over all its positions
+            equity = np.array([ledger.account_equity(int(other), marks) for other in candidates])
+        notional = np.abs(position[candidates]) * mark * contract
         leverage = notional / np.maximum(equity, 1e-12)
         rank = (upnl[candidates] / np.maximum(cost, 1e-12)) * leverage
         order = candidates[np.lexsort((candidates, -rank))]
@@ -421,7 +430,10 @@ class Liquidator:
             if taken >= quantity:
                 break
             lots = min(quantity - taken, abs(ledger.position_of(other, instrument)))
-            price = ledger.bankruptcy_price(account, instrument, marks)
+            if self.settings.adl_price == "mark":
+                price = mark
+            else:
+                price = ledger.bankruptcy_price(account, instrument, marks)
             if sign > 0:
                 ledger.trade(other, account, instrument, lots, price)
             else:
