@@ -115,6 +115,49 @@ def test_bad_debt_paid_by_fund_then_socialised():
     check(exchange, 0, 90.0)
 
 
+@pytest.mark.parametrize(("leftover", "kept", "fund"), [("trader", 25.05, 4.95), ("fund", 0.0, 30.0)])
+def test_a_liquidated_accounts_leftover_goes_to_the_trader_or_the_fund(leftover, kept, fund):
+    exchange = make_exchange(fee=0.005, leftover=leftover)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 40.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    book.submit_limit(maker, BUY, 99, 10)
+    # Mark 100: equity 40 < maintenance 50. Sells 10 @99: 40 - 10 = 30; fee 0.5% x 990 = 4.95 to the
+    # fund: 25.05 left. "trader": it keeps 25.05 (the fund holds 4.95); "fund" (Binance, BitMEX): the
+    # 25.05 goes to the fund as well, which holds 30.
+    liquidator.run(0, constant(100.0))
+    assert ledger.collateral[victim] == pytest.approx(kept)
+    assert ledger.collateral[ENGINE] == pytest.approx(fund)
+    check(exchange, 0, 99.0)
+
+
+@pytest.mark.parametrize(
+    ("socialise", "short_pays", "maker_pays"),
+    [("all", 22.0, 22.0), ("traders", 44.0, 0.0), ("none", 0.0, 0.0)],
+)
+def test_who_covers_a_fund_below_zero(socialise, short_pays, maker_pays):
+    exchange = make_exchange(fund=50.0, fee=0.0, socialise=socialise)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1000.0, "market_maker")[0])
+    bidder = int(ledger.add_accounts(1, 1e6, "noise")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 6.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    ledger.trade(bidder, maker, 0, 10, 100.0)  # the maker is short 10 @100 as well
+    book.submit_limit(bidder, BUY, 90, 10)
+    # The victim sells 10 @90: collateral 6 - 100 = -94, bad debt 94; the fund pays its 50, 44 short.
+    # At the last price 90 the short and the maker are each 10 x 10 = 100 in profit (the bidder, long
+    # 20 from 100 and 90, is not). "all": 22 each; "traders": the maker is left out, the short pays 44;
+    # "none": nobody, the fund stays at -44.
+    liquidator.run(0, exchange.marks_from_books())
+    assert ledger.collateral[short] == pytest.approx(1000.0 - short_pays)
+    assert ledger.collateral[maker] == pytest.approx(1000.0 - maker_pays)
+    assert ledger.collateral[ENGINE] == pytest.approx(-44.0 + short_pays + maker_pays)
+    check(exchange, 0, 90.0)
+
+
 def test_bad_debt_counts_a_takeover_at_a_loss_valued_at_the_mark():
     exchange = make_exchange(fund=100.0, fee=0.0)
     book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator

@@ -38,6 +38,16 @@ class LiquidationConfig(Strict):
         default="bankruptcy",
         description="ADL closes at the bankrupt account's bankruptcy price (BitMEX, Binance) or at the mark.",
     )
+    leftover: Literal["trader", "fund"] = Field(
+        default="trader",
+        description="Where a fully liquidated account's remaining collateral goes: kept by the trader, or "
+        "to the insurance fund (as Binance and BitMEX do).",
+    )
+    socialise: Literal["all", "traders", "none"] = Field(
+        default="all",
+        description="Who covers a fund below zero, pro rata to profit: every account in profit, the same "
+        "without market makers, or nobody (the fund stays negative).",
+    )
     order: Literal["largest_loss", "largest_maintenance", "pro_rata"] = Field(
         default="largest_loss",
         description="Account-wide liquidation of several positions: the largest loss first, the largest "

@@ -36,7 +36,7 @@ import numpy as np
 
 from abm.book import BUY, SELL, Book
 from abm.config import LiquidationConfig
-from abm.ledger import ENGINE, Ledger
+from abm.ledger import ENGINE, KIND_CODES, Ledger
 from abm.margin.check import MarginCheck, MarginChecker
 
 __all__ = ["ENGINE_UNWIND_BAND", "Liquidator", "StepTotals"]
@@ -329,6 +329,9 @@ class Liquidator:
         if flat and abs(ledger.collateral_of(account)) < 1e-9:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
             ledger.absorb_dust(account, ENGINE)
+        if flat and settings.leftover == "fund" and ledger.collateral_of(account) > 0.0:
+            # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund.
+            ledger.pay_fee(account, ENGINE, ledger.collateral_of(account))
         if flat and ledger.collateral_of(account) < 0.0:
             bad_debt += ledger.cover_deficit(account, ENGINE)
             if ledger.collateral_of(ENGINE) < 0.0:
@@ -442,8 +445,13 @@ class Liquidator:
         return taken
 
     def _socialise(self, shortfall: float, marks: np.ndarray) -> None:
-        """Spread what the fund cannot pay over accounts in profit, pro rata to profit."""
+        """Spread what the fund cannot pay over accounts in profit, pro rata to profit.
+
+        ``socialise: traders`` leaves market makers out, ``none`` charges nobody.
+        """
         ledger = self.ledger
+        if self.settings.socialise == "none":
+            return
         if ledger.n_instruments == 1:
             upnl = ledger.unrealised(marks)[:, 0]
         else:
@@ -451,6 +459,8 @@ class Liquidator:
         equity = ledger.collateral + upnl
         profit = np.where((upnl > 0) & (equity > 0), np.minimum(upnl, equity), 0.0)
         profit[ENGINE] = 0.0
+        if self.settings.socialise == "traders":
+            profit[ledger.kind == KIND_CODES["market_maker"]] = 0.0
         total = float(profit.sum())
         if total <= 0.0:
             return  # nobody to charge: the fund stays negative (recorded as bad debt)
