@@ -580,13 +580,18 @@ def test_fuzz_runs_end_in_a_complete_run_or_a_field_error(monkeypatch):
 
 
 @pytest.mark.parametrize("engine", ["python", "fast"])
-def test_a_violent_volatility_widening_keeps_the_ladder_inside_the_book(tmp_path, capsys, engine):
+@pytest.mark.parametrize(
+    "widening",
+    [["agents.0.vol_widen=500.0", "agents.0.vol_pull_ratio=1000000.0"], ["agents.0.vol_baseline=5.0e-324"]],
+)
+def test_a_violent_volatility_widening_keeps_the_ladder_inside_the_book(tmp_path, capsys, engine, widening):
     # Found by the fuzz test: vol_widen 500 widened the makers' ladder to 5e7 ticks after the shock,
-    # beyond the books' 8,388,608, and the run failed (exit 1) where validation said ok.
+    # beyond the books' 8,388,608, and a baseline of 5e-324 made the widening infinite; both runs
+    # failed (exit 1) where validation said ok.
     if engine == "fast":
         pytest.importorskip("numba")
-    overrides = ["steps=40", "shocks.0.step=20", "shocks.1.step=20", "agents.0.vol_widen=500.0"]
-    overrides += ["agents.0.vol_pull_ratio=1000000.0", f"market.book_engine={engine}"]
+    overrides = ["steps=40", "shocks.0.step=20", "shocks.1.step=20", *widening]
+    overrides += [f"market.book_engine={engine}"]
     command = ["run", "spiral", "--check", "--no-report", "--out", str(tmp_path / "run")]
     assert cli.main(command + [part for item in overrides for part in ("--set", item)]) == 0, (
         capsys.readouterr()

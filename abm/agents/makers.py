@@ -52,8 +52,8 @@ class MarketMaker(TraderAgent):
         if factor != 1.0:
             half_spread, spacing = max(1, round(half_spread * factor)), max(1, round(spacing * factor))
         span = half_spread + max(group.levels - 1, 0) * spacing
-        if span * widen > MAX_LADDER_SPAN_TICKS:
-            widen = MAX_LADDER_SPAN_TICKS / span
+        if not span * widen <= MAX_LADDER_SPAN_TICKS:  # also an infinite widening (a baseline of ~0)
+            widen = MAX_LADDER_SPAN_TICKS / max(span, 1)
         # One book call for the cancel and the ladder (makers send most of a run's orders; the
         # compiled book does it all in one kernel call). The reference is taken after the cancel, so it
         # is the mid without the maker's own quotes, shifted against its inventory.
