@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from abm.journal import money_figures
 from abm.ledger import KIND_NAMES, MARGIN_MODES, Ledger
 from abm.metrics import summarise
 from abm.network import (
@@ -141,6 +142,8 @@ def assemble_result(
     cascade = build_cascade_graph(liquidation_frame)
     summary = summarise(timeseries, liquidation_frame, cascade, scenario, policies[0])
     names = [instrument.name for instrument in ledger.instruments]
+    journal = ledger.journal.frame(names)
+    summary.update(money_figures(journal))  # the money figures, from the journal every one is in
     marks = np.asarray(marks, dtype=np.float64)
     recorder.snapshot_accounts(
         "end",
@@ -167,6 +170,7 @@ def assemble_result(
         trades=trades,
         liquidations=liquidation_frame,
         accounts=accounts,
+        ledger=journal,
         cascade=cascade,
         summary=summary,
         wall_seconds=wall_seconds,

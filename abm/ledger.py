@@ -37,6 +37,7 @@ import numpy as np
 
 from abm.book.protocol import BUY
 from abm.config.agents import AGENT_KINDS
+from abm.journal import KIND_CODE, MoneyJournal
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -152,6 +153,11 @@ class Ledger:
         # time series does not sum over every account every step. Checked by abm.invariants.
         self._open_interest = [0] * self.n_instruments
         self.trades = TradeLog()
+        self.journal = MoneyJournal()
+        # What the realised PnL of the next bookings is (a journal kind code) and the liquidation round
+        # they belong to: set by settle() and, for takeovers and ADL, by the liquidator.
+        self.pnl_kind = KIND_CODE["trade_pnl"]
+        self.round = -1
         self.step = -1  # the current step, for the trade log (-1: before the first step)
         self._step_volume = [0] * self.n_instruments
         self.total_deposits = 0.0  # net of withdrawals
@@ -223,7 +229,9 @@ class Ledger:
         self.n_accounts = stop
         self.initial_money += float(np.sum(self._collateral[start:stop]))
         self._refresh_views()
-        return np.arange(start, stop)
+        ids = np.arange(start, stop)
+        self.journal.add_many(self.step, -1, ids, -1, -1, "opening", self._collateral[start:stop])
+        return ids
 
     def _grow(self, capacity: int) -> None:
         for name, _, _ in _ACCOUNT_ARRAYS:
@@ -267,6 +275,7 @@ class Ledger:
         self._deposits[account] += amount
         self.total_deposits += amount
         self.flow_volume += abs(amount)
+        self.journal.add(self.step, self.round, account, -1, -1, "deposit", amount)
 
     def withdraw(self, account: int, amount: float) -> None:
         """Move ``amount`` out of an account to the outside (a negative deposit in ``deposits``)."""
@@ -274,6 +283,7 @@ class Ledger:
         self._deposits[account] -= amount
         self.total_deposits -= amount
         self.flow_volume += abs(amount)
+        self.journal.add(self.step, self.round, account, -1, -1, "withdrawal", -amount)
 
     def revalue_collateral(self, accounts: np.ndarray, fraction: float) -> float:
         """Cut the positive collateral of ``accounts`` by ``fraction`` (a haircut); returns the value lost.
@@ -283,6 +293,7 @@ class Ledger:
         accounts = np.asarray(accounts, dtype=np.int64)
         loss = np.maximum(self._collateral[accounts], 0.0) * fraction
         self._collateral[accounts] -= loss
+        self.journal.add_many(self.step, self.round, accounts, -1, -1, "revaluation", -loss)
         lost = float(loss.sum())
         self.total_revaluation -= lost
         self.flow_volume += lost
@@ -296,6 +307,8 @@ class Ledger:
         n = self.n_accounts
         payment = self._position[:n, instrument] * (rate * mark * self._contract[instrument])
         self._collateral[:n] -= payment
+        payers = np.flatnonzero(payment)
+        self.journal.add_many(self.step, self.round, payers, -1, instrument, "funding", -payment[payers])
         paid = float(payment[payment > 0].sum())
         self.total_funding += paid
         self.flow_volume += float(np.abs(payment).sum())
@@ -305,16 +318,25 @@ class Ledger:
 
     def pay_fee(self, payer: int, receiver: int, amount: float) -> None:
         """A liquidation fee from the liquidated account to the fund."""
+        self.transfer(payer, receiver, amount, "fee")
+        self.total_fees += amount
+
+    def transfer(self, payer: int, receiver: int, amount: float, kind: str) -> None:
+        """Move ``amount`` from one account to another, journalled as ``kind`` on both sides."""
         self._collateral[payer] -= amount
         self._collateral[receiver] += amount
-        self.total_fees += amount
         self.flow_volume += 2.0 * abs(amount)
+        self.journal.add(self.step, self.round, payer, receiver, -1, kind, -amount)
+        self.journal.add(self.step, self.round, receiver, payer, -1, kind, amount)
 
     def absorb_dust(self, account: int, receiver: int) -> None:
         """Move an account's rounding dust (a few ulps left by a transfer) to ``receiver``, leaving 0."""
-        self.flow_volume += 2.0 * abs(float(self._collateral[account]))
-        self._collateral[receiver] += self._collateral[account]
+        dust = self._collateral.item(account)
+        self.flow_volume += 2.0 * abs(dust)
+        self._collateral[receiver] += dust
         self._collateral[account] = 0.0
+        self.journal.add(self.step, self.round, account, receiver, -1, "dust", -dust)
+        self.journal.add(self.step, self.round, receiver, account, -1, "dust", dust)
 
     def cover_deficit(self, account: int, payer: int) -> float:
         """``payer`` (the fund) covers a closed account's negative collateral; returns it (bad debt)."""
@@ -323,6 +345,8 @@ class Ledger:
         self._collateral[payer] -= deficit
         self.total_bad_debt += deficit
         self.flow_volume += 2.0 * abs(deficit)
+        self.journal.add(self.step, self.round, account, payer, -1, "fund_payout", deficit)
+        self.journal.add(self.step, self.round, payer, account, -1, "fund_payout", -deficit)
         return deficit
 
     def record_takeover_loss(self, amount: float) -> None:
@@ -340,12 +364,19 @@ class Ledger:
         """
         self._collateral[: self.n_accounts] -= charges
         self._collateral[receiver] += total
+        charged = np.flatnonzero(charges)
+        self.journal.add_many(
+            self.step, self.round, charged, receiver, -1, "socialised_loss", -charges[charged]
+        )
+        self.journal.add(self.step, self.round, receiver, -1, -1, "socialised_loss", total)
         self.total_socialised += total
         self.flow_volume += float(np.abs(charges).sum()) + abs(total)
 
     # ------------------------------------------------------------------ positions
 
-    def _apply(self, account: int, instrument: int, signed_quantity: int, price: float) -> None:
+    def _apply(
+        self, account: int, instrument: int, signed_quantity: int, price: float, counterparty: int
+    ) -> None:
         """Move one account's position in one instrument by ``signed_quantity`` lots at ``price``."""
         # .item() reads give Python numbers: the same IEEE arithmetic as on numpy scalars, at a
         # fraction of the cost (this runs twice per fill).
@@ -365,7 +396,11 @@ class Ledger:
         else:
             closed = min(abs(signed_quantity), abs(old))
             sign = 1 if old > 0 else -1
-            self._collateral[account] += closed * (price - entry.item(account, instrument)) * sign * contract
+            realised = closed * (price - entry.item(account, instrument)) * sign * contract
+            self._collateral[account] += realised
+            self.journal.add_code(
+                self.step, self.round, account, counterparty, instrument, self.pnl_kind, realised
+            )
             if new == 0:
                 entry[account, instrument] = 0.0
             elif (new > 0) != (old > 0):
@@ -376,8 +411,8 @@ class Ledger:
 
     def trade(self, buyer: int, seller: int, instrument: int, quantity: int, price: float) -> None:
         """Book a trade of ``quantity`` lots at ``price`` (price units) between two accounts."""
-        self._apply(buyer, instrument, quantity, price)
-        self._apply(seller, instrument, -quantity, price)
+        self._apply(buyer, instrument, quantity, price, seller)
+        self._apply(seller, instrument, -quantity, price, buyer)
 
     def open_position(
         self, account: int, instrument: int, quantity: int, price: float, counterparty: int
@@ -407,7 +442,7 @@ class Ledger:
         self._open_interest[instrument] += int(quantities[quantities > 0].sum())
         self.bookings += len(accounts)
         self.flow_volume += float(np.abs(quantities).sum()) * abs(price) * float(self._contract[instrument])
-        self._apply(counterparty, instrument, -net, price)
+        self._apply(counterparty, instrument, -net, price, -1)
 
     def settle(self, fills, instrument: int, round_index: int, is_liquidation: bool) -> tuple[int, float]:
         """Settle book fills on both sides and log them; returns (lots, sum of price x lots).
@@ -421,6 +456,9 @@ class Ledger:
         tick = self._tick[instrument]
         log = self.trades
         step = self.step
+        context = self.round, self.pnl_kind
+        self.round = round_index
+        self.pnl_kind = KIND_CODE["liquidation_pnl" if is_liquidation else "trade_pnl"]
         lots = 0
         value = 0.0
         for fill in fills:
@@ -442,6 +480,7 @@ class Ledger:
             lots += quantity
             value += price * quantity
         self._step_volume[instrument] += lots
+        self.round, self.pnl_kind = context
         return lots, value
 
     # ------------------------------------------------------------------ marking

@@ -6,8 +6,11 @@ Definitions (all computed from the run's tables):
 * ``liquidations`` / ``liquidated_notional``: count and notional (at the mark) of liquidations;
 * ``cascade_max_rounds``: most liquidation rounds in one step; ``cascade_depth``: longest chain of
   the cascade DAG in links (see :mod:`abm.network`);
-* ``bad_debt``: losses beyond zero equity; ``insurance_fund_min``; ``insurance_fund_used``: largest
-  fall of the fund from its running peak; ``adl_volume``; ``socialised_loss``;
+* ``bad_debt``: negative equity the fund took on, at the mark (deficits covered, takeovers at a
+  loss); ``insurance_fund_min``, ``insurance_fund_final``, ``insurance_fund_used`` (largest fall from
+  its running peak) of the fund's worth (cash and inventory marked); ``adl_volume``;
+* from the journal (the ``ledger`` table, :func:`abm.journal.money_figures`): ``liquidation_fees``,
+  ``fund_payouts``, ``socialised_loss``, ``leftover_to_fund``, ``net_deposits``, ``revaluation``;
 * procyclicality of the margin rule: ``mmr_stress_increase`` (peak maintenance rate after the first
   shock over the mean rate in force before it, minus one: the rise traders face relative to what they
   held), ``mmr_peak_to_trough`` and ``margin_held_peak_to_trough``

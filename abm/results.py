@@ -13,7 +13,7 @@ import networkx as nx
 import pandas as pd
 
 from abm.config import Scenario
-from abm.tables import ACCOUNTS, LIQUIDATIONS, TIMESERIES, TRADES
+from abm.tables import ACCOUNTS, LEDGER, LIQUIDATIONS, TIMESERIES, TRADES
 
 __all__ = ["RunResult", "TIMESERIES_COLUMNS", "ACCOUNT_COLUMNS", "LIQUIDATION_COLUMNS", "TRADE_COLUMNS"]
 
@@ -35,6 +35,8 @@ class RunResult:
         trades: One row per fill: :data:`abm.tables.TRADES`.
         liquidations: One row per liquidation: :data:`abm.tables.LIQUIDATIONS`.
         accounts: One row per account at the end: :data:`abm.tables.ACCOUNTS`.
+        ledger: One row per movement of money: :data:`abm.tables.LEDGER` (the journal every money
+            figure is derived from).
         cascade: The liquidation cascade DAG (nodes are liquidation ids).
         summary: Headline metrics (JSON-serialisable scalars).
         wall_seconds: Wall time of the simulation itself.
@@ -52,3 +54,4 @@ class RunResult:
     wall_seconds: float = 0.0
     invariant_checks: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    ledger: pd.DataFrame = field(default_factory=LEDGER.empty)

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from abm.journal import JOURNAL_KINDS
+
 __all__ = [
     "ACCOUNTS",
     "ACCOUNT_SNAPSHOTS",
     "BOOK_DEPTH",
+    "LEDGER",
     "LIQUIDATIONS",
     "TABLES",
     "TIMESERIES",
@@ -206,6 +209,24 @@ TRADES = Table(
     ),
 )
 
+LEDGER = Table(
+    "ledger",
+    "movement of money into, out of or between accounts, in the order booked",
+    _columns(
+        ("step", "int64", "Step of the movement (-1: before the first step, the openings)."),
+        ("round", "int64", "Liquidation round it belongs to (-1: none)."),
+        ("account_id", "int64", "The account whose collateral moved."),
+        ("counterparty_id", "int64", "The account on the other side (-1: outside money, or many)."),
+        ("instrument", "str", "The instrument of a realised PnL or funding row ('' for none)."),
+        (
+            "kind",
+            "str",
+            f"One of {', '.join(JOURNAL_KINDS)} (abm.journal).",
+        ),
+        ("amount", "float64", "Into the account (negative: out of it).", "money"),
+    ),
+)
+
 LIQUIDATIONS = Table(
     "liquidations",
     "liquidation",
@@ -311,5 +332,6 @@ ACCOUNT_SNAPSHOTS = Table(
 )
 
 TABLES: dict[str, Table] = {
-    table.name: table for table in (TIMESERIES, TRADES, LIQUIDATIONS, ACCOUNTS, BOOK_DEPTH, ACCOUNT_SNAPSHOTS)
+    table.name: table
+    for table in (TIMESERIES, TRADES, LIQUIDATIONS, ACCOUNTS, LEDGER, BOOK_DEPTH, ACCOUNT_SNAPSHOTS)
 }

@@ -23,7 +23,7 @@ from abm.config import load_scenario, resolve_scenario
 from abm.runs import run_scenario
 
 GOLDEN_FILE = Path(__file__).parent / "golden" / "checksums.json"
-TABLES = ("timeseries", "trades", "liquidations", "accounts")
+TABLES = ("timeseries", "trades", "liquidations", "accounts", "ledger")
 # Canonical runs: scenario, overrides, seed. The spiral's shocks move to the middle of the short run.
 GOLDEN_RUNS = {
     "spiral-120": ("spiral", ["steps=120", "shocks.0.step=60", "shocks.1.step=60"], 7),

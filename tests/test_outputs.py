@@ -28,7 +28,7 @@ from abm.results import (
     RunResult,
 )
 
-TABLE_FILES = ("timeseries", "trades", "liquidations", "accounts")
+TABLE_FILES = ("timeseries", "trades", "liquidations", "accounts", "ledger")
 
 
 def make_scenario(name: str = "unit-test") -> Scenario:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from abm.config import available_scenarios, load_scenario, resolve_scenario
+from abm.journal import JOURNAL_KINDS
 from abm.model import MarketModel
 from abm.runs import run_scenario
 
@@ -64,6 +65,33 @@ def test_scenario_validates_and_runs_a_short_horizon_with_invariants(name):
     assert len(result.timeseries) == SHORT_STEPS * len(scenario.instrument_names())
     assert result.timeseries["step"].nunique() == SHORT_STEPS
     assert result.accounts["position"].sum() == 0
+    assert_journal_replays(result)
+
+
+def assert_journal_replays(result):
+    """Every account's collateral at the end (the fund's too) is the sum of its journal rows."""
+    journal = result.ledger
+    assert journal["kind"].isin(JOURNAL_KINDS).all()
+    accounts = result.accounts.drop_duplicates("account_id").set_index("account_id")
+    by_account = journal.groupby("account_id")["amount"]
+    replayed = by_account.sum().reindex(accounts.index, fill_value=0.0)
+    scale = journal["amount"].abs().sum()
+    np.testing.assert_allclose(replayed, accounts["collateral"], rtol=0, atol=1e-9 + 1e-13 * scale)
+    # The money figures of the summary are the journal's.
+    fees = journal.loc[(journal["kind"] == "fee") & (journal["amount"] > 0), "amount"].sum()
+    socialised = -journal.loc[
+        (journal["kind"] == "socialised_loss") & (journal["amount"] < 0), "amount"
+    ].sum()
+    assert result.summary["liquidation_fees"] == pytest.approx(fees, abs=1e-6)
+    assert result.summary["socialised_loss"] == pytest.approx(socialised, abs=1e-6)
+    assert result.summary["socialised_loss"] == pytest.approx(result.timeseries["socialised_loss"].iloc[-1])
+
+
+@pytest.mark.parametrize("name", ["spiral", "flash_crash", "crash_2020_03_12"])
+def test_the_journal_replays_every_account_of_a_full_stress_run(name):
+    result = full_run(name)
+    assert (result.ledger["kind"] == "fund_payout").any() or name != "spiral"
+    assert_journal_replays(result)
 
 
 @pytest.mark.parametrize("name", LIBRARY)

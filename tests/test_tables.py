@@ -30,6 +30,7 @@ def spiral_tables():
         "trades": result.trades,
         "liquidations": result.liquidations,
         "accounts": result.accounts,
+        "ledger": result.ledger,
         "book_depth": result.extra["depth_profile"],
         "account_snapshots": result.extra["account_snapshots"],
     }, result

@@ -36,6 +36,7 @@ import numpy as np
 
 from abm.book import BUY, SELL, Book
 from abm.config import LiquidationConfig
+from abm.journal import KIND_CODE
 from abm.ledger import ENGINE, KIND_CODES, Ledger
 from abm.margin.check import MarginCheck, MarginChecker
 
@@ -286,6 +287,7 @@ class Liquidator:
         contract = self._contracts[instrument]
         mark = float(marks[instrument])
         book.cancel_all(account)  # the exchange pulls the account's resting orders first
+        ledger.round = round_index  # the journal's round of every movement below
         position = ledger.position_of(account, instrument)
         side = SELL if position > 0 else BUY
         equity_before = float(check.equity[account])
@@ -331,7 +333,7 @@ class Liquidator:
             ledger.absorb_dust(account, ENGINE)
         if flat and settings.leftover == "fund" and ledger.collateral_of(account) > 0.0:
             # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund.
-            ledger.pay_fee(account, ENGINE, ledger.collateral_of(account))
+            ledger.transfer(account, ENGINE, ledger.collateral_of(account), "leftover")
         if flat and ledger.collateral_of(account) < 0.0:
             bad_debt += ledger.cover_deficit(account, ENGINE)
             if ledger.collateral_of(ENGINE) < 0.0:
@@ -343,6 +345,7 @@ class Liquidator:
             if mid_before is not None and mid_after is not None
             else float("nan")
         )
+        ledger.round = -1
         ledger.count_liquidation(account)
         notional = quantity * mark * contract
         totals = self.totals
@@ -390,10 +393,12 @@ class Liquidator:
         price = ledger.bankruptcy_price(account, instrument, marks)
         mark = float(marks[instrument])
         long = ledger.position_of(account, instrument) > 0
+        ledger.pnl_kind = KIND_CODE["takeover"]
         if long:
             ledger.trade(ENGINE, account, instrument, quantity, price)
         else:
             ledger.trade(account, ENGINE, instrument, quantity, price)
+        ledger.pnl_kind = KIND_CODE["trade_pnl"]
         loss = quantity * ((price - mark) if long else (mark - price)) * self._contracts[instrument]
         loss = max(loss, 0.0)
         if loss > 0.0:
@@ -437,10 +442,12 @@ class Liquidator:
                 price = mark
             else:
                 price = ledger.bankruptcy_price(account, instrument, marks)
+            ledger.pnl_kind = KIND_CODE["adl"]
             if sign > 0:
                 ledger.trade(other, account, instrument, lots, price)
             else:
                 ledger.trade(account, other, instrument, lots, price)
+            ledger.pnl_kind = KIND_CODE["trade_pnl"]
             taken += lots
         return taken
 
