@@ -59,6 +59,7 @@ class Exchange:
         liquidation: LiquidationConfig,
         engines: Sequence[str] | None = None,
         portfolio_rule: PortfolioMarginRule | None = None,
+        rng: np.random.Generator | None = None,
     ) -> Exchange:
         """Wire an exchange for these instruments, each with its margin settings and book engine.
 
@@ -68,6 +69,7 @@ class Exchange:
             liquidation: The liquidation settings (the insurance fund opens account 0).
             engines: One book engine name per instrument (default: the pure book).
             portfolio_rule: The rule of portfolio-margined accounts (None: there are none).
+            rng: The run's generator, for liquidation designs that draw (dYdX's random start).
         """
         engines = list(engines) if engines is not None else ["python"] * len(instruments)
         ledger = Ledger(instruments, insurance_fund=liquidation.insurance_fund)
@@ -78,7 +80,7 @@ class Exchange:
             [margin.call_buffer for margin in margins],
             portfolio_rule,
         )
-        return cls(ledger, books, checker, Liquidator(ledger, books, checker, liquidation))
+        return cls(ledger, books, checker, Liquidator(ledger, books, checker, liquidation, rng))
 
     @classmethod
     def single(

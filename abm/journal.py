@@ -161,13 +161,13 @@ def money_figures(journal: pd.DataFrame, fund: int = 0) -> dict[str, float]:
     kind, amount, account = journal["kind"], journal["amount"], journal["account_id"]
 
     def total(mask) -> float:
-        return float(amount[mask].sum())
+        return float(amount[mask].sum()) + 0.0  # + 0.0: no "-0" when nothing moved
 
     to_fund = account == fund
     return {
         "liquidation_fees": total((kind == "fee") & to_fund),
-        "fund_payouts": -total((kind == "fund_payout") & to_fund),
-        "socialised_loss": -total((kind == "socialised_loss") & ~to_fund),
+        "fund_payouts": 0.0 - total((kind == "fund_payout") & to_fund),
+        "socialised_loss": 0.0 - total((kind == "socialised_loss") & ~to_fund),
         "leftover_to_fund": total((kind == "leftover") & to_fund),
         "net_deposits": total(kind.isin(["deposit", "withdrawal"])),
         "revaluation": total(kind == "revaluation"),

@@ -112,6 +112,7 @@ class MarketModel(mesa.Model):
             config.liquidation,
             [item.book_engine for item in settings],
             portfolio_rule=build_portfolio_rule(config.portfolio_margin, correlation),
+            rng=self.rng,
         )
         self.ledger = exchange.ledger
         self.checker = exchange.checker

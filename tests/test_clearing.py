@@ -356,3 +356,86 @@ def test_parents_are_capped_at_the_largest_by_filled_notional(max_parents, expec
     assert [(r["account_id"], r["round"]) for r in records] == [*[(a, 0) for a in longs], (child, 1)]
     # Capped at 2: the two largest fills (1,980 and 990), listed by id; every child keeps a parent.
     assert records[3]["parents"] == expected
+
+
+# --------------------------------------------------------------------------- liquidation designs
+
+
+def test_every_design_sets_only_what_the_scenario_leaves_open():
+    from abm.config import LIQUIDATION_DESIGNS, LiquidationConfig
+
+    for name, (_, preset) in LIQUIDATION_DESIGNS.items():
+        settings = LiquidationConfig(design=name)
+        assert {key: getattr(settings, key) for key in preset} == preset
+    assert LiquidationConfig(design="binance", price_limit="none").price_limit == "none"
+
+
+def test_binance_stops_at_the_bankruptcy_price_and_the_fund_takes_the_rest_there():
+    exchange = make_exchange(fund=100.0, design="binance")
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 10, 100.0, short)
+    book.submit_limit(maker, BUY, 99, 4)
+    book.submit_limit(maker, BUY, 97, 10)
+    # Mark 100: equity 20 < 50. The order is limited at the bankruptcy price 100 - 20 / 10 = 98, so it
+    # takes the 4 @99 (collateral 20 - 4 = 16) and leaves the bids at 97 alone. The fund takes the
+    # other 6 at the bankruptcy price of what is left, 100 - 16 / 6 = 97.33: collateral 0, so no fee
+    # can be paid and nothing is left over. At the mark 100 the fund's 6 lots are worth 6 x 2.67 = 16
+    # more than it paid: no bad debt, the fund worth 116.
+    liquidator.run(0, constant(100.0))
+    record = liquidator.liquidations[0]
+    assert (record["filled_quantity"], ledger.position[ENGINE, 0]) == (4, 6)
+    assert ledger.entry_price[ENGINE, 0] == pytest.approx(100.0 - 16.0 / 6.0)
+    assert book.levels(BUY, 2) == [(97, 10)]
+    assert ledger.collateral[victim] == pytest.approx(0.0, abs=1e-9) and record["bad_debt"] == 0.0
+    assert ledger.account_equity(ENGINE, [100.0]) == pytest.approx(116.0)
+    check(exchange, 0, 100.0)
+
+
+def test_dydx_deleverages_from_a_random_start_without_ranking():
+    exchange = make_exchange(fund=0.0, design="dydx")
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    shorts = ledger.add_accounts(3, 1000.0, "noise").tolist()
+    outside = int(ledger.add_accounts(1, 1e6, "noise")[0])
+    for short in shorts:  # three shorts of 4 lots @100 each
+        ledger.trade(victim, short, 0, 4, 100.0)
+    ledger.trade(outside, victim, 0, 4, 100.0)  # the victim sells 4 to an outsider: long 8 @100
+    # Mark 99: equity 20 - 8 = 12 < 0.05 x 792 = 39.6. No book, no fund: 8 lots deleveraged against the
+    # offsetting shorts (all +4 at the mark; the outsider is long, not offsetting), in id order from a
+    # random one on, with no ranking. The start is the generator's integers(3): 2 for seed 5, so the
+    # third short and then the first are closed (4 lots each) and the second keeps its 4.
+    liquidator.rng = np.random.default_rng(5)
+    liquidator.run(0, constant(99.0))
+    assert liquidator.liquidations[0]["adl_quantity"] == 8
+    assert [int(ledger.position[short, 0]) for short in shorts] == [0, -4, 0]
+    # At the bankruptcy price 100 - 20 / 8 = 97.5: each closed short realises 4 x 2.5 = 10.
+    assert ledger.collateral[shorts].tolist() == pytest.approx([1010.0, 1000.0, 1010.0])
+    check(exchange, 0, 99.0)
+
+
+def test_vega_takes_every_position_over_and_sells_it_off_within_depth_and_band():
+    exchange = make_exchange(fund=1000.0, fee=0.0, design="vega")
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1e4, "noise")[0])
+    victim = int(ledger.add_accounts(1, 200.0, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 100, 100.0, short)
+    book.submit_limit(maker, BUY, 99, 50)
+    book.submit_limit(maker, BUY, 96, 50)
+    # Mark 99.5: equity 200 - 50 = 150 < 0.05 x 9,950 = 497.5. No order goes into the book: the
+    # network takes all 100 lots at the bankruptcy price 100 - 200 / 100 = 98.
+    liquidator.run(0, constant(99.5))
+    assert liquidator.liquidations[0]["filled_quantity"] == 0
+    assert ledger.position[ENGINE, 0] == 100 and ledger.entry_price[ENGINE, 0] == pytest.approx(98.0)
+    assert book.levels(BUY, 2) == [(99, 50), (96, 50)]
+    # Next step it offers 10% of its 100 lots, at most 10% of the 50 lots resting within the band of
+    # int(99 x 3%) = 2 ticks below the best bid 99 (the 96 level is outside it): 5 lots, at 99.
+    ledger.begin_step(1)
+    liquidator.begin_step()
+    liquidator.run(1, constant(99.5))
+    assert ledger.position[ENGINE, 0] == 95
+    assert book.levels(BUY, 2) == [(99, 45), (96, 50)]
+    check(exchange, 1, 99.5)

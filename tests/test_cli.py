@@ -403,6 +403,9 @@ def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) ->
     )
     assert [line.split()[0] for line in sweeps.splitlines()[1:]] == [
         "contagion_modes.sweep.yaml",
+        "liquidation_designs.yaml",
+        "liquidation_designs_contagion.sweep.yaml",
+        "liquidation_designs_flash_crash.sweep.yaml",
         "policy_comparison.yaml",
         "spiral_maintenance.sweep.yaml",
     ]

@@ -38,3 +38,12 @@ def test_relative_links_in_the_docs_resolve():
             if not re.match(r"[a-z]+://", target) and not (path.parent / target).exists():
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def test_the_liquidation_designs_page_lists_every_design():
+    from abm.config import LIQUIDATION_DESIGNS
+
+    text = (Path(__file__).parents[1] / "docs" / "liquidation.md").read_text(encoding="utf-8")
+    table = text.split("| design | what it does |", 1)[1].split("\n\n", 1)[0]
+    names = re.findall(r"^\| `(\w+)`", table, flags=re.MULTILINE)
+    assert names == list(LIQUIDATION_DESIGNS)

@@ -38,6 +38,7 @@ from abm.config.reading import (
 )
 from abm.config.schema import (
     AGENT_KINDS,
+    LIQUIDATION_DESIGNS,
     SHOCK_TYPES,
     TRIGGER_CONDITIONS,
     AgentGroup,
@@ -72,6 +73,7 @@ from abm.config.schema import (
 
 __all__ = [
     "AGENT_KINDS",
+    "LIQUIDATION_DESIGNS",
     "MAX_ALIASES",
     "MAX_EXPANDED_NODES",
     "MAX_FILE_BYTES",

@@ -2,18 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from abm.config.common import Lots, Money, Strict
 
-__all__ = ["LiquidationConfig"]
+__all__ = ["LIQUIDATION_DESIGNS", "LiquidationConfig"]
+
+# The liquidation designs, by name: the settings each one stands for (applied to the settings a
+# scenario does not give itself) and what it models. The one registry of designs: the schema's
+# choices, the docs' table and the conformance tests derive from it.
+LIQUIDATION_DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "classic": (
+        "This simulator's original waterfall: market orders sweep the book, the fund takes the rest at "
+        "the bankruptcy price, then ADL ranked by PnL% x leverage; the trader keeps what is left.",
+        {},
+    ),
+    "binance": (
+        "Binance: the account's orders cancelled, one order limited at the bankruptcy price, the fund "
+        "takes the rest there, then ADL ranked by profit over wallet times margin ratio; the fee and "
+        "what is left go to the fund.",
+        {"price_limit": "bankruptcy", "leftover": "fund", "adl_rank": "pnl_wallet"},
+    ),
+    "bitmex": (
+        "BitMEX: as binance, with BitMEX's ADL ranking (PnL% x effective leverage).",
+        {"price_limit": "bankruptcy", "leftover": "fund", "adl_rank": "pnl_leverage"},
+    ),
+    "dydx": (
+        "dYdX v4: orders into the book, the fund, then deleveraging against offsetting positions taken "
+        "in account order from a random start, with no ranking, at the bankruptcy price.",
+        {"adl_rank": "random_start"},
+    ),
+    "vega": (
+        "Vega: the network takes every liquidated position over (no order into the book) and sells it "
+        "off gradually: 10% of its inventory a step at most, using at most 10% of the depth within a 3% "
+        "band of the touch; no ADL.",
+        {
+            "book_orders": False,
+            "adl": False,
+            "unwind_fraction": 0.1,
+            "unwind_depth_share": 0.1,
+            "unwind_band": 0.03,
+        },
+    ),
+}
 
 
 class LiquidationConfig(Strict):
     """How breaching accounts are closed and who pays for what is left."""
 
+    design: Literal[tuple(LIQUIDATION_DESIGNS)] = Field(  # type: ignore[valid-type]
+        default="classic",
+        description="A named liquidation design: the settings it stands for apply where the scenario "
+        "gives none (see docs/liquidation.md).",
+    )
     enabled: bool = True
     mode: Literal["full", "partial"] = "full"
     target_ratio: float = Field(
@@ -34,6 +77,30 @@ class LiquidationConfig(Strict):
         default="none", description="bankruptcy: liquidation orders stop at the bankruptcy price."
     )
     adl: bool = Field(default=True, description="Auto-deleverage when the fund is empty.")
+    adl_rank: Literal["pnl_leverage", "pnl_wallet", "random_start"] = Field(
+        default="pnl_leverage",
+        description="ADL order: PnL% x effective leverage (BitMEX), profit / wallet x margin ratio "
+        "(Binance), or account order from a random start (dYdX).",
+    )
+    book_orders: bool = Field(
+        default=True,
+        description="false: no liquidation order goes into the book; the engine takes the positions over.",
+    )
+    unwind_fraction: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="Share of its inventory the engine offers per unwind."
+    )
+    unwind_interval: int = Field(
+        default=1, ge=1, le=100_000, description="Steps between the engine's unwinds."
+    )
+    unwind_depth_share: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Largest share of the resting depth within the band an unwind may take (1: no limit).",
+    )
+    unwind_band: float = Field(
+        default=0.01, gt=0.0, le=0.5, description="How far through the touch the engine unwinds (share)."
+    )
     adl_price: Literal["bankruptcy", "mark"] = Field(
         default="bankruptcy",
         description="ADL closes at the bankrupt account's bankruptcy price (BitMEX, Binance) or at the mark.",
@@ -53,3 +120,11 @@ class LiquidationConfig(Strict):
         description="Account-wide liquidation of several positions: the largest loss first, the largest "
         "maintenance first, or every position by the same share (partial mode).",
     )
+
+    @model_validator(mode="after")
+    def _apply_design(self) -> LiquidationConfig:
+        # The design's settings, where the scenario does not give its own.
+        for name, value in LIQUIDATION_DESIGNS[self.design][1].items():
+            if name not in self.model_fields_set:
+                setattr(self, name, value)
+        return self

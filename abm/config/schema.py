@@ -36,7 +36,7 @@ from abm.config.common import (
     StepCount,
     Strict,
 )
-from abm.config.liquidation import LiquidationConfig
+from abm.config.liquidation import LIQUIDATION_DESIGNS, LiquidationConfig
 from abm.config.market import (
     DEFAULT_INSTRUMENT,
     FundamentalConfig,
@@ -67,6 +67,7 @@ from abm.margin.settings import FixedMargin, MarginConfig, PortfolioMarginConfig
 
 __all__ = [
     "AGENT_KINDS",
+    "LIQUIDATION_DESIGNS",
     "SHOCK_TYPES",
     "TRIGGER_CONDITIONS",
     "AR1NoiseGroup",

@@ -42,7 +42,8 @@ from abm.margin.check import MarginCheck, MarginChecker
 
 __all__ = ["ENGINE_UNWIND_BAND", "Liquidator", "StepTotals"]
 
-ENGINE_UNWIND_BAND = 0.01  # the engine unwinds at most 1% through the touch per step
+# The engine unwinds at most this far through the touch per step (liquidation.unwind_band by default).
+ENGINE_UNWIND_BAND = LiquidationConfig.model_fields["unwind_band"].default
 
 MarksFunction = Callable[[], np.ndarray]
 
@@ -78,11 +79,18 @@ class Liquidator:
         books: One order book per instrument (liquidation orders go into them).
         checker: The margin checker.
         settings: The scenario's liquidation settings.
+        rng: The run's generator (drawn from only by designs that draw: ``adl_rank: random_start``).
     """
 
     def __init__(
-        self, ledger: Ledger, books: Sequence[Book], checker: MarginChecker, settings: LiquidationConfig
+        self,
+        ledger: Ledger,
+        books: Sequence[Book],
+        checker: MarginChecker,
+        settings: LiquidationConfig,
+        rng: np.random.Generator | None = None,
     ) -> None:
+        self.rng = rng if rng is not None else np.random.default_rng(0)
         self.ledger = ledger
         self.books = list(books)
         self.checker = checker
@@ -122,7 +130,8 @@ class Liquidator:
         previous_round_ids: list[tuple[int, int, int, float]] = []
         round_index = 0
         # The engine unwinds first, so the step's first check already sees the book it leaves.
-        self._unwind_engine(0)
+        if step % settings.unwind_interval == 0:
+            self._unwind_engine(0)
         marks = marks_fn()
         check = self.checker.check(marks)
         while round_index < settings.max_rounds:
@@ -309,7 +318,7 @@ class Liquidator:
             if settings.price_limit == "bankruptcy"
             else None
         )
-        fills = book.submit_market(account, side, quantity, limit_price=limit)
+        fills = book.submit_market(account, side, quantity, limit_price=limit) if settings.book_orders else []
         if fills:
             filled, value = ledger.settle(fills, instrument, round_index, is_liquidation=True)
         remaining = quantity - filled
@@ -319,7 +328,7 @@ class Liquidator:
             if ledger.collateral_of(ENGINE) > 0.0 or not settings.adl:
                 takeover_loss = self._take_over(account, instrument, remaining, marks)
             else:
-                adl_quantity = self._auto_deleverage(account, instrument, remaining, marks)
+                adl_quantity = self._auto_deleverage(account, instrument, remaining, marks, check)
                 if adl_quantity < remaining:
                     takeover_loss = self._take_over(account, instrument, remaining - adl_quantity, marks)
         fee = 0.0
@@ -405,7 +414,9 @@ class Liquidator:
             ledger.record_takeover_loss(loss)
         return loss
 
-    def _auto_deleverage(self, account: int, instrument: int, quantity: int, marks) -> int:
+    def _auto_deleverage(
+        self, account: int, instrument: int, quantity: int, marks, check: MarginCheck
+    ) -> int:
         """Close up to ``quantity`` lots against ranked profitable opposite positions.
 
         The ranking is the one BitMEX publishes, at the mark: PnL% (unrealised PnL over the position's
@@ -429,10 +440,19 @@ class Liquidator:
             equity = ledger.collateral[candidates] + upnl[candidates]
         else:  # a cross account's equity is over all its positions
             equity = np.array([ledger.account_equity(int(other), marks) for other in candidates])
-        notional = np.abs(position[candidates]) * mark * contract
-        leverage = notional / np.maximum(equity, 1e-12)
-        rank = (upnl[candidates] / np.maximum(cost, 1e-12)) * leverage
-        order = candidates[np.lexsort((candidates, -rank))]
+        rule = self.settings.adl_rank
+        if rule == "random_start":
+            # dYdX: no ranking; the offsetting accounts in id order, from a random one on.
+            start = int(self.rng.integers(len(candidates)))
+            order = np.roll(candidates, -start)
+        else:
+            if rule == "pnl_leverage":
+                notional = np.abs(position[candidates]) * mark * contract
+                rank = (upnl[candidates] / np.maximum(cost, 1e-12)) * (notional / np.maximum(equity, 1e-12))
+            else:  # pnl_wallet: Binance's ADL light, profit over wallet balance times margin ratio
+                ratio = check.maintenance_requirement[candidates] / np.maximum(equity, 1e-12)
+                rank = upnl[candidates] / np.maximum(ledger.collateral[candidates], 1.0) * ratio
+            order = candidates[np.lexsort((candidates, -rank))]
         taken = 0
         for other in order.tolist():
             if taken >= quantity:
@@ -483,15 +503,23 @@ class Liquidator:
             inventory = ledger.position_of(ENGINE, instrument)
             if inventory == 0:
                 continue
+            settings = self.settings
             side = SELL if inventory > 0 else BUY
             quantity = abs(inventory)
-            if self.settings.max_lots_per_round:
-                quantity = min(quantity, self.settings.max_lots_per_round)
+            if settings.unwind_fraction < 1.0:
+                quantity = max(1, math.ceil(settings.unwind_fraction * quantity))
+            if settings.max_lots_per_round:
+                quantity = min(quantity, settings.max_lots_per_round)
             # The backstop does not dump: it sells only what the book holds within a band of the touch.
             best = book.best_bid() if side == SELL else book.best_ask()
             if best is None:
                 continue
-            band = max(1, int(best * ENGINE_UNWIND_BAND))
+            band = max(1, int(best * settings.unwind_band))
             limit = best - band if side == SELL else best + band
+            if settings.unwind_depth_share < 1.0:
+                resting = book.depth(-side, band)  # the side it sells into, within the band
+                quantity = min(quantity, int(settings.unwind_depth_share * resting))
+                if quantity <= 0:
+                    continue
             fills = book.submit_market(ENGINE, side, quantity, limit_price=max(1, limit))
             ledger.settle(fills, instrument, round_index, is_liquidation=True)
