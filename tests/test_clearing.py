@@ -439,3 +439,70 @@ def test_vega_takes_every_position_over_and_sells_it_off_within_depth_and_band()
     assert ledger.position[ENGINE, 0] == 95
     assert book.levels(BUY, 2) == [(99, 45), (96, 50)]
     check(exchange, 1, 99.5)
+
+
+def _hyperliquid_case(collateral, fund=100.0, **liquidation):
+    # Positions here are small: the 100,000 notional above which Hyperliquid goes in chunks is scaled
+    # to 1,000 so that a 20-lot position at about 100 (2,000) is one.
+    exchange = make_exchange(
+        fund=fund, fee=0.0, design="hyperliquid", chunk_above_notional=1000.0, **liquidation
+    )
+    book, ledger = exchange.book, exchange.ledger
+    maker = int(ledger.add_accounts(1, 1e6, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1e4, "noise")[0])
+    victim = int(ledger.add_accounts(1, collateral, "leveraged_trader")[0])
+    ledger.open_position(victim, 0, 20, 100.0, short)
+    book.submit_limit(maker, BUY, 99, 40)
+    return exchange, victim
+
+
+def test_hyperliquid_liquidates_a_large_position_a_fifth_at_a_time_with_a_cooldown():
+    exchange, victim = _hyperliquid_case(90.0)
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    # Mark 99: equity 90 - 20 = 70 < maintenance 0.05 x 1,980 = 99, above 2/3 of it (66): no backstop.
+    # Notional 1,980 > 1,000: a chunk of ceil(20% x 20) = 4 lots @99 (collateral 90 - 4 = 86). Still
+    # below maintenance (86 - 16 = 70 < 79.2), but cooling down for 30 steps: no second chunk.
+    liquidator.run(0, constant(99.0))
+    assert [record["quantity"] for record in liquidator.liquidations] == [4]
+    assert ledger.position[victim, 0] == 16 and ledger.collateral[victim] == pytest.approx(86.0)
+    for step in (1, 29):
+        ledger.begin_step(step)
+        liquidator.begin_step()
+        liquidator.run(step, constant(99.0))
+    assert len(liquidator.liquidations) == 1
+    # At step 30 the next chunk: ceil(20% x 16) = 4 lots.
+    ledger.begin_step(30)
+    liquidator.run(30, constant(99.0))
+    assert [record["quantity"] for record in liquidator.liquidations] == [4, 4]
+    check(exchange, 30, 99.0)
+
+
+def test_hyperliquid_backstop_vault_takes_the_account_over_at_the_mark_with_what_is_left():
+    exchange, victim = _hyperliquid_case(40.0)
+    book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
+    # Mark 99: equity 40 - 20 = 20, below 2/3 of maintenance 99 (66) and not negative: the vault (the
+    # fund's account) takes the 20 lots at the mark 99 (realised -20: collateral 20) and keeps the 20
+    # left. No order goes into the book.
+    liquidator.run(0, constant(99.0))
+    assert ledger.position[ENGINE, 0] == 20 and ledger.entry_price[ENGINE, 0] == pytest.approx(99.0)
+    assert ledger.collateral[victim] == pytest.approx(0.0) and ledger.collateral[ENGINE] == pytest.approx(
+        120.0
+    )
+    assert book.levels(BUY, 1) == [(99, 40)] and liquidator.liquidations[0]["bad_debt"] == 0.0
+    check(exchange, 0, 99.0)
+
+
+def test_hyperliquid_deleverages_only_an_account_whose_value_turned_negative():
+    # No bids. An account with positive equity goes to the vault even with an empty fund; one with
+    # negative equity is deleveraged against the short (in profit at the mark).
+    for collateral, mark, adl_lots in ((40.0, 99.0, 0), (10.0, 99.0, 20)):
+        exchange = make_exchange(fund=0.0, fee=0.0, design="hyperliquid")
+        ledger, liquidator = exchange.ledger, exchange.liquidator
+        short = int(ledger.add_accounts(1, 1e4, "noise")[0])
+        victim = int(ledger.add_accounts(1, collateral, "leveraged_trader")[0])
+        ledger.open_position(victim, 0, 20, 100.0, short)
+        # Equity at 99: 40 - 20 = 20 (backstop), or 10 - 20 = -10 (negative: the book, then ADL).
+        liquidator.run(0, constant(mark))
+        assert liquidator.liquidations[0]["adl_quantity"] == adl_lots
+        assert ledger.position[victim, 0] == 0
+        check(exchange, 0, mark)

@@ -296,7 +296,7 @@ BAD_CASES = [
     ),
     BadCase(
         "unknown_liquidation_design",
-        "name: demo\nliquidation:\n  design: hyperliquid\n",
+        "name: demo\nliquidation:\n  design: nasdaq\n",
         "liquidation.design",
         3,
         "classic",

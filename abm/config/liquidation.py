@@ -34,6 +34,19 @@ LIQUIDATION_DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
         "in account order from a random start, with no ranking, at the bankruptcy price.",
         {"adl_rank": "random_start"},
     ),
+    "hyperliquid": (
+        "Hyperliquid: market orders into the book; positions above 100,000 of notional liquidated 20% at "
+        "a time with a cooldown of 30 steps; the backstop vault (the fund's account) takes an account "
+        "over at the mark once its equity is below 2/3 of maintenance (and not negative), keeping what "
+        "is left; ADL only for an account whose value turned negative.",
+        {
+            "chunk_above_notional": 100_000.0,
+            "chunk_share": 0.2,
+            "cooldown_steps": 30,
+            "backstop_ratio": 2.0 / 3.0,
+            "adl_when": "negative_equity",
+        },
+    ),
     "vega": (
         "Vega: the network takes every liquidated position over (no order into the book) and sells it "
         "off gradually: 10% of its inventory a step at most, using at most 10% of the depth within a 3% "
@@ -100,6 +113,28 @@ class LiquidationConfig(Strict):
     )
     unwind_band: float = Field(
         default=0.01, gt=0.0, le=0.5, description="How far through the touch the engine unwinds (share)."
+    )
+    chunk_above_notional: Money | None = Field(
+        default=None,
+        description="Positions above this notional are liquidated chunk_share at a time (null: all at once).",
+    )
+    chunk_share: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Share of a large position per chunk."
+    )
+    cooldown_steps: int = Field(
+        default=0, ge=0, le=100_000, description="Steps an account liquidated in chunks waits for the next."
+    )
+    backstop_ratio: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Below this equity / maintenance the fund's account takes the positions over at the "
+        "mark, with what is left of the collateral (null: never).",
+    )
+    adl_when: Literal["fund_empty", "negative_equity"] = Field(
+        default="fund_empty",
+        description="ADL when the fund is empty, or only for an account whose equity at the mark is "
+        "negative.",
     )
     adl_price: Literal["bankruptcy", "mark"] = Field(
         default="bankruptcy",

@@ -98,6 +98,7 @@ class Liquidator:
         self._ticks = [instrument.tick_size for instrument in ledger.instruments]
         self._contracts = [instrument.contract_size for instrument in ledger.instruments]
         self.liquidations: list[dict] = []
+        self._cooling: dict[int, int] = {}  # account -> the step it may be liquidated again (chunks)
         self._instruments = ledger.n_instruments
         self.totals = StepTotals(self._instruments)
 
@@ -135,7 +136,12 @@ class Liquidator:
         marks = marks_fn()
         check = self.checker.check(marks)
         while round_index < settings.max_rounds:
-            if len(check.breached) == 0:
+            breached = check.breached
+            if self._cooling:
+                breached = np.array(
+                    [a for a in breached.tolist() if self._cooling.get(a, -1) <= step], dtype=np.int64
+                )
+            if len(breached) == 0:
                 break
             lots_budget = settings.max_lots_per_round or np.iinfo(np.int64).max
             this_round: list[tuple[int, int, int, float]] = []
@@ -144,7 +150,7 @@ class Liquidator:
             # nobody mutates them.
             parents_of = self._parent_candidates(previous_round_ids) if round_index > 0 else {}
             shared: dict[tuple[tuple[int, int], ...], list[int]] = {}
-            for account in check.breached.tolist():
+            for account in breached.tolist():
                 held = ledger.held_instruments(account)
                 if account not in first_round:
                     first_round[account] = (round_index, self._parents(account, held, parents_of, shared))
@@ -301,8 +307,26 @@ class Liquidator:
         side = SELL if position > 0 else BUY
         equity_before = float(check.equity[account])
         quantity = abs(position)
+        # Hyperliquid's backstop: far enough below maintenance, the vault (the fund's account) takes the
+        # positions over at the mark, with what is left of the collateral; no order into the book.
+        maintenance_before = float(check.maintenance_requirement[account])
+        backstop = settings.backstop_ratio is not None and (
+            0.0 <= equity_before < settings.backstop_ratio * maintenance_before
+        )
+        if backstop:
+            planned = None
         if planned is not None:
             quantity = min(planned, quantity)
+        elif backstop:
+            pass
+        elif (
+            settings.chunk_above_notional is not None
+            and abs(position) * mark * contract > settings.chunk_above_notional
+        ):
+            # A large position goes in chunks, with a pause between them (Hyperliquid).
+            quantity = max(1, math.ceil(settings.chunk_share * abs(position)))
+            if settings.cooldown_steps:
+                self._cooling[account] = step + settings.cooldown_steps
         elif settings.mode == "partial" and equity_before > 0.0:
             rate = check.maintenance_requirement[account] / max(check.notional[account], 1e-300)
             keep = int(equity_before / (settings.target_ratio * rate * mark * contract))
@@ -318,14 +342,21 @@ class Liquidator:
             if settings.price_limit == "bankruptcy"
             else None
         )
-        fills = book.submit_market(account, side, quantity, limit_price=limit) if settings.book_orders else []
+        to_book = settings.book_orders and not backstop
+        fills = book.submit_market(account, side, quantity, limit_price=limit) if to_book else []
         if fills:
             filled, value = ledger.settle(fills, instrument, round_index, is_liquidation=True)
         remaining = quantity - filled
         takeover_loss = 0.0
         if remaining > 0:
             # The book could not take it all: the engine backstops while the fund lasts, else ADL.
-            if ledger.collateral_of(ENGINE) > 0.0 or not settings.adl:
+            if settings.adl_when == "negative_equity":
+                go_adl = settings.adl and ledger.account_equity(account, marks) < 0.0
+            else:
+                go_adl = settings.adl and ledger.collateral_of(ENGINE) <= 0.0
+            if backstop:
+                takeover_loss = self._take_over(account, instrument, remaining, marks, at_mark=True)
+            elif not go_adl:
                 takeover_loss = self._take_over(account, instrument, remaining, marks)
             else:
                 adl_quantity = self._auto_deleverage(account, instrument, remaining, marks, check)
@@ -340,7 +371,7 @@ class Liquidator:
         if flat and abs(ledger.collateral_of(account)) < 1e-9:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
             ledger.absorb_dust(account, ENGINE)
-        if flat and settings.leftover == "fund" and ledger.collateral_of(account) > 0.0:
+        if flat and (settings.leftover == "fund" or backstop) and ledger.collateral_of(account) > 0.0:
             # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund.
             ledger.transfer(account, ENGINE, ledger.collateral_of(account), "leftover")
         if flat and ledger.collateral_of(account) < 0.0:
@@ -392,15 +423,16 @@ class Liquidator:
             return max(1, int(np.ceil(price / tick - 1e-9)))
         return max(1, int(np.floor(price / tick + 1e-9)))
 
-    def _take_over(self, account: int, instrument: int, quantity: int, marks) -> float:
+    def _take_over(self, account: int, instrument: int, quantity: int, marks, at_mark: bool = False) -> float:
         """The engine takes ``quantity`` lots over at the account's bankruptcy price; returns its loss.
 
         The loss is what the lots are worth less than that price at the mark (0 when they are worth
-        more): negative equity the fund takes on, counted as bad debt.
+        more): negative equity the fund takes on, counted as bad debt. ``at_mark``: at the mark instead
+        (a backstop vault), so the loss is the account's deficit, if any, covered afterwards.
         """
         ledger = self.ledger
-        price = ledger.bankruptcy_price(account, instrument, marks)
         mark = float(marks[instrument])
+        price = mark if at_mark else ledger.bankruptcy_price(account, instrument, marks)
         long = ledger.position_of(account, instrument) > 0
         ledger.pnl_kind = KIND_CODE["takeover"]
         if long:
