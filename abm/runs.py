@@ -41,6 +41,8 @@ def add_counterfactual(result: RunResult, counterfactual: RunResult) -> None:
     result.summary["amplification"] = amplification(drawdown, baseline)
     result.summary["counterfactual_max_drawdown"] = baseline
     result.summary["counterfactual_liquidations"] = len(counterfactual.liquidations)
+    # The drawdown the liquidations add: the fall with them less the fall without them.
+    result.summary["liquidation_added_drawdown"] = drawdown - baseline
 
 
 def _max_drawdown(result: RunResult, label: str) -> float:

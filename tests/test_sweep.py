@@ -424,3 +424,36 @@ def test_compare_with_a_baseline_writes_the_paired_table(tmp_path, capsys):
     assert cli.main(["compare", str(out), "--no-figures", "--baseline", "nope"]) == 2
     assert "baseline group 'nope' is not in the results" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written
+
+
+def test_a_counterfactual_sweep_measures_the_drawdown_the_liquidations_add(tmp_path):
+    from abm.sweep.runner import run_sweep
+    from abm.sweep.spec import load_sweep
+
+    sweep = tmp_path / "cf.sweep.yaml"
+    sweep.write_text(
+        "base: spiral\nset: {steps: 360}\ngrid:\n  liquidation.fee: [0.005]\nseeds: [7]\n"
+        "counterfactual: true\n",
+        encoding="utf-8",
+    )
+    plan = load_sweep(sweep, [])
+    outcome = run_sweep(plan, tmp_path / "out", workers=1, progress=False)
+    row = outcome.results.iloc[0]
+    # The same figures as one run with --counterfactual: the fall with liquidations less the fall without.
+    from abm.config import load_scenario, resolve_scenario
+    from abm.runs import run_scenario
+
+    single = run_scenario(
+        load_scenario(resolve_scenario("spiral"), ["steps=360"]), seed=7, counterfactual=True
+    )
+    assert row["liquidation_added_drawdown"] == pytest.approx(single.summary["liquidation_added_drawdown"])
+    assert row["liquidation_added_drawdown"] == pytest.approx(
+        single.summary["max_drawdown"] - single.summary["counterfactual_max_drawdown"]
+    )
+    assert row["liquidation_added_drawdown"] > 0  # the spiral's liquidations deepen its fall
+    # Asking for the counterfactual makes another sweep: resuming it without is refused.
+    sweep.write_text(
+        sweep.read_text(encoding="utf-8").replace("counterfactual: true\n", ""), encoding="utf-8"
+    )
+    with pytest.raises(Exception, match="different sweep"):
+        run_sweep(load_sweep(sweep, []), tmp_path / "out", workers=1, progress=False, resume=True)

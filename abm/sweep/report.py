@@ -59,6 +59,7 @@ REPORT_FILE = "report.html"
 HEADLINE_MEASURES = (
     "liquidated_notional",
     "max_drawdown",
+    "liquidation_added_drawdown",
     "bad_debt",
     "liquidations",
     "cascade_depth",

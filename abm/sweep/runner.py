@@ -54,12 +54,14 @@ class RunTask:
         scenario: The validated scenario, its ``seed`` already set to the run's seed.
         seed: The run's seed.
         run_dir: Where to write the full run directory, or None.
+        counterfactual: Whether to run it a second time without liquidations as well.
     """
 
     run_id: str
     scenario: Scenario
     seed: int
     run_dir: str | None = None
+    counterfactual: bool = False
 
 
 @dataclass
@@ -109,7 +111,10 @@ def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None =
     try:
         if simulate is None:
             from abm.runs import run_scenario as simulate
-        result = simulate(task.scenario, task.seed)
+        if task.counterfactual:
+            result = simulate(task.scenario, task.seed, counterfactual=True)
+        else:
+            result = simulate(task.scenario, task.seed)
         summary = dict(result.summary)
         if task.run_dir is not None:
             from abm.outputs import write_run
@@ -218,7 +223,7 @@ def run_sweep(
             scenario = point.scenario.model_copy(update={"seed": seed})
             # Absolute: a Dask worker elsewhere writes to the same (shared) path.
             run_dir = str((out / RUNS_DIR / run_id).resolve()) if keep_runs else None
-            tasks.append(RunTask(run_id, scenario, seed, run_dir))
+            tasks.append(RunTask(run_id, scenario, seed, run_dir, plan.spec.counterfactual))
     meta = run_columns(manifest)
     backend = "inline" if scheduler is None and _worker_count(workers) == 1 else scheduler or "processes"
     session: dict[str, Any] = {

@@ -113,6 +113,11 @@ class SweepSpec(_Strict):
     seeds: Annotated[list[Seed], Field(min_length=1)] | SeedCount
     labels: dict[str, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     group_by: list[str] | None = None
+    counterfactual: bool = Field(
+        default=False,
+        description="Also run every run with forced liquidation off, and add amplification, "
+        "counterfactual_max_drawdown and liquidation_added_drawdown to its measures (twice the time).",
+    )
 
     @property
     def swept_keys(self) -> list[str]:
@@ -287,6 +292,8 @@ class SweepPlan:
             "labels": [point.labels for point in self.points],
             "seeds": list(self.seeds.seeds),
         }
+        if self.spec.counterfactual:  # the measures differ; a sweep without them is another sweep
+            payload["counterfactual"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
