@@ -20,7 +20,10 @@ Kinds (``JOURNAL_KINDS``, one code each):
 - ``dust``: rounding dust of a transfer at the bankruptcy price, to the fund;
 - ``deposit``, ``withdrawal``: outside money in or out (counterparty -1);
 - ``revaluation``: a collateral haircut (outside, counterparty -1);
-- ``funding``: a funding payment (counterparty -1: funding nets to zero over all accounts).
+- ``funding``: a funding payment (counterparty -1: funding nets to zero over all accounts);
+- ``auction``: PnL realised when a defaulter's position is auctioned to members (``design: ccp``);
+- ``default_fund``, ``ccp_capital``, ``assessment``: a defaulter's deficit covered by the default
+  fund (its own contribution first), the clearing house's capital, or assessments on survivors.
 
 Example:
     >>> journal = MoneyJournal()
@@ -55,6 +58,10 @@ JOURNAL_KINDS: tuple[str, ...] = (
     "withdrawal",
     "revaluation",
     "funding",
+    "auction",
+    "default_fund",
+    "ccp_capital",
+    "assessment",
 )
 KIND_CODE: dict[str, int] = {name: code for code, name in enumerate(JOURNAL_KINDS)}
 _FIELDS = ("step", "round", "account_id", "counterparty_id", "instrument", "kind", "amount")
@@ -156,7 +163,8 @@ def money_figures(journal: pd.DataFrame, fund: int = 0) -> dict[str, float]:
     Returns:
         ``liquidation_fees`` (fees into the fund), ``fund_payouts`` (deficits the fund covered),
         ``socialised_loss`` (charged to accounts in profit), ``leftover_to_fund``, ``net_deposits``
-        (deposits less withdrawals) and ``revaluation`` (haircuts, negative).
+        (deposits less withdrawals), ``revaluation`` (haircuts, negative), and under a clearing
+        house's waterfall ``default_fund_used``, ``ccp_capital_used`` and ``assessments``.
     """
     kind, amount, account = journal["kind"], journal["amount"], journal["account_id"]
 
@@ -171,4 +179,7 @@ def money_figures(journal: pd.DataFrame, fund: int = 0) -> dict[str, float]:
         "leftover_to_fund": total((kind == "leftover") & to_fund),
         "net_deposits": total(kind.isin(["deposit", "withdrawal"])),
         "revaluation": total(kind == "revaluation"),
+        "default_fund_used": total((kind == "default_fund") & (journal["amount"] > 0)),
+        "ccp_capital_used": total((kind == "ccp_capital") & (journal["amount"] > 0)),
+        "assessments": total((kind == "assessment") & (journal["amount"] > 0)),
     }

@@ -54,7 +54,7 @@ __all__ = [
 ENGINE = 0
 # Accounts that belong to no agent group: the engine (the insurance fund), the fully funded
 # counterparty of initial positions, and the outside party of exogenous order programs.
-SYSTEM_KINDS = ("liquidation_engine", "counterparty", "exogenous")
+SYSTEM_KINDS = ("liquidation_engine", "counterparty", "exogenous", "default_fund", "ccp_capital")
 ACCOUNT_KINDS: tuple[str, ...] = (SYSTEM_KINDS[0], *AGENT_KINDS, *SYSTEM_KINDS[1:])
 KIND_CODES: dict[str, int] = {name: code for code, name in enumerate(ACCOUNT_KINDS)}
 KIND_NAMES: tuple[str, ...] = ACCOUNT_KINDS
@@ -167,7 +167,7 @@ class Ledger:
         self.total_funding = 0.0  # gross funding paid by the paying side
         self.total_fees = 0.0  # liquidation fees moved into the fund
         # Negative equity the fund took on, valued at the mark when it took it: deficits of closed
-        # accounts it covered, and positions it took over above their worth (record_takeover_loss).
+        # accounts it covered, and positions it took over above their worth (record_bad_debt).
         self.total_bad_debt = 0.0
         self.total_socialised = 0.0  # losses charged to accounts in profit
         self.bookings = 0  # float bookings so far: sets the rounding tolerance (abm.invariants)
@@ -349,12 +349,26 @@ class Ledger:
         self.journal.add(self.step, self.round, payer, account, -1, "fund_payout", -deficit)
         return deficit
 
-    def record_takeover_loss(self, amount: float) -> None:
-        """Count as bad debt what a position taken over by the fund was worth less than its price.
+    def record_bad_debt(self, amount: float) -> None:
+        """Count negative equity absorbed without a fund payout as bad debt.
 
-        No money moves (the loss is in the fund's inventory, marked); only the total of bad debt.
+        A position taken over by the fund worth less than its price (no money moves: the loss is in the
+        fund's inventory, marked), or a deficit covered by a clearing house's default fund, capital or
+        assessments (journalled as their own kinds).
         """
         self.total_bad_debt += amount
+
+    def collect(self, accounts: np.ndarray, amounts: np.ndarray, receiver: int, kind: str) -> float:
+        """Move ``amounts[i]`` from ``accounts[i]`` to ``receiver`` (assessments); returns the total."""
+        accounts = np.asarray(accounts, dtype=np.int64)
+        amounts = np.asarray(amounts, dtype=np.float64)
+        self._collateral[accounts] -= amounts
+        total = float(amounts.sum())
+        self._collateral[receiver] += total
+        self.flow_volume += 2.0 * float(np.abs(amounts).sum())
+        self.journal.add_many(self.step, self.round, accounts, receiver, -1, kind, -amounts)
+        self.journal.add(self.step, self.round, receiver, -1, -1, kind, total)
+        return total
 
     def charge_pro_rata(self, charges: np.ndarray, receiver: int, total: float) -> None:
         """Charge every account ``charges[a]`` (one per account) and credit ``total`` to ``receiver``.

@@ -506,3 +506,36 @@ def test_hyperliquid_deleverages_only_an_account_whose_value_turned_negative():
         assert liquidator.liquidations[0]["adl_quantity"] == adl_lots
         assert ledger.position[victim, 0] == 0
         check(exchange, 0, mark)
+
+
+def test_ccp_auctions_the_defaulters_portfolio_and_covers_its_deficit_in_the_waterfalls_order():
+    exchange = make_exchange(fund=0.0, fee=0.0, design="ccp", ccp_capital=0.0, default_fund_share=0.005)
+    ledger, liquidator = exchange.ledger, exchange.liquidator
+    maker_1 = int(ledger.add_accounts(1, 1000.0, "market_maker")[0])
+    maker_2 = int(ledger.add_accounts(1, 3000.0, "market_maker")[0])
+    short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
+    victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
+    ledger.trade(victim, short, 0, 10, 100.0)
+    liquidator.open_clearing_house()
+    house = liquidator.clearing
+    # Contributions, 0.5% of collateral: makers 5 and 15, the short 5, the victim 0.1 (fund 25.1).
+    assert house.fund_balance() == pytest.approx(25.1)
+    # Mark 95: the victim's equity 20 - 50 = -30. No order into the book: its 10 lots are auctioned to
+    # the makers pro rata to their contributions (2.5 and 7.5: 2 and 7, and the lot left to the lower
+    # id on the tie of remainders, so 3 and 7) at 2% off the mark, 93.1. It realises 10 x -6.9 = -69:
+    # collateral -49. The waterfall: its own 0.1 (48.9 left), no house capital, the survivors' 25 (23.9
+    # left), then assessments pro rata to their contributions, capped at one contribution each (room
+    # 5, 15, 5): 23.9 x 5/25 = 4.78, 14.34 and 4.78. Covered: 49, all of it bad debt for the members,
+    # none for the insurance fund.
+    liquidator.run(0, constant(95.0))
+    assert ledger.position[[maker_1, maker_2], 0].tolist() == [3, 7]
+    assert ledger.entry_price[maker_1, 0] == pytest.approx(93.1)
+    assert ledger.collateral[victim] == pytest.approx(0.0, abs=1e-9)
+    assert house.fund_balance() == pytest.approx(0.0, abs=1e-9)
+    assert ledger.collateral[[maker_1, maker_2, short]] == pytest.approx([995.22, 2985.66, 995.22])
+    assert liquidator.liquidations[0]["bad_debt"] == pytest.approx(49.0)
+    assert ledger.collateral[ENGINE] == pytest.approx(0.0, abs=1e-9)
+    journal = ledger.journal.frame(["X"])
+    by_kind = journal[journal["account_id"] == victim].groupby("kind")["amount"].sum()
+    assert by_kind["default_fund"] == pytest.approx(25.1) and by_kind["assessment"] == pytest.approx(23.9)
+    check(exchange, 0, 95.0)

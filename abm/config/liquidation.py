@@ -47,6 +47,22 @@ LIQUIDATION_DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
             "adl_when": "negative_equity",
         },
     ),
+    "ccp": (
+        "A clearing house's default waterfall: members pay 10% of their collateral into a default fund "
+        "at the start; a defaulter's portfolio is auctioned to the market makers at 2% off the mark; "
+        "its deficit is met by its margin, its own contribution, the house's capital (1,000), the "
+        "survivors' default fund, then assessments of up to one contribution each, then the "
+        "insurance fund.",
+        {
+            "book_orders": False,
+            "adl": False,
+            "takeover": "auction",
+            "default_fund_share": 0.1,
+            "ccp_capital": 1000.0,
+            "auction_discount": 0.02,
+            "assessment_cap": 1.0,
+        },
+    ),
     "vega": (
         "Vega: the network takes every liquidated position over (no order into the book) and sells it "
         "off gradually: 10% of its inventory a step at most, using at most 10% of the depth within a 3% "
@@ -135,6 +151,27 @@ class LiquidationConfig(Strict):
         default="fund_empty",
         description="ADL when the fund is empty, or only for an account whose equity at the mark is "
         "negative.",
+    )
+    takeover: Literal["engine", "auction"] = Field(
+        default="engine",
+        description="What the book does not take: the engine takes it over, or it is auctioned to the "
+        "market makers (pro rata to their default-fund contributions) at auction_discount off the mark.",
+    )
+    auction_discount: float = Field(default=0.02, ge=0.0, le=0.5, description="Auction price discount.")
+    default_fund_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of its collateral every member pays into a default fund at the start (0: none).",
+    )
+    ccp_capital: Money = Field(
+        default=0.0, description="The clearing house's own capital in the waterfall (skin in the game)."
+    )
+    assessment_cap: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="Assessments on surviving members, at most this many times their contribution.",
     )
     adl_price: Literal["bankruptcy", "mark"] = Field(
         default="bankruptcy",

@@ -38,6 +38,7 @@ from abm.book import BUY, SELL, Book
 from abm.config import LiquidationConfig
 from abm.journal import KIND_CODE
 from abm.ledger import ENGINE, KIND_CODES, Ledger
+from abm.liquidation.clearing import ClearingHouse
 from abm.margin.check import MarginCheck, MarginChecker
 
 __all__ = ["ENGINE_UNWIND_BAND", "Liquidator", "StepTotals"]
@@ -99,8 +100,20 @@ class Liquidator:
         self._contracts = [instrument.contract_size for instrument in ledger.instruments]
         self.liquidations: list[dict] = []
         self._cooling: dict[int, int] = {}  # account -> the step it may be liquidated again (chunks)
+        self.clearing: ClearingHouse | None = None  # design ccp: the default fund and the house's capital
         self._instruments = ledger.n_instruments
         self.totals = StepTotals(self._instruments)
+
+    def open_clearing_house(self, open_account=None) -> None:
+        """Open the default fund and the house's capital when the design has them (once).
+
+        Args:
+            open_account: ``open_account(kind, collateral)`` opening a system account and returning its
+                id (the population's, so that it knows every account); the ledger's by default.
+        """
+        settings = self.settings
+        if self.clearing is None and (settings.default_fund_share > 0.0 or settings.ccp_capital > 0.0):
+            self.clearing = ClearingHouse.open(self.ledger, settings, open_account)
 
     def begin_step(self) -> None:
         """Zero the step's totals."""
@@ -126,6 +139,7 @@ class Liquidator:
             check = self.checker.check(marks_fn())
             ledger.set_margin_calls(check.called)
             return check
+        self.open_clearing_house()
         first_round: dict[int, tuple[int, list[int]]] = {}
         # (liquidation id, order side, instrument, filled notional) of the round before
         previous_round_ids: list[tuple[int, int, int, float]] = []
@@ -354,7 +368,11 @@ class Liquidator:
                 go_adl = settings.adl and ledger.account_equity(account, marks) < 0.0
             else:
                 go_adl = settings.adl and ledger.collateral_of(ENGINE) <= 0.0
-            if backstop:
+            if settings.takeover == "auction" and not go_adl:
+                remaining -= self._auction(account, instrument, remaining, marks)
+            if remaining <= 0:
+                pass
+            elif backstop:
                 takeover_loss = self._take_over(account, instrument, remaining, marks, at_mark=True)
             elif not go_adl:
                 takeover_loss = self._take_over(account, instrument, remaining, marks)
@@ -374,6 +392,10 @@ class Liquidator:
         if flat and (settings.leftover == "fund" or backstop) and ledger.collateral_of(account) > 0.0:
             # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund.
             ledger.transfer(account, ENGINE, ledger.collateral_of(account), "leftover")
+        if flat and self.clearing is not None and ledger.collateral_of(account) < 0.0:
+            covered = self.clearing.cover(account)  # the default waterfall before the insurance fund
+            ledger.record_bad_debt(covered)
+            bad_debt += covered
         if flat and ledger.collateral_of(account) < 0.0:
             bad_debt += ledger.cover_deficit(account, ENGINE)
             if ledger.collateral_of(ENGINE) < 0.0:
@@ -443,8 +465,38 @@ class Liquidator:
         loss = quantity * ((price - mark) if long else (mark - price)) * self._contracts[instrument]
         loss = max(loss, 0.0)
         if loss > 0.0:
-            ledger.record_takeover_loss(loss)
+            ledger.record_bad_debt(loss)
         return loss
+
+    def _auction(self, account: int, instrument: int, quantity: int, marks) -> int:
+        """Sell ``quantity`` lots of a defaulter's position to the market makers at a discount to the mark.
+
+        The lots go to the makers pro rata to their default-fund contributions (equally without a fund),
+        by largest remainder, ties to the lower id; returns the lots placed (0 without makers).
+        """
+        ledger = self.ledger
+        bidders = np.flatnonzero(ledger.kind == KIND_CODES["market_maker"])
+        if len(bidders) == 0:
+            return 0
+        weights = self.clearing.weights(bidders) if self.clearing is not None else np.ones(len(bidders))
+        if weights.sum() <= 0.0:
+            weights = np.ones(len(bidders))
+        share = quantity * weights / weights.sum()
+        lots = np.floor(share).astype(np.int64)
+        order = np.lexsort((bidders, -(share - lots)))  # largest remainder first, then the lower id
+        lots[order[: quantity - int(lots.sum())]] += 1
+        long = ledger.position_of(account, instrument) > 0
+        discount = self.settings.auction_discount
+        price = float(marks[instrument]) * ((1.0 - discount) if long else (1.0 + discount))
+        ledger.pnl_kind = KIND_CODE["auction"]
+        for bidder, amount in zip(bidders.tolist(), lots.tolist(), strict=True):
+            if amount:
+                if long:
+                    ledger.trade(bidder, account, instrument, amount, price)
+                else:
+                    ledger.trade(account, bidder, instrument, amount, price)
+        ledger.pnl_kind = KIND_CODE["trade_pnl"]
+        return quantity
 
     def _auto_deleverage(
         self, account: int, instrument: int, quantity: int, marks, check: MarginCheck
