@@ -9,6 +9,8 @@ Definitions (all computed from the run's tables):
 * ``bad_debt``: negative equity the fund took on, at the mark (deficits covered, takeovers at a
   loss); ``insurance_fund_min``, ``insurance_fund_final``, ``insurance_fund_used`` (largest fall from
   its running peak) of the fund's worth (cash and inventory marked); ``adl_volume``;
+* ``steps_to_dispose``: the longest run of steps in which the liquidation engine held inventory it
+  had taken over (the first instrument's; each instrument's in ``by_instrument``);
 * from the journal (the ``ledger`` table, :func:`abm.journal.money_figures`): ``liquidation_fees``,
   ``fund_payouts``, ``socialised_loss``, ``leftover_to_fund``, ``net_deposits``, ``revaluation``;
 * procyclicality of the margin rule: ``mmr_stress_increase`` (peak maintenance rate after the first
@@ -64,6 +66,19 @@ def max_drawdown(prices: np.ndarray) -> float:
     return float(np.max(1.0 - prices / peak))
 
 
+def _longest_run(flags: np.ndarray) -> int:
+    """The longest run of consecutive True values (steps the engine held inventory).
+
+    >>> _longest_run(np.array([0, 5, 5, 0, 3, 3, 3, 0]) != 0)
+    3
+    """
+    longest = current = 0
+    for flag in flags.tolist():
+        current = current + 1 if flag else 0
+        longest = max(longest, current)
+    return longest
+
+
 def _running_drop(values: np.ndarray) -> float:
     if len(values) == 0:
         return 0.0
@@ -88,6 +103,9 @@ def _price_figures(frame: pd.DataFrame, liquidations: pd.DataFrame) -> dict[str,
         "final_mark": float(mark[-1]) if len(mark) else float("nan"),
         "min_mark": float(np.nanmin(mark)) if len(mark) else float("nan"),
         "adl_volume": int(frame["adl_volume"].sum()),
+        "steps_to_dispose": _longest_run(frame["engine_position"].to_numpy() != 0)
+        if "engine_position" in frame
+        else 0,
         "volume": int(frame["volume"].sum()),
         "mmr_max": float(np.nanmax(mmr)) if len(mmr) else float("nan"),
         "mmr_min": float(np.nanmin(mmr)) if len(mmr) else float("nan"),
@@ -139,6 +157,7 @@ def summarise(
         "bad_debt": float(first["bad_debt"].iloc[-1]) if len(first) else 0.0,
         "socialised_loss": float(first["socialised_loss"].iloc[-1]) if len(first) else 0.0,
         "adl_volume": int(timeseries["adl_volume"].sum()),
+        "steps_to_dispose": headline["steps_to_dispose"],
         "insurance_fund_min": float(fund.min()),
         "insurance_fund_final": float(fund[-1]),
         "insurance_fund_used": _running_drop(fund),

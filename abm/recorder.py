@@ -154,6 +154,7 @@ class RunRecorder:
             "liquidated_notional": totals.liquidated_notional[column],
             "adl_volume": totals.adl_volume[column],
             "open_interest": ledger.open_interest_of(column),
+            "engine_position": ledger.position_of(0, column),
             "insurance_fund": account_wide["insurance_fund"],
             "insurance_fund_cash": account_wide["insurance_fund_cash"],
             "bad_debt": account_wide["bad_debt"],

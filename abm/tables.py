@@ -144,6 +144,12 @@ TIMESERIES = Table(
         ("adl_volume", "int64", "Lots auto-deleveraged in the step.", "lots"),
         ("open_interest", "int64", "Lots held long (= lots held short) at the end of the step.", "lots"),
         (
+            "engine_position",
+            "int64",
+            "Lots the liquidation engine (the fund) holds at the end of the step: what it took over.",
+            "lots",
+        ),
+        (
             "insurance_fund",
             "float64",
             "The insurance fund's worth: the engine's cash and its inventory at the marks.",
