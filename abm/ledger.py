@@ -54,7 +54,14 @@ __all__ = [
 ENGINE = 0
 # Accounts that belong to no agent group: the engine (the insurance fund), the fully funded
 # counterparty of initial positions, and the outside party of exogenous order programs.
-SYSTEM_KINDS = ("liquidation_engine", "counterparty", "exogenous", "default_fund", "ccp_capital")
+SYSTEM_KINDS = (
+    "liquidation_engine",
+    "counterparty",
+    "exogenous",
+    "default_fund",
+    "ccp_capital",
+    "backstop_vault",
+)
 ACCOUNT_KINDS: tuple[str, ...] = (SYSTEM_KINDS[0], *AGENT_KINDS, *SYSTEM_KINDS[1:])
 KIND_CODES: dict[str, int] = {name: code for code, name in enumerate(ACCOUNT_KINDS)}
 KIND_NAMES: tuple[str, ...] = ACCOUNT_KINDS

@@ -9,7 +9,7 @@ import pytest
 from exchange_helpers import check, constant, make_exchange
 
 from abm.book import BUY, SELL
-from abm.ledger import ENGINE
+from abm.ledger import ENGINE, KIND_CODES
 from abm.network import build_cascade_graph, cascade_measures
 
 
@@ -480,16 +480,24 @@ def test_hyperliquid_liquidates_a_large_position_a_fifth_at_a_time_with_a_cooldo
 def test_hyperliquid_backstop_vault_takes_the_account_over_at_the_mark_with_what_is_left():
     exchange, victim = _hyperliquid_case(40.0)
     book, ledger, liquidator = exchange.book, exchange.ledger, exchange.liquidator
-    # Mark 99: equity 40 - 20 = 20, below 2/3 of maintenance 99 (66) and not negative: the vault (the
-    # fund's account) takes the 20 lots at the mark 99 (realised -20: collateral 20) and keeps the 20
-    # left. No order goes into the book.
+    # Mark 99: equity 40 - 20 = 20, below 2/3 of maintenance 99 (66) and not negative: the vault (an
+    # account of its own, capital 2,000) takes the 20 lots at the mark 99 (realised -20: collateral
+    # 20) and keeps the 20 left: 2,020. No order goes into the book; the insurance fund is untouched.
     liquidator.run(0, constant(99.0))
-    assert ledger.position[ENGINE, 0] == 20 and ledger.entry_price[ENGINE, 0] == pytest.approx(99.0)
-    assert ledger.collateral[victim] == pytest.approx(0.0) and ledger.collateral[ENGINE] == pytest.approx(
-        120.0
-    )
+    vault = liquidator.vault
+    assert vault != ENGINE and ledger.kind[vault] == KIND_CODES["backstop_vault"]
+    assert ledger.position[vault, 0] == 20 and ledger.entry_price[vault, 0] == pytest.approx(99.0)
+    assert ledger.collateral[victim] == pytest.approx(0.0)
+    assert ledger.collateral[vault] == pytest.approx(2020.0)
+    assert ledger.collateral[ENGINE] == pytest.approx(100.0) and ledger.position[ENGINE, 0] == 0
     assert book.levels(BUY, 1) == [(99, 40)] and liquidator.liquidations[0]["bad_debt"] == 0.0
     check(exchange, 0, 99.0)
+    # The next step the vault sells its inventory into the book as the engine does: 20 lots @99.
+    ledger.begin_step(1)
+    liquidator.begin_step()
+    liquidator.run(1, constant(99.0))
+    assert ledger.position[vault, 0] == 0 and book.levels(BUY, 1) == [(99, 20)]
+    check(exchange, 1, 99.0)
 
 
 def test_hyperliquid_deleverages_only_an_account_whose_value_turned_negative():

@@ -36,14 +36,16 @@ LIQUIDATION_DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "hyperliquid": (
         "Hyperliquid: market orders into the book; positions above 100,000 of notional liquidated 20% at "
-        "a time with a cooldown of 30 steps; the backstop vault (the fund's account) takes an account "
-        "over at the mark once its equity is below 2/3 of maintenance (and not negative), keeping what "
-        "is left; ADL only for an account whose value turned negative.",
+        "a time with a cooldown of 30 steps; a backstop vault (an account of its own, capital 2,000) "
+        "takes an account over at the mark once its equity is below 2/3 of maintenance (and not "
+        "negative), keeping what is left, and sells the inventory off as the engine does; ADL only for "
+        "an account whose value turned negative.",
         {
             "chunk_above_notional": 100_000.0,
             "chunk_share": 0.2,
             "cooldown_steps": 30,
             "backstop_ratio": 2.0 / 3.0,
+            "vault_capital": 2000.0,
             "adl_when": "negative_equity",
         },
     ),
@@ -144,8 +146,13 @@ class LiquidationConfig(Strict):
         default=None,
         gt=0.0,
         lt=1.0,
-        description="Below this equity / maintenance the fund's account takes the positions over at the "
+        description="Below this equity / maintenance the backstop vault takes the positions over at the "
         "mark, with what is left of the collateral (null: never).",
+    )
+    vault_capital: Money = Field(
+        default=0.0,
+        description="The backstop vault's capital (its own account; with backstop_ratio). 0: the insurance "
+        "fund's account is the vault.",
     )
     adl_when: Literal["fund_empty", "negative_equity"] = Field(
         default="fund_empty",

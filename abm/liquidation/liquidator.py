@@ -101,6 +101,7 @@ class Liquidator:
         self.liquidations: list[dict] = []
         self._cooling: dict[int, int] = {}  # account -> the step it may be liquidated again (chunks)
         self.clearing: ClearingHouse | None = None  # design ccp: the default fund and the house's capital
+        self.vault = ENGINE  # the backstop vault's account (its own with vault_capital)
         self._instruments = ledger.n_instruments
         self.totals = StepTotals(self._instruments)
 
@@ -114,6 +115,12 @@ class Liquidator:
         settings = self.settings
         if self.clearing is None and (settings.default_fund_share > 0.0 or settings.ccp_capital > 0.0):
             self.clearing = ClearingHouse.open(self.ledger, settings, open_account)
+        if self.vault == ENGINE and settings.backstop_ratio is not None and settings.vault_capital > 0.0:
+            if open_account is None:
+                self.vault = int(self.ledger.add_accounts(1, settings.vault_capital, "backstop_vault")[0])
+                self.ledger.set_checked(self.vault, False)
+            else:
+                self.vault = open_account("backstop_vault", settings.vault_capital)
 
     def begin_step(self) -> None:
         """Zero the step's totals."""
@@ -390,8 +397,10 @@ class Liquidator:
             # Rounding dust of a transfer at the bankruptcy price: the fund absorbs it, money is conserved.
             ledger.absorb_dust(account, ENGINE)
         if flat and (settings.leftover == "fund" or backstop) and ledger.collateral_of(account) > 0.0:
-            # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund.
-            ledger.transfer(account, ENGINE, ledger.collateral_of(account), "leftover")
+            # Binance and BitMEX keep what a liquidated account has left (with the fee) in the fund; a
+            # backstop vault keeps what the account it took over had left.
+            keeper = self.vault if backstop else ENGINE
+            ledger.transfer(account, keeper, ledger.collateral_of(account), "leftover")
         if flat and self.clearing is not None and ledger.collateral_of(account) < 0.0:
             covered = self.clearing.cover(account)  # the default waterfall before the insurance fund
             ledger.record_bad_debt(covered)
@@ -450,17 +459,18 @@ class Liquidator:
 
         The loss is what the lots are worth less than that price at the mark (0 when they are worth
         more): negative equity the fund takes on, counted as bad debt. ``at_mark``: at the mark instead
-        (a backstop vault), so the loss is the account's deficit, if any, covered afterwards.
+        (the backstop vault takes them), so the loss is the account's deficit, if any, covered afterwards.
         """
         ledger = self.ledger
         mark = float(marks[instrument])
         price = mark if at_mark else ledger.bankruptcy_price(account, instrument, marks)
+        taker = self.vault if at_mark else ENGINE
         long = ledger.position_of(account, instrument) > 0
         ledger.pnl_kind = KIND_CODE["takeover"]
         if long:
-            ledger.trade(ENGINE, account, instrument, quantity, price)
+            ledger.trade(taker, account, instrument, quantity, price)
         else:
-            ledger.trade(account, ENGINE, instrument, quantity, price)
+            ledger.trade(account, taker, instrument, quantity, price)
         ledger.pnl_kind = KIND_CODE["trade_pnl"]
         loss = quantity * ((price - mark) if long else (mark - price)) * self._contracts[instrument]
         loss = max(loss, 0.0)
@@ -581,10 +591,16 @@ class Liquidator:
         self.totals.socialised += charged
 
     def _unwind_engine(self, round_index: int) -> None:
-        """Sell the engine's inventory back into each book, once a step (subject to the speed limit)."""
+        """Sell the engine's (and a vault's) inventory back into each book, once a step."""
+        self._unwind(ENGINE, round_index)
+        if self.vault != ENGINE:
+            self._unwind(self.vault, round_index)
+
+    def _unwind(self, holder: int, round_index: int) -> None:
+        """Sell ``holder``'s inventory back into each book (subject to the speed limit and the band)."""
         ledger = self.ledger
         for instrument, book in enumerate(self.books):
-            inventory = ledger.position_of(ENGINE, instrument)
+            inventory = ledger.position_of(holder, instrument)
             if inventory == 0:
                 continue
             settings = self.settings
@@ -605,5 +621,5 @@ class Liquidator:
                 quantity = min(quantity, int(settings.unwind_depth_share * resting))
                 if quantity <= 0:
                     continue
-            fills = book.submit_market(ENGINE, side, quantity, limit_price=max(1, limit))
+            fills = book.submit_market(holder, side, quantity, limit_price=max(1, limit))
             ledger.settle(fills, instrument, round_index, is_liquidation=True)
