@@ -316,6 +316,27 @@ BAD_CASES = [
         "must be >= 1",
     ),
     BadCase(
+        "negative_cooldown",
+        "name: demo\nliquidation:\n  design: hyperliquid\n  cooldown_steps: -1\n",
+        "liquidation.cooldown_steps",
+        4,
+        "must be >= 0",
+    ),
+    BadCase(
+        "vault_threshold_above_one",
+        "name: demo\nliquidation:\n  backstop_ratio: 1.5\n",
+        "liquidation.backstop_ratio",
+        3,
+        "must be < 1",
+    ),
+    BadCase(
+        "chunk_share_zero",
+        "name: demo\nliquidation:\n  chunk_share: 0.0\n",
+        "liquidation.chunk_share",
+        3,
+        "must be > 0",
+    ),
+    BadCase(
         "unwind_depth_share_above_one",
         "name: demo\nliquidation:\n  unwind_depth_share: 1.5\n",
         "liquidation.unwind_depth_share",
