@@ -433,8 +433,9 @@ def _list_command(options: argparse.Namespace) -> int:
     folder = config.SCENARIOS_DIR
     names = config.available_scenarios(folder)
     if not names:
-        print(f"no scenarios in {folder}")
-        return EXIT_OK
+        # An install without its scenarios is broken, not empty: say so and fail.
+        print(f"error: no scenarios in {folder}; the installation is incomplete", file=sys.stderr)
+        return EXIT_INTERNAL
     rows = []
     for name in names:
         try:

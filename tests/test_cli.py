@@ -385,14 +385,6 @@ def test_list_shows_first_description_line_sorted(
     ]
 
 
-def test_list_without_scenarios(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(config, "SCENARIOS_DIR", tmp_path)
-    assert cli.main(["list"]) == 0
-    assert capsys.readouterr().out == f"no scenarios in {tmp_path}\n"
-
-
 def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["list"]) == 0
     printed = capsys.readouterr().out
@@ -436,3 +428,10 @@ def test_module_entry_point_exit_status(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert completed.stderr == f"error: {bad}: steps: must be >= 1 (got -5) (line 2)\n"
+
+
+def test_list_with_nothing_to_list_fails(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(config, "SCENARIOS_DIR", tmp_path)
+    # An installation without its scenarios is broken (issue: a plain `pip install .` shipped none).
+    assert cli.main(["list"]) == 1
+    assert capsys.readouterr().err == f"error: no scenarios in {tmp_path}; the installation is incomplete\n"

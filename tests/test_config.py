@@ -808,3 +808,20 @@ def test_tiered_margin_loads(tmp_path: Path) -> None:
     margin = load_scenario(file).margin
     assert isinstance(margin, TieredMargin)
     assert [tier.notional_floor for tier in margin.tiers] == [0.0, 100000.0]
+
+
+def test_load_scenario_takes_a_shipped_scenarios_name_as_the_cli_does(tmp_path, monkeypatch):
+    by_name = load_scenario("calm", ["steps=50"])
+    by_path = load_scenario(resolve_scenario("calm"), ["steps=50"])
+    assert by_name == by_path
+    with pytest.raises(ScenarioError, match="available scenarios: .*spiral"):
+        load_scenario("spirl")
+    # A path that does not exist is still reported as a missing file, not looked up as a name.
+    with pytest.raises(ScenarioError, match="file not found"):
+        load_scenario(tmp_path / "spiral")
+    with pytest.raises(ScenarioError, match="file not found"):
+        load_scenario("missing.yaml")
+    # A file in the working directory wins over a shipped scenario of the same name.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spiral").write_text("name: local\nsteps: 7\n", encoding="utf-8")
+    assert load_scenario("spiral").name == "local"

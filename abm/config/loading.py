@@ -349,16 +349,23 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     ``MAX_ALIASES`` aliases or an expansion above ``MAX_EXPANDED_NODES`` nodes).
 
     Args:
-        path: The scenario file.
+        path: The scenario file, or the name of a shipped scenario (``"spiral"``), as the CLI takes it.
         overrides: ``dotted.key=value`` overrides, see :func:`apply_overrides`.
 
     Returns:
         The validated scenario.
 
     Raises:
-        ScenarioError: With one ``"<dotted.path>: <message> (line N)"`` line per problem.
+        ScenarioError: With one ``"<dotted.path>: <message> (line N)"`` line per problem; for a bare
+            name that is neither a file nor a shipped scenario, the names there are.
+
+    Example:
+        >>> load_scenario("calm", ["steps=50"]).steps
+        50
     """
     file = Path(path)
+    if not file.exists() and file.name == str(path) and not file.suffix:
+        file = resolve_scenario(path)  # a bare name: the shipped scenario of that name
     data, root = _read_scenario_file(file)
     return _validate(data, overrides, root, file)
 
