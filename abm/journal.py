@@ -179,7 +179,7 @@ def money_figures(journal: pd.DataFrame, fund: int = 0) -> dict[str, float]:
         "leftover_to_fund": total((kind == "leftover") & to_fund),
         "net_deposits": total(kind.isin(["deposit", "withdrawal"])),
         "revaluation": total(kind == "revaluation"),
-        "default_fund_used": total((kind == "default_fund") & (journal["amount"] > 0)),
-        "ccp_capital_used": total((kind == "ccp_capital") & (journal["amount"] > 0)),
-        "assessments": total((kind == "assessment") & (journal["amount"] > 0)),
+        "default_fund_used": total((kind == "default_fund") & (amount > 0)),
+        "ccp_capital_used": total((kind == "ccp_capital") & (amount > 0)),
+        "assessments": total((kind == "assessment") & (amount > 0)),
     }

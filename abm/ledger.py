@@ -247,6 +247,12 @@ class Ledger:
             new[: len(old)] = old
             setattr(self, f"_{name}", new)
 
+    def open_system_account(self, kind: str, collateral: float, *, checked: bool = False) -> int:
+        """Open one account of a system kind (outside the margin check by default); returns its id."""
+        account = int(self.add_accounts(1, collateral, kind)[0])
+        self.set_checked(account, checked)
+        return account
+
     def set_checked(self, accounts, checked: bool) -> None:
         """Include accounts in (or exclude them from) the margin check."""
         self._checked[accounts] = checked

@@ -144,7 +144,7 @@ class MarketModel(mesa.Model):
         self.counterparty_account = -1
         self.exogenous_account = -1
         self._build_agents()
-        self.liquidator.open_clearing_house(self.population.open_system_account)
+        self.liquidator.open_system_accounts(self.population.open_system_account)
         self.shock_context = ShockContext(
             markets=self.markets,
             ledger=self.ledger,

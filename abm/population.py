@@ -150,8 +150,7 @@ class Population:
 
     def open_system_account(self, kind: str, collateral: float, *, checked: bool = False) -> int:
         """Open one account with no group and no agent (counterparty, exogenous party); returns its id."""
-        account = int(self.ledger.add_accounts(1, collateral, kind)[0])
-        self.ledger.set_checked(account, checked)
+        account = self.ledger.open_system_account(kind, collateral, checked=checked)
         self._agent_of.append(None)
         self._group_of.append(-1)
         self._idle_mask = None

@@ -524,7 +524,7 @@ def test_ccp_auctions_the_defaulters_portfolio_and_covers_its_deficit_in_the_wat
     short = int(ledger.add_accounts(1, 1000.0, "noise")[0])
     victim = int(ledger.add_accounts(1, 20.0, "leveraged_trader")[0])
     ledger.trade(victim, short, 0, 10, 100.0)
-    liquidator.open_clearing_house()
+    liquidator.open_system_accounts()
     house = liquidator.clearing
     # Contributions, 0.5% of collateral: makers 5 and 15, the short 5, the victim 0.1 (fund 25.1).
     assert house.fund_balance() == pytest.approx(25.1)

@@ -2,7 +2,7 @@
 
 A change that alters any of these tables fails here until the checksums are updated on purpose::
 
-    ABM_UPDATE_GOLDEN=1 /tmp/venv/bin/pytest -q tests/test_golden.py
+    ABM_UPDATE_GOLDEN=1 python -m pytest -q tests/test_golden.py
 
 rewrites ``tests/golden/checksums.json`` (and the test then reports what changed, as a skip). Say why
 the figures changed in the commit message. Tables are hashed as canonical CSV (column order as

@@ -150,6 +150,22 @@ class _ScenarioLoader(yaml.SafeLoader):
         return node
 
 
+# Numbers only YAML 1.1 reads (PyYAML does; YAML 1.2 and most people read them otherwise): octal with a
+# bare leading zero, hexadecimal, binary and base-60. `steps: 0310` would silently be 200 steps.
+_YAML11_NUMBER = re.compile(
+    r"^[-+]?(?:0[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$"
+)
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+class _Yaml11Number(_Refused):
+    """A plain scalar that only YAML 1.1 reads as a number."""
+
+    def __init__(self, message: str, line: int, path: str) -> None:
+        super().__init__(message, line)
+        self.path = path
+
+
 def _inspect_nodes(root: yaml.Node) -> dict[int, tuple[Any, ...]]:
     """Check the composed document's shape; return the path of every node by ``id``.
 
@@ -158,7 +174,8 @@ def _inspect_nodes(root: yaml.Node) -> dict[int, tuple[Any, ...]]:
 
     Raises:
         _Refused: For a recursive alias, nesting deeper than ``_MAX_DEPTH`` or an expanded
-            size above ``MAX_EXPANDED_NODES``.
+            size above ``MAX_EXPANDED_NODES``; :class:`_Yaml11Number` for a plain scalar only YAML 1.1
+            reads as a number (``0310``, ``0xC8``, ``3:20``).
     """
     sizes: dict[int, int] = {}
     paths: dict[int, tuple[Any, ...]] = {}
@@ -176,6 +193,15 @@ def _inspect_nodes(root: yaml.Node) -> dict[int, tuple[Any, ...]]:
         paths[key] = path
         in_progress.add(key)
         total = 1
+        if isinstance(node, yaml.ScalarNode) and node.tag in (_INT_TAG, _FLOAT_TAG) and node.style is None:
+            if _YAML11_NUMBER.match(node.value):
+                read_as = yaml.safe_load(node.value)
+                raise _Yaml11Number(
+                    f"{node.value} is read by YAML 1.1 as the number {read_as}, which is rarely what was "
+                    f"meant; write {read_as} (or quote it for text)",
+                    line,
+                    _dotted(path) or _TOP,
+                )
         if isinstance(node, yaml.SequenceNode):
             for index, child in enumerate(node.value):
                 total += visit(child, (*path, index))
@@ -194,46 +220,6 @@ def _inspect_nodes(root: yaml.Node) -> dict[int, tuple[Any, ...]]:
 
     visit(root, ())
     return paths
-
-
-# Numbers only YAML 1.1 reads (PyYAML does; YAML 1.2 and most people read them otherwise): octal with a
-# bare leading zero, hexadecimal, binary and base-60. `steps: 0310` would silently be 200 steps.
-_YAML11_NUMBER = re.compile(
-    r"^[-+]?(?:0[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$"
-)
-_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-
-
-class _Yaml11Number(_Refused):
-    """A plain scalar that only YAML 1.1 reads as a number."""
-
-    def __init__(self, message: str, line: int, path: str) -> None:
-        super().__init__(message, line)
-        self.path = path
-
-
-def _refuse_yaml11_numbers(root: yaml.Node, paths: dict[int, tuple[Any, ...]]) -> None:
-    """Refuse the first plain scalar that only YAML 1.1 reads as a number (``0310``, ``0xC8``, ``3:20``)."""
-    stack = [root]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend(reversed(node.value))
-        elif isinstance(node, yaml.MappingNode):
-            for key_node, value_node in reversed(node.value):
-                stack.extend((value_node, key_node))
-        elif node.tag in (_INT_TAG, _FLOAT_TAG) and node.style is None and _YAML11_NUMBER.match(node.value):
-            read_as = yaml.safe_load(node.value)
-            raise _Yaml11Number(
-                f"{node.value} is read by YAML 1.1 as the number {read_as}, which is rarely what was "
-                f"meant; write {read_as} (or quote it for text)",
-                node.start_mark.line + 1,
-                _dotted(paths.get(id(node), ())) or _TOP,
-            )
 
 
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None, list[str]]:
@@ -260,7 +246,6 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None, list[str]]:
                 for node, key, first, second in sorted(loader.duplicates, key=lambda item: item[3])
             ]
             return None, root, problems
-        _refuse_yaml11_numbers(root, paths)
         return loader.construct_document(root), root, []
     finally:
         loader.dispose()

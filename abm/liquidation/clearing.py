@@ -71,13 +71,7 @@ class ClearingHouse:
             open_account: ``open_account(kind, collateral)`` opening an unchecked system account and
                 returning its id (the population's in a model); the ledger's by default.
         """
-        if open_account is None:
-
-            def open_account(kind: str, collateral: float) -> int:
-                account = int(ledger.add_accounts(1, collateral, kind)[0])
-                ledger.set_checked(account, False)
-                return account
-
+        open_account = open_account or ledger.open_system_account
         members = np.flatnonzero(ledger.checked)
         contribution_of_members = settings.default_fund_share * np.maximum(ledger.collateral[members], 0.0)
         fund_account = open_account("default_fund", float(contribution_of_members.sum()))

@@ -105,22 +105,20 @@ class Liquidator:
         self._instruments = ledger.n_instruments
         self.totals = StepTotals(self._instruments)
 
-    def open_clearing_house(self, open_account=None) -> None:
-        """Open the default fund and the house's capital when the design has them (once).
+    def open_system_accounts(self, open_account=None) -> None:
+        """Open the accounts the design needs (once): the default fund and capital, the backstop vault.
 
         Args:
-            open_account: ``open_account(kind, collateral)`` opening a system account and returning its
-                id (the population's, so that it knows every account); the ledger's by default.
+            open_account: ``open_account(kind, collateral)`` opening an unchecked system account and
+                returning its id (the population's, so that it knows every account); the ledger's by
+                default.
         """
         settings = self.settings
+        open_account = open_account or self.ledger.open_system_account
         if self.clearing is None and (settings.default_fund_share > 0.0 or settings.ccp_capital > 0.0):
             self.clearing = ClearingHouse.open(self.ledger, settings, open_account)
         if self.vault == ENGINE and settings.backstop_ratio is not None and settings.vault_capital > 0.0:
-            if open_account is None:
-                self.vault = int(self.ledger.add_accounts(1, settings.vault_capital, "backstop_vault")[0])
-                self.ledger.set_checked(self.vault, False)
-            else:
-                self.vault = open_account("backstop_vault", settings.vault_capital)
+            self.vault = open_account("backstop_vault", settings.vault_capital)
 
     def begin_step(self) -> None:
         """Zero the step's totals."""
@@ -146,7 +144,7 @@ class Liquidator:
             check = self.checker.check(marks_fn())
             ledger.set_margin_calls(check.called)
             return check
-        self.open_clearing_house()
+        self.open_system_accounts()
         first_round: dict[int, tuple[int, list[int]]] = {}
         # (liquidation id, order side, instrument, filled notional) of the round before
         previous_round_ids: list[tuple[int, int, int, float]] = []
@@ -533,7 +531,10 @@ class Liquidator:
         if ledger.n_instruments == 1:
             equity = ledger.collateral[candidates] + upnl[candidates]
         else:  # a cross account's equity is over all its positions
-            equity = np.array([ledger.account_equity(int(other), marks) for other in candidates])
+            pnl = (np.asarray(marks, dtype=np.float64) - ledger.entry_price[candidates]) * ledger.position[
+                candidates
+            ]
+            equity = ledger.collateral[candidates] + pnl @ ledger.contract_sizes
         rule = self.settings.adl_rank
         if rule == "random_start":
             # dYdX: no ranking; the offsetting accounts in id order, from a random one on.
