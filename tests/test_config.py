@@ -766,7 +766,7 @@ def test_resolve_scenario_by_path_and_by_name(tmp_path: Path, monkeypatch: pytes
 
 
 def test_default_scenarios_dir_is_the_repository_folder() -> None:
-    # This file is <repo>/tests/test_config.py; the package now sits one level deeper (abm/config/).
+    # This file is <repo>/tests/test_config.py; the editable install maps <repo>/scenarios to abm.scenarios.
     assert config.SCENARIOS_DIR == Path(__file__).resolve().parent.parent / "scenarios"
     assert config.SCENARIOS_DIR.is_dir()
 

@@ -17,6 +17,7 @@ effect; the reading limits (``MAX_FILE_BYTES`` ...) are read from :mod:`abm.conf
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 from abm.config.loading import (
@@ -120,5 +121,19 @@ __all__ = [
     "scenario_hash",
 ]
 
-# abm/config/__init__.py -> the repository root is three levels up.
-SCENARIOS_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
+
+def _shipped_scenarios() -> Path:
+    """The folder of the shipped scenarios: the package ``abm.scenarios``.
+
+    ``pyproject.toml`` maps the repository's top-level ``scenarios/`` into the wheel as that package, so an
+    installed copy (editable or not) finds its scenarios wherever it runs from. A source tree used without
+    installing it (``PYTHONPATH=.``) has no such package: its ``scenarios/`` is beside ``abm/``.
+    """
+    try:
+        # Wheels are installed unpacked, so the resource is a real folder (no zip import to extract from).
+        return Path(str(importlib.resources.files("abm.scenarios")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent.parent / "scenarios"
+
+
+SCENARIOS_DIR = _shipped_scenarios()
