@@ -23,18 +23,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abm import __version__, config
-from abm.config import (
-    Scenario,
-    ScenarioError,
-    load_scenario,
-    read_yaml_mapping,
-    resolve_scenario,
-)
+from abm import __version__
 from abm.sweep.commands import add_compare_command, add_sweep_command
-from abm.validation import add_facts_command
 
+# Only the standard library at start: `abm --help` and `abm --version` must not pay for pydantic, numpy,
+# pandas, Mesa or matplotlib (0.6 s); each command imports what it needs when it runs.
 if TYPE_CHECKING:
+    from abm.config import Scenario, ScenarioError
     from abm.results import RunResult
 
 __all__ = [
@@ -191,6 +186,32 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_report_command)
 
 
+def _add_facts(commands: argparse._SubParsersAction) -> None:
+    """Register ``abm facts RUN_DIR`` (carried out by :mod:`abm.validation`, imported when it runs)."""
+    parser = commands.add_parser(
+        "facts", help="stylized facts of a run's returns beside their published ranges (Cont 2001)"
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `abm run`")
+    parser.add_argument("--interval", type=int, default=1, help="steps per return (default 1)")
+    # The defaults live in abm.stylized (numpy, pandas): None here means theirs, stated in the help
+    # (tests/test_cli.py checks the two agree).
+    parser.add_argument("--max-lag", type=int, default=None, help="largest ACF lag (default 50)")
+    parser.add_argument(
+        "--hill-fraction",
+        type=float,
+        default=None,
+        help="share of the returns in the Hill tail (default 0.05)",
+    )
+    parser.add_argument("--price", default="mark", help="price column of the time series (default mark)")
+    parser.set_defaults(handler=_facts_command)
+
+
+def _facts_command(options: argparse.Namespace) -> int:
+    from abm.validation import facts_command
+
+    return facts_command(options)
+
+
 def _add_list(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("list", help="list the scenarios shipped in scenarios/")
     parser.set_defaults(handler=_list_command)
@@ -289,6 +310,8 @@ def _summary_table(summary: dict[str, Any], wall_seconds: float) -> str:
 
 
 def _validate_command(options: argparse.Namespace) -> int:
+    from abm.config import ScenarioError, load_scenario, resolve_scenario
+
     try:
         scenario = load_scenario(resolve_scenario(options.file), options.overrides)
     except ScenarioError as exc:
@@ -310,6 +333,8 @@ def _run_command(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from abm.config import ScenarioError, load_scenario, resolve_scenario
+
     overrides = _scenario_overrides(options)
     try:
         path = resolve_scenario(options.file)
@@ -430,6 +455,9 @@ def _first_line(text: Any) -> str:
 
 
 def _list_command(options: argparse.Namespace) -> int:
+    from abm import config
+    from abm.config import ScenarioError, read_yaml_mapping
+
     folder = config.SCENARIOS_DIR
     names = config.available_scenarios(folder)
     if not names:
@@ -466,7 +494,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_report,
     add_sweep_command,
     add_compare_command,
-    add_facts_command,
+    _add_facts,
 )
 
 

@@ -13,6 +13,12 @@ shows every instrument's mark relative to its start, with each one's liquidated 
 ``price_<name>.png`` and ``depth_<name>.png`` each instrument alone; ``margin.png`` and
 ``leverage.png`` draw a line per instrument (account-wide figures, the fund and mean leverage, once).
 
+Each single-figure function (``plot_price`` ... ``plot_cascade_sizes``) returns its
+:class:`~matplotlib.figure.Figure`, so that a notebook shows it inline, writes a PNG only when given a
+``path``, and draws into your own axes with ``ax=``: one :class:`~matplotlib.axes.Axes` (a two-panel
+figure then draws its upper panel only) or a sequence of one Axes per panel. The directory functions
+below write every figure of a run and return the paths.
+
 :func:`plot_run` draws the three time-series figures; :func:`plot_stress` the figures of the stress
 itself: the order book depth as a heat map around it, the leverage distribution before and after it,
 the cascade DAG drawn by round and the cascade size distribution on log-log axes. :func:`plot_all`
@@ -37,6 +43,9 @@ from matplotlib.figure import Figure
 
 from abm.recorder import DEPTH_BUCKET_WIDTH, DEPTH_BUCKETS, depth_bucket_columns
 from abm.results import RunResult
+
+# The ax= argument of the single-figure functions: one Axes, one per panel, or None for a new figure.
+AxesArgument = Axes | Sequence[Axes] | None
 
 __all__ = [
     "FIGURE_SIZE",
@@ -98,25 +107,19 @@ def plot_run(result: RunResult, fig_dir: Path | str) -> list[Path]:
 def _time_series_figures(timeseries: pd.DataFrame, shocks: list[Any], fig_dir: Path) -> list[Path]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     names = instrument_names(timeseries)
+    paths = [fig_dir / "price.png"]
     if len(names) <= 1:
-        return [
-            plot_price(timeseries, shocks, fig_dir / "price.png"),
-            plot_margin(timeseries, fig_dir / "margin.png"),
-            plot_leverage(timeseries, fig_dir / "leverage.png"),
-        ]
-    paths = [plot_instrument_prices(timeseries, shocks, fig_dir / "price.png")]
-    for name in names:
-        paths.append(
-            plot_price(
-                _rows_of(timeseries, name),
-                _shocks_on(shocks, name),
-                fig_dir / f"price_{name}.png",
-                title=f"{name}: price, mark and index",
-            )
-        )
-    paths.append(plot_margin(timeseries, fig_dir / "margin.png"))
-    paths.append(plot_leverage(timeseries, fig_dir / "leverage.png"))
-    return paths
+        plot_price(timeseries, shocks, paths[0])
+    else:
+        plot_instrument_prices(timeseries, shocks, paths[0])
+        for name in names:
+            path = fig_dir / f"price_{name}.png"
+            title = f"{name}: price, mark and index"
+            plot_price(_rows_of(timeseries, name), _shocks_on(shocks, name), path, title=title)
+            paths.append(path)
+    plot_margin(timeseries, fig_dir / "margin.png")
+    plot_leverage(timeseries, fig_dir / "leverage.png")
+    return [*paths, fig_dir / "margin.png", fig_dir / "leverage.png"]
 
 
 def instrument_names(table: pd.DataFrame | None) -> list[str]:
@@ -203,8 +206,13 @@ def figure_order(names: Iterable[str], instruments: Sequence[str] = ()) -> list[
 
 
 def plot_price(
-    timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str, title: str = "Price, mark and index"
-) -> Path:
+    timeseries: pd.DataFrame,
+    shocks: Iterable[Any] = (),
+    path: Path | str | None = None,
+    title: str = "Price, mark and index",
+    *,
+    ax: AxesArgument = None,
+) -> Figure:
     """Plot price, mark and index, with liquidated notional per step below.
 
     Args:
@@ -212,13 +220,14 @@ def plot_price(
             ``liquidated_notional``).
         shocks: Scenario shocks (objects with ``step`` and optionally ``over_steps`` and ``type``);
             their steps are marked with vertical lines on both panels.
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
         title: The upper panel's title.
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure, (price_axes, liquidation_axes) = _two_panels()
+    figure, (price_axes, liquidation_axes) = _panels(ax, 2)
     steps = timeseries["step"].to_numpy()
     for column, label, style in (
         ("price", "last trade", "-"),
@@ -229,26 +238,37 @@ def plot_price(
     price_axes.set_ylabel("price")
     price_axes.set_title(title)
 
-    notional = pd.to_numeric(timeseries["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
-    if len(steps):
-        # One filled step outline instead of a bar per step: bar() and stairs() cost seconds on long runs.
-        edges = _bar_edges(steps)
-        liquidation_axes.fill_between(
-            np.repeat(edges, 2)[1:-1], np.repeat(notional, 2), color="tab:orange", linewidth=0
+    if liquidation_axes is not None:
+        notional = (
+            pd.to_numeric(timeseries["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
         )
-    liquidation_axes.set_ylabel("liquidated notional")
-    liquidation_axes.set_xlabel("step")
+        if len(steps):
+            # One filled step outline instead of a bar per step: bar() and stairs() cost seconds on long runs.
+            edges = _bar_edges(steps)
+            liquidation_axes.fill_between(
+                np.repeat(edges, 2)[1:-1], np.repeat(notional, 2), color="tab:orange", linewidth=0
+            )
+        liquidation_axes.set_ylabel("liquidated notional")
+        liquidation_axes.set_xlabel("step")
+    else:
+        price_axes.set_xlabel("step")
 
     shock_list = list(shocks)
-    for axes in (price_axes, liquidation_axes):
+    for axes in _present(price_axes, liquidation_axes):
         _mark_shocks(axes, shock_list)
     if shock_list:
         price_axes.plot([], [], color=_SHOCK_COLOUR, linestyle=":", label="shock")
     price_axes.legend(loc="best", fontsize="small")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_instrument_prices(timeseries: pd.DataFrame, shocks: Iterable[Any], path: Path | str) -> Path:
+def plot_instrument_prices(
+    timeseries: pd.DataFrame,
+    shocks: Iterable[Any] = (),
+    path: Path | str | None = None,
+    *,
+    ax: AxesArgument = None,
+) -> Figure:
     """Every instrument's mark relative to its first step, with each one's liquidated notional below.
 
     The overview of a multi-instrument run: a crash in one instrument and what it does to the others
@@ -258,46 +278,52 @@ def plot_instrument_prices(timeseries: pd.DataFrame, shocks: Iterable[Any], path
         timeseries: The long-form time series (``step``, ``instrument``, ``mark``,
             ``liquidated_notional``).
         shocks: Scenario shocks (dotted lines).
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure, (price_axes, liquidation_axes) = _two_panels()
+    figure, (price_axes, liquidation_axes) = _panels(ax, 2)
     for name in instrument_names(timeseries):
         rows = _rows_of(timeseries, name)
         steps = rows["step"].to_numpy()
         mark = pd.to_numeric(rows["mark"], errors="coerce").to_numpy(dtype=float)
         start = mark[np.isfinite(mark)][0] if np.isfinite(mark).any() else np.nan
         (line,) = price_axes.plot(steps, (mark / start - 1.0) * 100.0, linewidth=1.0, label=name)
-        notional = pd.to_numeric(rows["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
-        liquidation_axes.plot(steps, notional, linewidth=1.0, color=line.get_color(), label=name)
+        if liquidation_axes is not None:
+            notional = pd.to_numeric(rows["liquidated_notional"], errors="coerce").fillna(0.0).to_numpy(float)
+            liquidation_axes.plot(steps, notional, linewidth=1.0, color=line.get_color(), label=name)
     price_axes.axhline(0.0, color="0.7", linewidth=0.6)
     price_axes.set_ylabel("mark, % from its start")
     price_axes.set_title("Every instrument's mark")
-    liquidation_axes.set_ylabel("liquidated notional")
-    liquidation_axes.set_xlabel("step")
+    if liquidation_axes is not None:
+        liquidation_axes.set_ylabel("liquidated notional")
+        liquidation_axes.set_xlabel("step")
     shock_list = list(shocks)
-    for axes in (price_axes, liquidation_axes):
+    for axes in _present(price_axes, liquidation_axes):
         _mark_shocks(axes, shock_list)
     if shock_list:
         price_axes.plot([], [], color=_SHOCK_COLOUR, linestyle=":", label="shock")
     price_axes.legend(loc="best", fontsize="small")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_margin(timeseries: pd.DataFrame, path: Path | str) -> Path:
+def plot_margin(
+    timeseries: pd.DataFrame, path: Path | str | None = None, *, ax: AxesArgument = None
+) -> Figure:
     """Plot the margin rates in force, and the insurance fund with cumulative bad debt below.
 
     Args:
         timeseries: The run's time series (``step``, ``imr``, ``mmr``, ``insurance_fund``,
             ``bad_debt`` as the running total).
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure, (rate_axes, fund_axes) = _two_panels()
+    figure, (rate_axes, fund_axes) = _panels(ax, 2)
     names = instrument_names(timeseries)
     for name in names if len(names) > 1 else [None]:
         rows = _rows_of(timeseries, name)
@@ -309,6 +335,9 @@ def plot_margin(timeseries: pd.DataFrame, path: Path | str) -> Path:
     rate_axes.set_title("Margin rates in force")
     rate_axes.legend(loc="best", fontsize="small")
 
+    if fund_axes is None:
+        rate_axes.set_xlabel("step")
+        return _finish(figure, path)
     account_wide = _first_instrument(timeseries)
     steps = account_wide["step"].to_numpy()
     _line(fund_axes, steps, account_wide["insurance_fund"], label="insurance fund")
@@ -316,26 +345,32 @@ def plot_margin(timeseries: pd.DataFrame, path: Path | str) -> Path:
     fund_axes.set_ylabel("cash")
     fund_axes.set_xlabel("step")
     fund_axes.legend(loc="best", fontsize="small")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_leverage(timeseries: pd.DataFrame, path: Path | str) -> Path:
+def plot_leverage(
+    timeseries: pd.DataFrame, path: Path | str | None = None, *, ax: AxesArgument = None
+) -> Figure:
     """Plot mean leverage and open interest over time.
 
     Args:
         timeseries: The run's time series (``step``, ``mean_leverage``, ``open_interest``).
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure, (leverage_axes, interest_axes) = _two_panels(height_ratios=(1, 1))
+    figure, (leverage_axes, interest_axes) = _panels(ax, 2, height_ratios=(1, 1))
     account_wide = _first_instrument(timeseries)
     _line(
         leverage_axes, account_wide["step"].to_numpy(), account_wide["mean_leverage"], label="mean leverage"
     )
     leverage_axes.set_ylabel("notional / equity")
     leverage_axes.set_title("Leverage and open interest")
+    if interest_axes is None:
+        leverage_axes.set_xlabel("step")
+        return _finish(figure, path)
     names = instrument_names(timeseries)
     if len(names) > 1:
         for name in names:
@@ -347,7 +382,7 @@ def plot_leverage(timeseries: pd.DataFrame, path: Path | str) -> Path:
         _line(interest_axes, steps, timeseries["open_interest"], label="open interest", color="tab:green")
     interest_axes.set_ylabel("open interest (lots)")
     interest_axes.set_xlabel("step")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
 def plot_all(result: RunResult, fig_dir: Path | str) -> list[Path]:
@@ -431,22 +466,25 @@ def plot_stress(
         if len(names) > 1:
             window = stress_window(timeseries, shock_list)  # one window for every book, side by side
             for name in names:
-                paths.append(
-                    plot_depth(
-                        _rows_of(depth_profile, name),
-                        _rows_of(timeseries, name),
-                        shock_list,
-                        fig_dir / f"depth_{name}.png",
-                        title=f"{name}: order book depth",
-                        window=window,
-                    )
+                path = fig_dir / f"depth_{name}.png"
+                plot_depth(
+                    _rows_of(depth_profile, name),
+                    _rows_of(timeseries, name),
+                    shock_list,
+                    path,
+                    title=f"{name}: order book depth",
+                    window=window,
                 )
+                paths.append(path)
         else:
-            paths.append(plot_depth(depth_profile, timeseries, shock_list, fig_dir / "depth.png"))
+            plot_depth(depth_profile, timeseries, shock_list, fig_dir / "depth.png")
+            paths.append(fig_dir / "depth.png")
     if snapshots is not None:
-        paths.append(plot_leverage_distribution(snapshots, fig_dir / "leverage_distribution.png"))
-    paths.append(plot_cascade(cascade, fig_dir / "cascade.png"))
-    paths.append(plot_cascade_sizes(cascade, fig_dir / "cascade_sizes.png"))
+        plot_leverage_distribution(snapshots, fig_dir / "leverage_distribution.png")
+        paths.append(fig_dir / "leverage_distribution.png")
+    plot_cascade(cascade, fig_dir / "cascade.png")
+    plot_cascade_sizes(cascade, fig_dir / "cascade_sizes.png")
+    paths += [fig_dir / "cascade.png", fig_dir / "cascade_sizes.png"]
     return paths
 
 
@@ -483,11 +521,13 @@ def stress_window(
 def plot_depth(
     depth_profile: pd.DataFrame,
     timeseries: pd.DataFrame,
-    shocks: Iterable[Any],
-    path: Path | str,
+    shocks: Iterable[Any] = (),
+    path: Path | str | None = None,
     title: str = "Order book depth",
     window: tuple[int, int] | None = None,
-) -> Path:
+    *,
+    ax: AxesArgument = None,
+) -> Figure:
     """Heat map of the resting lots by distance from the mid, over the steps around the stress.
 
     Args:
@@ -495,14 +535,15 @@ def plot_depth(
             :func:`abm.recorder.depth_bucket_columns`.
         timeseries: The same instrument's time series (for the window and the liquidations below).
         shocks: Scenario shocks (dotted lines).
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
         title: The heat map's title (the steps shown are appended).
         window: The steps shown (default: :func:`stress_window` of ``timeseries``).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure, (depth_axes, liquidation_axes) = _two_panels(height_ratios=(3, 1))
+    figure, (depth_axes, liquidation_axes) = _panels(ax, 2, height_ratios=(3, 1))
     first, last = window if window is not None else stress_window(timeseries, shocks)
     window = depth_profile[(depth_profile["step"] >= first) & (depth_profile["step"] <= last)]
     lots = window[depth_bucket_columns()].to_numpy(dtype=float).T
@@ -521,33 +562,40 @@ def plot_depth(
     depth_axes.set_ylabel("distance from mid (%)\nbids below, asks above")
     depth_axes.set_title(f"{title}, steps {first}-{last}")
 
-    in_window = (timeseries["step"] >= first) & (timeseries["step"] <= last)
-    shown_series = timeseries[in_window]
-    _line(
-        liquidation_axes, shown_series["step"].to_numpy(), shown_series["liquidations"], label="liquidations"
-    )
-    liquidation_axes.set_ylabel("liquidations")
-    liquidation_axes.set_xlabel("step")
-    for axes in (depth_axes, liquidation_axes):
+    if liquidation_axes is not None:
+        in_window = (timeseries["step"] >= first) & (timeseries["step"] <= last)
+        shown_series = timeseries[in_window]
+        _line(
+            liquidation_axes,
+            shown_series["step"].to_numpy(),
+            shown_series["liquidations"],
+            label="liquidations",
+        )
+        liquidation_axes.set_ylabel("liquidations")
+        liquidation_axes.set_xlabel("step")
+    else:
+        depth_axes.set_xlabel("step")
+    for axes in _present(depth_axes, liquidation_axes):
         _mark_shocks(axes, [s for s in shocks if first <= getattr(s, "step", s) <= last])
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_leverage_distribution(snapshots: pd.DataFrame, path: Path | str) -> Path:
+def plot_leverage_distribution(
+    snapshots: pd.DataFrame, path: Path | str | None = None, *, ax: AxesArgument = None
+) -> Figure:
     """Histograms of the leveraged traders' leverage before the stress and at the end.
 
     Args:
         snapshots: Account snapshots (``snapshot``, ``kind``, ``position``, ``leverage``); the
             ``before_stress`` and ``end`` snapshots are drawn. Accounts with a position and no
             positive equity are counted in the legend as underwater.
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, (axes,) = _panels(ax, 1)
     traders = _account_leverage(snapshots[snapshots["kind"] == "leveraged_trader"])
     open_leverage = traders["leverage"].to_numpy(dtype=float)[traders["position"].to_numpy() != 0]
     finite = open_leverage[np.isfinite(open_leverage) & (open_leverage > 0)]
@@ -579,7 +627,7 @@ def plot_leverage_distribution(snapshots: pd.DataFrame, path: Path | str) -> Pat
     axes.set_ylabel("traders")
     axes.set_title("Leverage of the leveraged traders with an open position")
     axes.legend(loc="best", fontsize="small")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
 def _account_leverage(rows: pd.DataFrame) -> pd.DataFrame:
@@ -602,7 +650,7 @@ def _account_leverage(rows: pd.DataFrame) -> pd.DataFrame:
     return accounts
 
 
-def plot_cascade(cascade: nx.DiGraph, path: Path | str) -> Path:
+def plot_cascade(cascade: nx.DiGraph, path: Path | str | None = None, *, ax: AxesArgument = None) -> Figure:
     """Draw the cascade DAG: x = step and round, y = the liquidated accounts in order.
 
     Every (step, round) with a liquidation gets a column, in time order, so the rounds of a spiral are
@@ -611,18 +659,17 @@ def plot_cascade(cascade: nx.DiGraph, path: Path | str) -> Path:
 
     Args:
         cascade: The cascade DAG (node attributes ``step``, ``round``, ``account``, ``notional``).
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
-    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, (axes,) = _panels(ax, 1)
     if cascade.number_of_nodes() == 0:
         axes.text(0.5, 0.5, "no liquidations", transform=axes.transAxes, ha="center")
         axes.set_axis_off()
-        return _save(figure, path)
+        return _finish(figure, path)
     nodes = sorted(cascade.nodes)
     # Graphs read back or built by other code may lack attributes: a missing step or round is 0 and a
     # missing account is the node itself.
@@ -661,29 +708,30 @@ def plot_cascade(cascade: nx.DiGraph, path: Path | str) -> Path:
     axes.set_xlabel("step / round")
     axes.set_ylabel(f"liquidated accounts ({len(accounts)}, by id)")
     axes.set_title(f"Liquidation cascade: {len(nodes)} liquidations, {cascade.number_of_edges()} links")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_cascade_sizes(cascade: nx.DiGraph, path: Path | str) -> Path:
+def plot_cascade_sizes(
+    cascade: nx.DiGraph, path: Path | str | None = None, *, ax: AxesArgument = None
+) -> Figure:
     """The cascade size distribution on log-log axes: counts per size and the survival function.
 
     Args:
         cascade: The cascade DAG.
-        path: The PNG file to write.
+        path: The PNG file to write (none without it).
+        ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        The figure drawn on.
     """
     from abm.network import cascade_size_distribution  # networkx measures live in abm.network
 
-    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, (axes,) = _panels(ax, 1)
     distribution = cascade_size_distribution(cascade)
     if not distribution:
         axes.text(0.5, 0.5, "no cascades", transform=axes.transAxes, ha="center")
         axes.set_axis_off()
-        return _save(figure, path)
+        return _finish(figure, path)
     sizes = np.array(list(distribution), dtype=float)
     counts = np.array(list(distribution.values()), dtype=float)
     # P(S >= s): the share of cascades at least this large, read from the largest size down.
@@ -694,7 +742,7 @@ def plot_cascade_sizes(cascade: nx.DiGraph, path: Path | str) -> Path:
     axes.set_ylabel("cascades")
     axes.set_title(f"Cascade sizes: {int(counts.sum())} cascades, largest {int(sizes.max())}")
     axes.legend(loc="best", fontsize="small")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
 def _thin_ticks(count: int, most: int) -> list[int]:
@@ -709,11 +757,36 @@ def _as_shock(shock: Any) -> Any:
     return shock
 
 
-def _two_panels(height_ratios: Sequence[float] = (2, 1)) -> tuple[Figure, tuple[Axes, Axes]]:
-    figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    upper, lower = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": list(height_ratios)})
-    return figure, (upper, lower)
+def _panels(
+    ax: AxesArgument, count: int, height_ratios: Sequence[float] = (2, 1)
+) -> tuple[Figure, tuple[Any, ...]]:
+    """The figure and one Axes per panel: new ones, or the caller's (``None`` for a panel left out)."""
+    if ax is None:
+        figure = Figure(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        if count == 1:
+            return figure, (figure.subplots(),)
+        panels = figure.subplots(count, 1, sharex=True, gridspec_kw={"height_ratios": list(height_ratios)})
+        return figure, tuple(panels)
+    if isinstance(ax, Axes):
+        # One Axes for a two-panel figure: the upper (main) panel only.
+        return ax.figure, (ax, *([None] * (count - 1)))
+    given = tuple(ax)
+    if len(given) != count or not all(isinstance(each, Axes) for each in given):
+        raise ValueError(
+            f"ax: this figure has {count} panel(s): give one Axes, or a sequence of {count} Axes"
+        )
+    return given[0].figure, given
+
+
+def _present(*panels: Axes | None) -> list[Axes]:
+    return [panel for panel in panels if panel is not None]
+
+
+def _finish(figure: Figure, path: Path | str | None) -> Figure:
+    if path is not None:
+        _save(figure, path)
+    return figure
 
 
 def _line(axes: Axes, steps: np.ndarray, values: pd.Series, **style: Any) -> None:

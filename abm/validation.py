@@ -43,10 +43,10 @@ __all__ = [
     "POLICY_BASE_VOLATILITY",
     "POLICY_LEVELS",
     "POLICY_RULES",
-    "add_facts_command",
     "branching_ratio",
     "evenly_spaced_distances",
     "expected_cascade_size",
+    "facts_command",
     "fund_defaults",
     "leverage_case_scenario",
     "linear_cascade_move",
@@ -280,34 +280,19 @@ def mean_cascade_size(
 # --------------------------------------------------------------------------- `abm facts RUN_DIR`
 
 
-def add_facts_command(commands: argparse._SubParsersAction) -> None:
-    """Register ``abm facts RUN_DIR``: each stylized fact of a run beside its published range.
+def facts_command(options: argparse.Namespace) -> int:
+    """Carry out ``abm facts`` (registered in :mod:`abm.cli`): the options' checks, then the fact table.
 
-    Args:
-        commands: The subparsers of the ``abm`` parser.
+    Returns:
+        The exit status: 0, or 2 for a bad option or run directory.
     """
-    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG
-
-    parser = commands.add_parser(
-        "facts", help="stylized facts of a run's returns beside their published ranges (Cont 2001)"
-    )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `abm run`")
-    parser.add_argument("--interval", type=int, default=1, help="steps per return (default 1)")
-    parser.add_argument("--max-lag", type=int, default=DEFAULT_MAX_LAG, help="largest ACF lag (default 50)")
-    parser.add_argument(
-        "--hill-fraction",
-        type=float,
-        default=DEFAULT_HILL_FRACTION,
-        help="share of the returns in the Hill tail (default 0.05)",
-    )
-    parser.add_argument("--price", default="mark", help="price column of the time series (default mark)")
-    parser.set_defaults(handler=_facts_command)
-
-
-def _facts_command(options: argparse.Namespace) -> int:
     from abm.outputs import read_run
-    from abm.stylized import format_fact_table, stylized_facts
+    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG, format_fact_table, stylized_facts
 
+    if options.max_lag is None:
+        options.max_lag = DEFAULT_MAX_LAG
+    if options.hill_fraction is None:
+        options.hill_fraction = DEFAULT_HILL_FRACTION
     problems = []
     if options.interval < 1:
         problems.append(f"--interval must be at least 1 (got {options.interval})")

@@ -435,3 +435,25 @@ def test_list_with_nothing_to_list_fails(tmp_path, monkeypatch, capsys) -> None:
     # An installation without its scenarios is broken (issue: a plain `pip install .` shipped none).
     assert cli.main(["list"]) == 1
     assert capsys.readouterr().err == f"error: no scenarios in {tmp_path}; the installation is incomplete\n"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    # `abm --help` and `abm --version` took 2.3 s when Mesa, matplotlib and pandas loaded at start.
+    code = (
+        "import sys, abm.cli as cli; cli._build_parser();"
+        "heavy = ('numpy', 'pandas', 'pydantic', 'mesa', 'matplotlib', 'scipy');"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_facts_help_states_the_defaults_it_uses() -> None:
+    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG
+
+    parser = cli._build_parser()
+    facts = parser._subparsers._group_actions[0].choices["facts"]
+    helps = {action.dest: action.help for action in facts._actions}
+    assert f"(default {DEFAULT_MAX_LAG})" in helps["max_lag"]
+    assert f"(default {DEFAULT_HILL_FRACTION})" in helps["hill_fraction"]

@@ -11,12 +11,15 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from abm.config import Scenario
 from abm.plots import (
     FIGURE_DPI,
     FIGURE_SIZE,
     _account_leverage,
+    plot_cascade,
+    plot_cascade_sizes,
     plot_leverage,
     plot_margin,
     plot_price,
@@ -69,7 +72,12 @@ def make_result(steps: int, with_liquidations: bool = True) -> RunResult:
     )
 
 
-def assert_png(path: Path) -> None:
+def assert_png(drawn: Figure | Path, path: Path | None = None) -> None:
+    # The single-figure functions return their Figure and write the PNG they were given a path for.
+    if isinstance(drawn, Figure):
+        assert path is not None
+    else:
+        path = drawn
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC
     assert len(data) > 1000  # a drawn figure, not an empty canvas header
@@ -92,10 +100,10 @@ def test_plot_run_writes_valid_pngs(tmp_path, steps, with_liquidations):
 def test_each_plot_function_works_alone(tmp_path):
     timeseries = make_timeseries(50)
     shocks = make_scenario(50).shocks
-    assert_png(plot_price(timeseries, shocks, tmp_path / "p.png"))
-    assert_png(plot_price(timeseries, [], tmp_path / "p_no_shocks.png"))
-    assert_png(plot_margin(timeseries, tmp_path / "m.png"))
-    assert_png(plot_leverage(timeseries, tmp_path / "l.png"))
+    assert_png(plot_price(timeseries, shocks, tmp_path / "p.png"), tmp_path / "p.png")
+    assert_png(plot_price(timeseries, [], tmp_path / "p_no_shocks.png"), tmp_path / "p_no_shocks.png")
+    assert_png(plot_margin(timeseries, tmp_path / "m.png"), tmp_path / "m.png")
+    assert_png(plot_leverage(timeseries, tmp_path / "l.png"), tmp_path / "l.png")
 
 
 def two_instrument_result(steps: int = 60) -> RunResult:
@@ -173,14 +181,15 @@ def test_all_nan_series_still_draw(tmp_path):
     timeseries = make_timeseries(20)
     timeseries["price"] = np.nan
     timeseries["bad_debt"] = np.nan
-    assert_png(plot_price(timeseries, [], tmp_path / "p.png"))
-    assert_png(plot_margin(timeseries, tmp_path / "m.png"))
+    assert_png(plot_price(timeseries, [], tmp_path / "p.png"), tmp_path / "p.png")
+    assert_png(plot_margin(timeseries, tmp_path / "m.png"), tmp_path / "m.png")
 
 
 def test_shocks_change_the_price_figure(tmp_path):
     timeseries = make_timeseries(50)
-    with_shocks = plot_price(timeseries, make_scenario(50).shocks, tmp_path / "with.png").read_bytes()
-    without = plot_price(timeseries, [], tmp_path / "without.png").read_bytes()
+    plot_price(timeseries, make_scenario(50).shocks, tmp_path / "with.png")
+    plot_price(timeseries, [], tmp_path / "without.png")
+    with_shocks, without = (tmp_path / "with.png").read_bytes(), (tmp_path / "without.png").read_bytes()
     assert with_shocks != without
 
 
@@ -218,3 +227,31 @@ def test_bar_edges_lie_halfway_between_steps(steps, edges):
     from abm.plots import _bar_edges
 
     assert _bar_edges(np.array(steps)).tolist() == edges
+
+
+def test_single_figures_return_their_figure_and_draw_into_given_axes(tmp_path):
+    # What a notebook does: a Figure to show inline, no file unless asked, the user's own axes.
+    timeseries = make_timeseries(50)
+    shocks = make_scenario(50).shocks
+    figure = plot_price(timeseries, shocks)
+    assert isinstance(figure, Figure) and len(figure.axes) == 2 and not list(tmp_path.iterdir())
+
+    canvas = Figure()
+    left, right = canvas.subplots(1, 2)
+    assert plot_price(timeseries, shocks, ax=left) is canvas
+    assert plot_margin(timeseries, ax=right) is canvas
+    assert len(canvas.axes) == 2  # nothing added: the lower panels are left out
+    assert [line.get_label() for line in left.get_lines()][:3] == ["last trade", "mark", "index"]
+    assert right.get_title() == "Margin rates in force"
+
+    both = Figure().subplots(2, 1)
+    assert plot_leverage(timeseries, ax=both) is both[0].figure
+    assert both[1].get_ylabel() == "open interest (lots)"
+    with pytest.raises(ValueError, match="2 panel"):
+        plot_leverage(timeseries, ax=[both[0]])
+
+    cascade = make_result(100, True).cascade
+    single = Figure().subplots()
+    assert plot_cascade_sizes(cascade, ax=single) is single.figure
+    assert plot_cascade(cascade, tmp_path / "c.png", ax=single) is single.figure
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG_MAGIC
