@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abm import __version__
+from abm.headline import COMMAND_LINE_MEASURES, measure_of
 from abm.sweep.commands import add_compare_command, add_sweep_command
 
 # Only the standard library at start: `abm --help` and `abm --version` must not pay for pydantic, numpy,
@@ -49,20 +50,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process killed by it
 
-# Summary entries printed after a run, in this order, when the run reports them.
-HEADLINE_METRICS = (
-    "max_drawdown",
-    "liquidations",
-    "liquidated_notional",
-    "contagion_liquidated_notional",
-    "cascade_depth",
-    "bad_debt",
-    "insurance_fund_used",
-    "socialised_loss",
-    "amplification",
-    "counterfactual_max_drawdown",
-    "counterfactual_liquidations",
-)
+# Summary entries printed after a run, in this order, when the run reports them (abm.headline).
+HEADLINE_METRICS = COMMAND_LINE_MEASURES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,8 +290,13 @@ def _summary_table(summary: dict[str, Any], wall_seconds: float) -> str:
         rows = [(name, value) for name, value in summary.items() if not isinstance(value, dict | list)]
     rows.append(("wall_seconds", round(wall_seconds, 3)))
     width = max(len("metric"), *(len(name) for name, _ in rows))
-    lines = [f"{'metric':<{width}}  value"]
-    lines += [f"{name:<{width}}  {_format_value(value)}" for name, value in rows]
+    shown = [(name, _format_value(value)) for name, value in rows]
+    value_width = max(len("value"), *(len(text) for _, text in shown))
+    lines = [f"{'metric':<{width}}  {'value':<{value_width}}  unit"]
+    for name, text in shown:
+        measure = measure_of(name)
+        unit = measure.unit if measure else ("s" if name == "wall_seconds" else "")
+        lines.append(f"{name:<{width}}  {text:<{value_width}}  {unit}".rstrip())
     return "\n".join(lines)
 
 

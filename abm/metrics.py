@@ -3,6 +3,7 @@
 Definitions (all computed from the run's tables):
 
 * ``max_drawdown``: largest fall of the mark from its running peak, as a fraction of the peak;
+  ``max_rise``: largest rise from its running trough, as a fraction of the trough (a short squeeze);
 * ``liquidations`` / ``liquidated_notional``: count and notional (at the mark) of liquidations;
 * ``cascade_max_rounds``: most liquidation rounds in one step; ``cascade_depth``: longest chain of
   the cascade DAG in links (see :mod:`abm.network`);
@@ -49,6 +50,7 @@ __all__ = [
     "instrument_frame",
     "margin_summary",
     "max_drawdown",
+    "max_rise",
     "summarise",
 ]
 
@@ -64,6 +66,20 @@ def max_drawdown(prices: np.ndarray) -> float:
         return 0.0
     peak = np.maximum.accumulate(prices)
     return float(np.max(1.0 - prices / peak))
+
+
+def max_rise(prices: np.ndarray) -> float:
+    """Largest trough-to-peak rise as a fraction of the running trough (0 for an empty series).
+
+    >>> round(max_rise(np.array([100.0, 80.0, 108.0, 90.0])), 12)  # 80 to 108
+    0.35
+    """
+    prices = np.asarray(prices, dtype=float)
+    prices = prices[np.isfinite(prices) & (prices > 0)]
+    if len(prices) == 0:
+        return 0.0
+    trough = np.minimum.accumulate(prices)
+    return float(np.max(prices / trough - 1.0))
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -100,6 +116,7 @@ def _price_figures(frame: pd.DataFrame, liquidations: pd.DataFrame) -> dict[str,
         "liquidations": int(len(liquidations)),
         "liquidated_notional": float(liquidations["notional"].sum()) if len(liquidations) else 0.0,
         "max_drawdown": max_drawdown(mark),
+        "max_rise": max_rise(mark),
         "final_mark": float(mark[-1]) if len(mark) else float("nan"),
         "min_mark": float(np.nanmin(mark)) if len(mark) else float("nan"),
         "adl_volume": int(frame["adl_volume"].sum()),
@@ -147,6 +164,7 @@ def summarise(
         "liquidated_accounts": int(liquidations["account_id"].nunique()) if len(liquidations) else 0,
         "liquidated_notional": float(liquidations["notional"].sum()) if len(liquidations) else 0.0,
         "max_drawdown": headline["max_drawdown"],
+        "max_rise": headline["max_rise"],
         "final_mark": headline["final_mark"],
         "min_mark": headline["min_mark"],
         "cascade_max_rounds": int(first["cascade_rounds"].max()) if len(first) else 0,

@@ -36,11 +36,12 @@ from abm.book import BUY
 from abm.config import LeveragedTraderGroup, Scenario
 from abm.config.market import DEFAULT_INSTRUMENT
 from abm.exchange import Exchange
-from abm.ledger import ENGINE, KIND_NAMES, Instrument
+from abm.ledger import KIND_NAMES, Instrument
 from abm.margin.portfolio import build_portfolio_rule
 from abm.market import CorrelatedDraws, Market
 from abm.population import Group, Population
 from abm.recorder import RunRecorder
+from abm.reporters import AGENT_REPORTERS, HeadlineSoFar, model_reporters
 from abm.results import RunResult
 from abm.shocks import ShockContext, ShockSchedule
 
@@ -80,6 +81,8 @@ class MarketModel(mesa.Model):
         check_invariants: Check zero-sum positions, conservation of money and uncrossed books
             after every step; a breach raises :class:`abm.errors.InvariantError`.
         liquidation_enabled: Override ``liquidation.enabled`` (False gives the counterfactual).
+        agent_reporting: Also collect each trader's equity, leverage and position every step in
+            ``datacollector`` (a Python call per agent and step; off by default, see :mod:`abm.reporters`).
         **overrides: Dotted scenario keys and values, e.g. ``**{"margin.maintenance": 0.03}``.
     """
 
@@ -90,6 +93,7 @@ class MarketModel(mesa.Model):
         *,
         check_invariants: bool = False,
         liquidation_enabled: bool | None = None,
+        agent_reporting: bool = False,
         **overrides: Any,
     ) -> None:
         config = _resolve(scenario, overrides)
@@ -132,14 +136,11 @@ class MarketModel(mesa.Model):
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.recorder = RunRecorder(self.horizon, [market.name for market in self.markets])
+        # Mesa's DataCollector (abm.reporters): the headline measures so far, for mesa.batch_run.
+        self.headline = HeadlineSoFar(config.liquidation.insurance_fund)
         self.datacollector = mesa.DataCollector(
-            model_reporters={
-                "mark": lambda m: m.markets[0].mark,
-                "index": lambda m: m.markets[0].index,
-                "liquidations": lambda m: sum(m.liquidator.totals.liquidations),
-                "insurance_fund": lambda m: m.ledger.account_equity(ENGINE, m.marks),
-                "mmr": lambda m: m.checker.policies[0].mmr,
-            }
+            model_reporters=model_reporters(self.headline),
+            agent_reporters=AGENT_REPORTERS if agent_reporting else None,
         )
         self.counterparty_account = -1
         self.exogenous_account = -1
@@ -380,6 +381,7 @@ class MarketModel(mesa.Model):
             self._check_invariants(t)
         # 8. data collection
         self._record(t, check)
+        self.headline.update(self)
         self.datacollector.collect(self)
         if t + 1 >= self.horizon:
             self.running = False

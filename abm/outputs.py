@@ -67,6 +67,7 @@ __all__ = [
     "current_umask",
     "write_run",
     "read_run",
+    "read_run_tables",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -655,8 +656,8 @@ def current_umask() -> int:
 # --------------------------------------------------------------------------- reading
 
 
-def read_run(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
-    """Read a run directory written by :func:`write_run`.
+def read_run_tables(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
+    """Read a run directory written by :func:`write_run` as a mapping of its files.
 
     Args:
         run_dir: The run directory.
@@ -692,6 +693,46 @@ def read_run(run_dir: Path | str, *, verify: bool = False) -> dict[str, Any]:
         path = run_dir / f"{name}.{table_format}"
         run[name] = _read_table(path, (), table_format) if path.is_file() else None
     return run
+
+
+def read_run(run_dir: Path | str, *, verify: bool = False) -> RunResult:
+    """Read a run directory back as the :class:`~abm.results.RunResult` that wrote it.
+
+    The tables, summary, cascade and scenario are those of the run; ``extra`` holds the stress tables
+    (``depth_profile``, ``account_snapshots``), ``trade_graph``, ``manifest`` and ``path``.
+
+    Args:
+        run_dir: The run directory.
+        verify: Check every file's sha256 and size against the manifest first.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no manifest.
+        ValueError: ``verify`` is set and a file does not match, or the manifest's scenario is invalid.
+    """
+    from abm.config import ScenarioError, scenario_from_dict
+
+    run = read_run_tables(run_dir, verify=verify)
+    manifest = run["manifest"]
+    try:
+        scenario = scenario_from_dict(manifest["scenario"])
+    except (KeyError, ScenarioError) as exc:
+        raise ValueError(f"{run['path']}: the manifest's scenario cannot be read back: {exc}") from None
+    extra = {key: run[name] for name, key in STRESS_TABLES.items() if run[name] is not None}
+    extra.update(trade_graph=run["trade_graph"], manifest=manifest, path=run["path"])
+    return RunResult(
+        scenario=scenario,
+        seed=int(manifest["seed"]),
+        timeseries=run["timeseries"],
+        trades=run["trades"],
+        liquidations=run["liquidations"],
+        accounts=run["accounts"],
+        ledger=run["ledger"],
+        cascade=run["cascade"] if run["cascade"] is not None else nx.DiGraph(),
+        summary=run["summary"],
+        wall_seconds=float(manifest.get("wall_seconds", 0.0)),
+        invariant_checks=bool(manifest.get("invariant_checks", False)),
+        extra=extra,
+    )
 
 
 def _verify_files(run_dir: Path, files: Mapping[str, Mapping[str, Any]]) -> None:

@@ -23,7 +23,7 @@ below write every figure of a run and return the paths.
 itself: the order book depth as a heat map around it, the leverage distribution before and after it,
 the cascade DAG drawn by round and the cascade size distribution on log-log axes. :func:`plot_all`
 draws both sets (what a run directory holds) and :func:`plot_tables` does the same from the tables of
-a run directory read back with :func:`abm.outputs.read_run`.
+a run directory read back with :func:`abm.outputs.read_run_tables`.
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def plot_all(result: RunResult, fig_dir: Path | str) -> list[Path]:
 
 
 def plot_tables(run: Mapping[str, Any], shocks: Iterable[Any], fig_dir: Path | str) -> list[Path]:
-    """Draw every figure a run directory's tables allow (the mapping :func:`abm.outputs.read_run` returns).
+    """Draw every figure a run directory's tables allow (:func:`abm.outputs.read_run_tables`' mapping).
 
     Args:
         run: With ``timeseries`` and optionally ``cascade``, ``book_depth``, ``account_snapshots``.

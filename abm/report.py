@@ -31,12 +31,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from abm.headline import HEADLINE_MEASURES
+
 __all__ = [
     "REPORT_NAME",
     "HEADLINE_METRICS",
     "write_report",
     "write_table_report",
     "render_html",
+    "headline_table",
     "html_table",
     "figure_html",
 ]
@@ -56,6 +59,7 @@ HEADLINE_METRICS = (
     "cascade_depth",
     "cascade_max_rounds",
     "branching_ratio",
+    "max_rise",
     "bad_debt",
     "insurance_fund_used",
     "socialised_loss",
@@ -91,11 +95,11 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
     Raises:
         FileNotFoundError: ``run_dir`` is not a run directory.
     """
-    from abm.outputs import FIGURES_DIR, read_run
+    from abm.outputs import FIGURES_DIR, read_run_tables
     from abm.plots import figure_caption
 
     run_dir = Path(run_dir)
-    run = read_run(run_dir)
+    run = read_run_tables(run_dir)
     manifest = run["manifest"]
     scenario = manifest.get("scenario", {})
     out_path = Path(out_path) if out_path is not None else run_dir / REPORT_NAME
@@ -106,7 +110,7 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
 
     summary = run["summary"]
     title = f"Run report: {scenario.get('name', run_dir.name)} (seed {manifest.get('seed')})"
-    sections = [("Headline figures", html_table(_headline(summary), header=("metric", "value")))]
+    sections = [("Headline figures", html_table(headline_table(summary)))]
     if isinstance(summary.get("by_instrument"), Mapping):
         sections.append(("Instruments", _instrument_section(summary["by_instrument"])))
     sections += [
@@ -284,8 +288,22 @@ def _flat(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _headline(summary: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: summary[name] for name in HEADLINE_METRICS if name in summary}
+def headline_table(summary: Mapping[str, Any], names: Sequence[str] = HEADLINE_METRICS) -> pd.DataFrame:
+    """The headline figures a summary holds, with their units and definitions (:mod:`abm.headline`).
+
+    Args:
+        summary: A run's summary.
+        names: The measures shown, in order (those missing from ``summary`` are left out).
+
+    Returns:
+        Columns ``metric``, ``value``, ``unit``, ``definition``.
+    """
+    rows = []
+    for name in names:
+        if name in summary:
+            measure = HEADLINE_MEASURES[name]
+            rows.append((name, summary[name], measure.unit, measure.definition))
+    return pd.DataFrame(rows, columns=["metric", "value", "unit", "definition"])
 
 
 def _cascade_section(run: Mapping[str, Any]) -> str:

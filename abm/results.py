@@ -55,3 +55,36 @@ class RunResult:
     invariant_checks: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     ledger: pd.DataFrame = field(default_factory=LEDGER.empty)
+
+    def __repr__(self) -> str:
+        summary = self.summary
+        figures = ", ".join(
+            f"{name}={summary[name]:.4g}" if isinstance(summary[name], float) else f"{name}={summary[name]}"
+            for name in ("liquidations", "max_drawdown", "cascade_depth", "bad_debt")
+            if name in summary
+        )
+        steps = int(summary.get("steps", len(self.timeseries)))
+        return f"<RunResult {self.scenario.name!r} seed={self.seed} steps={steps}: {figures}>"
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the headline figures with their units, and the price figure."""
+        import base64
+        import html
+        import io
+
+        from abm.plots import instrument_names, plot_instrument_prices, plot_price
+        from abm.report import headline_table, html_table
+
+        title = html.escape(f"{self.scenario.name}, seed {self.seed}")
+        table = html_table(headline_table(self.summary))
+        several = len(instrument_names(self.timeseries)) > 1
+        draw = plot_instrument_prices if several else plot_price
+        figure = draw(self.timeseries, list(self.scenario.shocks))
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=72)
+        image = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return (
+            f"<div><strong>RunResult: {title}</strong>{table}"
+            '<img alt="price, mark and index" style="max-width:100%" '
+            f'src="data:image/png;base64,{image}"></div>'
+        )

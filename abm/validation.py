@@ -286,7 +286,7 @@ def facts_command(options: argparse.Namespace) -> int:
     Returns:
         The exit status: 0, or 2 for a bad option or run directory.
     """
-    from abm.outputs import read_run
+    from abm.outputs import read_run_tables
     from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG, format_fact_table, stylized_facts
 
     if options.max_lag is None:
@@ -305,7 +305,7 @@ def facts_command(options: argparse.Namespace) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
     try:
-        run = read_run(options.run_dir)
+        run = read_run_tables(options.run_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -272,7 +272,7 @@ def test_counterfactual_amplification(
     assert summary["counterfactual_liquidations"] == fake.liquidation_rows[False]
     assert summary["max_drawdown"] == fake.max_drawdown[True]
 
-    rows = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()[1:-1])
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
     assert rows["amplification"] == f"{expected:.6g}"
     assert rows["max_drawdown"] == "0.3"
     assert rows["counterfactual_liquidations"] == str(fake.liquidation_rows[False])
@@ -294,7 +294,8 @@ def test_summary_table_is_aligned(
     assert cli.main(["run", str(scenario_file), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = lines[:-1]
-    assert table[0].split() == ["metric", "value"]
+    assert table[0].split() == ["metric", "value", "unit"]
+    assert table[1].split()[2:] == ["share", "of", "peak"]  # max_drawdown's unit, from abm.headline
     assert [line.split()[0] for line in table[1:]] == [
         "max_drawdown",
         "liquidations",

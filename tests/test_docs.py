@@ -47,3 +47,22 @@ def test_the_liquidation_designs_page_lists_every_design():
     table = text.split("| design | what it does |", 1)[1].split("\n\n", 1)[0]
     names = re.findall(r"^\| `(\w+)`", table, flags=re.MULTILINE)
     assert names == list(LIQUIDATION_DESIGNS)
+
+
+def test_the_readme_python_example_runs_and_shows_what_it_says(tmp_path, monkeypatch):
+    # The "Use from Python" block, run as written (from a scratch directory: it writes a run directory).
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Use from Python") :]
+    code = section[
+        section.index("```python") + len("```python") : section.index("```", section.index("```python") + 3)
+    ]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert type(namespace["same"]).__name__ == "RunResult"
+    table = namespace["pd"].DataFrame(namespace["rows"])
+    low = table[table["margin.maintenance"] == 0.02].sort_values("rng")
+    high = table[table["margin.maintenance"] == 0.03].sort_values("rng")
+    # The sentence under the block: 7 links deep at 2% on both seeds, 3 and 4 at 3%, no bad debt at 3%.
+    assert low["cascade_depth"].tolist() == [7, 7] and high["cascade_depth"].tolist() == [3, 4]
+    assert [round(value) for value in low["bad_debt"]] == [196, 283] and (high["bad_debt"] == 0).all()

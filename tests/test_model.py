@@ -220,3 +220,40 @@ def test_the_insurance_fund_is_reported_at_its_worth_with_the_engine_inventory_m
         assert model.recorder.latest("insurance_fund_cash") == pytest.approx(cash, abs=1e-9)
         differed += abs(worth - cash) > 1.0
     assert differed > 10  # the engine held inventory worth visibly less (or more) than it paid
+
+
+def test_batch_run_reports_the_run_figures_not_the_last_step() -> None:
+    # mesa.batch_run keeps the last step's values: each headline reporter is its figure so far, so the
+    # last row must equal the run's summary (it once reported the last step's 0 liquidations).
+    import mesa
+
+    from abm.runs import run_scenario
+
+    parameters = {
+        "scenario": "spiral",
+        "steps": 360,
+        "margin.maintenance": [0.02, 0.03],
+    }
+    rows = mesa.batch_run(MarketModel, parameters=parameters, rng=[4], max_steps=360, display_progress=False)
+    assert len(rows) == 2
+    for row in rows:
+        scenario = load_scenario("spiral", ["steps=360", f"margin.maintenance={row['margin.maintenance']}"])
+        summary = run_scenario(scenario, seed=4).summary
+        assert summary["liquidations"] > 0
+        for name in ("liquidations", "cascade_depth"):
+            assert row[name] == summary[name], name
+        for name in ("liquidated_notional", "max_drawdown", "bad_debt", "insurance_fund_min"):
+            assert row[name] == pytest.approx(summary[name], rel=1e-9, abs=1e-9), name
+
+
+def test_agent_reporters_are_collected_when_asked() -> None:
+    model = MarketModel("spiral", rng=3, agent_reporting=True, **{"steps": 320, "agents.1.count": 20})
+    for _ in range(5):
+        model.step()
+    agents = model.datacollector.get_agent_vars_dataframe()
+    assert list(agents.columns) == ["equity", "leverage", "position"]
+    assert len(agents) == 5 * len(model.agents)
+    assert (agents["equity"] > 0).all()
+    quiet = MarketModel("spiral", rng=3, **{"steps": 320, "agents.1.count": 20})
+    quiet.step()
+    assert not quiet.datacollector.agent_reporters

@@ -19,7 +19,7 @@ import pytest
 import abm
 from abm import outputs
 from abm.config import Scenario
-from abm.outputs import OutputExistsError, check_out_dir, default_run_dir, read_run, write_run
+from abm.outputs import OutputExistsError, check_out_dir, default_run_dir, read_run_tables, write_run
 from abm.results import (
     ACCOUNT_COLUMNS,
     LIQUIDATION_COLUMNS,
@@ -266,7 +266,7 @@ def test_start_and_end_time_taken_from_result_extra(tmp_path):
     result = make_result()
     result.extra["start_time"] = "2024-01-02T03:04:05+00:00"
     result.extra["end_time"] = "2024-01-02T03:04:06.500000+00:00"
-    manifest = read_run(write_run(result, tmp_path / "r", figures=False))["manifest"]
+    manifest = read_run_tables(write_run(result, tmp_path / "r", figures=False))["manifest"]
     assert manifest["start_time"] == "2024-01-02T03:04:05+00:00"
     assert manifest["end_time"] == "2024-01-02T03:04:06.500000+00:00"
 
@@ -304,7 +304,7 @@ def test_summary_json_nan_and_inf_become_null_and_numpy_becomes_python(tmp_path)
 
 def test_tables_round_trip_through_read_run(tmp_path):
     result = make_result()
-    run = read_run(write_run(result, tmp_path / "r", figures=False), verify=True)
+    run = read_run_tables(write_run(result, tmp_path / "r", figures=False), verify=True)
     for name in ("timeseries", "trades", "accounts"):
         pd.testing.assert_frame_equal(run[name], getattr(result, name), check_dtype=False)
     liquidations = run["liquidations"]
@@ -332,7 +332,7 @@ def test_parents_column_is_a_list_of_int64_in_parquet(tmp_path):
 def test_empty_liquidations_and_empty_cascade(tmp_path):
     result = make_result(n_liquidations=0)
     result.cascade = nx.DiGraph()
-    run = read_run(write_run(result, tmp_path / "r"))
+    run = read_run_tables(write_run(result, tmp_path / "r"))
     assert len(run["liquidations"]) == 0
     assert list(run["liquidations"].columns) == list(LIQUIDATION_COLUMNS)
     assert run["cascade"].number_of_nodes() == 0
@@ -354,8 +354,8 @@ def test_graphml_round_trip_keeps_nodes_edges_and_converts_attributes(tmp_path):
     assert "note" not in node  # None has no GraphML value: the attribute is left out
     assert graph.edges[0, 1]["impact"] == 0.25
     assert graph.graph["rounds"] == 3
-    # read_run gives the same graph
-    assert sorted(read_run(run_dir)["cascade"].edges) == sorted(graph.edges)
+    # read_run_tables gives the same graph
+    assert sorted(read_run_tables(run_dir)["cascade"].edges) == sorted(graph.edges)
 
 
 def test_csv_fallback_without_pyarrow(tmp_path, monkeypatch):
@@ -368,7 +368,7 @@ def test_csv_fallback_without_pyarrow(tmp_path, monkeypatch):
     assert manifest["table_format"] == "csv"
     assert set(manifest["files"]) >= {f"{t}.csv" for t in TABLE_FILES}
 
-    run = read_run(run_dir, verify=True)
+    run = read_run_tables(run_dir, verify=True)
     for name in ("timeseries", "trades", "accounts"):
         pd.testing.assert_frame_equal(run[name], getattr(result, name), check_dtype=False)
     assert list(run["liquidations"]["parents"]) == [[], [0], [0, 1]]
@@ -484,21 +484,60 @@ def test_extra_manifest_is_added_but_cannot_override(tmp_path):
 
 def test_read_run_verify_detects_a_changed_file(tmp_path):
     run_dir = write_run(make_result(), tmp_path / "r", figures=False)
-    read_run(run_dir, verify=True)
+    read_run_tables(run_dir, verify=True)
     summary_path = run_dir / "summary.json"
     summary_path.write_text(summary_path.read_text().replace("0.123", "0.124"))
     with pytest.raises(ValueError, match="summary.json"):
-        read_run(run_dir, verify=True)
+        read_run_tables(run_dir, verify=True)
 
 
 def test_read_run_rejects_a_directory_without_manifest(tmp_path):
     with pytest.raises(FileNotFoundError, match="no manifest.json"):
-        read_run(tmp_path)
+        read_run_tables(tmp_path)
 
 
 def test_written_run_can_be_copied_and_still_verifies(tmp_path):
     # The manifest's file list uses relative paths, so a moved run directory still verifies.
     run_dir = write_run(make_result(), tmp_path / "r")
     moved = shutil.copytree(run_dir, tmp_path / "elsewhere" / "r")
-    run = read_run(moved, verify=True)
+    run = read_run_tables(moved, verify=True)
     assert math.isclose(run["timeseries"]["mark"].iloc[-1], make_result().timeseries["mark"].iloc[-1])
+
+
+def test_read_run_gives_back_the_run_result(tmp_path):
+    from abm.config import load_scenario
+    from abm.outputs import read_run
+    from abm.runs import run_scenario
+
+    written = run_scenario(load_scenario("spiral", ["steps=320", "agents.1.count=60"]), seed=5)
+    back = read_run(write_run(written, tmp_path / "r", figures=False), verify=True)
+    assert isinstance(back, RunResult)
+    assert back.scenario == written.scenario and back.seed == 5
+    assert back.summary == json.loads(json.dumps(written.summary))
+    for name in ("timeseries", "trades", "accounts", "ledger"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(written, name), check_dtype=False)
+    assert back.liquidations["parents"].tolist() == written.liquidations["parents"].tolist()
+    assert sorted(back.cascade.edges) == sorted(written.cascade.edges)
+    assert back.extra["path"] == tmp_path / "r" and "trade_graph" in back.extra
+    text = repr(back)
+    assert text.startswith("<RunResult 'spiral' seed=5 steps=320:")
+    assert f"liquidations={len(written.liquidations)}" in text
+    page = back._repr_html_()
+    assert "<table>" in page and "share of peak" in page and page.count("data:image/png;base64,") == 1
+
+
+def test_run_scenario_takes_a_path_a_name_a_mapping_or_a_scenario(tmp_path):
+    import yaml
+
+    from abm.config import load_scenario
+    from abm.runs import run_scenario
+
+    scenario = load_scenario("spiral", ["steps=320", "agents.1.count=40"])
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(scenario.model_dump(mode="json")), encoding="utf-8")
+    forms = [scenario, scenario.model_dump(mode="json"), path, str(path)]
+    results = [run_scenario(form, seed=2) for form in forms]
+    for other in results[1:]:
+        pd.testing.assert_frame_equal(other.timeseries, results[0].timeseries)
+    named = run_scenario("spiral", seed=2)  # a shipped scenario's name, as on the command line
+    assert named.scenario.name == "spiral" and named.summary["steps"] == 600

@@ -25,7 +25,7 @@ from abm.errors import InvariantError
 from abm.invariants import InvariantChecker, check_book, check_ledger, money_breakdown
 from abm.ledger import ENGINE, Ledger
 from abm.liquidation import Liquidator
-from abm.outputs import read_run
+from abm.outputs import read_run_tables
 from abm.runs import run_scenario
 
 
@@ -374,7 +374,7 @@ def test_one_step_run_through_the_cli(tmp_path, capsys):
         ["run", "calm", "--steps", "1", "--check", "--out", str(out_dir), "--no-progress", "--no-report"]
     )
     assert status == 0, capsys.readouterr().err
-    run = read_run(out_dir, verify=True)
+    run = read_run_tables(out_dir, verify=True)
     assert len(run["timeseries"]) == 1
     assert run["manifest"]["invariant_check_result"] == "passed"
 
@@ -386,7 +386,7 @@ def test_manifest_has_everything_to_reproduce_the_run(tmp_path, capsys):
     out_dir = tmp_path / "run"
     argv = ["run", "calm", "--steps", "15", "--seed", "21", "--check", "--out", str(out_dir), "--no-progress"]
     assert cli.main([*argv, "--no-report"]) == 0, capsys.readouterr().err
-    run = read_run(out_dir)
+    run = read_run_tables(out_dir)
     manifest = run["manifest"]
     assert manifest["seed"] == 21
     assert manifest["seed_sequence"] == {"entropy": 21, "spawn_key": []}

@@ -240,3 +240,24 @@ def test_cli_report_of_a_missing_or_non_run_directory(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == EXIT_USAGE
     assert "is not a run directory" in capsys.readouterr().err
     assert not (tmp_path / REPORT_NAME).exists()
+
+
+def test_every_headline_measure_has_a_unit_and_a_definition() -> None:
+    # One table of definitions (abm.headline) for the command line, the run report and the sweep report.
+    from abm.cli import HEADLINE_METRICS as command_line
+    from abm.headline import HEADLINE_MEASURES
+    from abm.report import HEADLINE_METRICS as run_report
+    from abm.sweep.report import HEADLINE_MEASURES as sweep_report
+
+    for name in (*command_line, *run_report, *sweep_report):
+        measure = HEADLINE_MEASURES[name]
+        assert measure.unit and len(measure.definition) > 15, name
+
+
+def test_the_headline_table_carries_units_and_definitions() -> None:
+    from abm.report import headline_table
+
+    table = headline_table({"max_drawdown": 0.12, "liquidations": 3, "not_a_headline": 1.0})
+    assert table["metric"].tolist() == ["max_drawdown", "liquidations"]
+    assert table["unit"].tolist() == ["share of peak", "count"]
+    assert table["definition"].str.len().min() > 15

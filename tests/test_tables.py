@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from abm.config import load_scenario, resolve_scenario
-from abm.outputs import read_run, write_run
+from abm.outputs import read_run_tables, write_run
 from abm.recorder import depth_bucket_columns
 from abm.runs import run_scenario
 from abm.tables import TABLES
@@ -61,7 +61,7 @@ def test_a_run_writes_exactly_the_declared_columns_and_types(spiral_tables, name
 
 def test_written_tables_keep_their_types(spiral_tables, tmp_path):
     _, result = spiral_tables
-    run = read_run(write_run(result, tmp_path / "run", figures=False))
+    run = read_run_tables(write_run(result, tmp_path / "run", figures=False))
     for name, table in TABLES.items():
         for column in table.columns:
             assert run[name][column.name].dtype.kind == PANDAS_KIND[column.dtype], (name, column.name)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from abm.headline import measure_of, possible_range
 from abm.sweep.journal import (
     FIXED_COLUMNS,
     MANIFEST_NAME,
@@ -195,12 +196,14 @@ def group_summary(
                 half = float(stats.t.ppf(0.5 + confidence / 2.0, count - 1)) * sd / math.sqrt(count)
             else:
                 half = math.nan
+            # A share cannot fall below 0 or a count below 0, whatever the t interval says.
+            floor, ceiling = possible_range(measure)
             row.update(
                 {
                     f"{measure}.mean": mean,
                     f"{measure}.sd": sd,
-                    f"{measure}.low": mean - half,
-                    f"{measure}.high": mean + half,
+                    f"{measure}.low": max(mean - half, floor),
+                    f"{measure}.high": min(mean + half, ceiling),
                 }
             )
         rows.append(row)
@@ -401,10 +404,16 @@ def write_report(
     )
 
 
-def _interval_table(frame: pd.DataFrame, measures: Sequence[str], value: str) -> pd.DataFrame:
-    # One row per measure, one column per group: "value [low, high]".
+def _interval_table(
+    frame: pd.DataFrame, measures: Sequence[str], value: str, definitions: bool = True
+) -> pd.DataFrame:
+    # One row per measure, one column per group: "value [low, high]"; the unit and definition first.
     shown = [m for m in measures if f"{m}.{value}" in frame.columns]
-    table = {"measure": shown}
+    table: dict[str, list[str]] = {"measure": shown}
+    entries = [measure_of(m) for m in shown]
+    table["unit"] = [entry.unit if entry else "" for entry in entries]
+    if definitions:
+        table["definition"] = [entry.definition if entry else "" for entry in entries]
     for _, row in frame.iterrows():
         cells = []
         for measure in shown:
@@ -430,6 +439,8 @@ def _html_report(
     table = _interval_table(summary, headline, "mean")
     counts = {
         "measure": "runs ok/failed",
+        "unit": "runs",
+        "definition": "runs of the group that finished / failed",
         **{str(r.group): f"{r.ok}/{r.failed}" for r in summary.itertuples()},
     }
     table = pd.concat([table, pd.DataFrame([counts])], ignore_index=True)
@@ -441,9 +452,17 @@ def _html_report(
                 html_table(_interval_table(differences, headline, "diff")),
             )
         )
-    extra.append(("Every measure", html_table(summary)))
+    # Every measure as rows (one column per group), not a row per group with four columns per measure.
+    extra.append(
+        (
+            "Every measure (mean [95% interval], the sd in summary_by_group.csv)",
+            html_table(_interval_table(summary, measures, "mean", definitions=False)),
+        )
+    )
+    groups = ", ".join(f"{r.group} ({r.runs} runs)" for r in summary.itertuples())
     intro = (
-        f"Sweep {', '.join(names)}: mean and 95% Student t interval over seeds, per group. "
+        f"Sweep {', '.join(names)}. Groups: {groups}. "
+        "Mean and 95% Student t interval over seeds, per group, clipped to the values a measure can take. "
         "Tables: summary_by_group.csv"
         + (" and differences_vs_*.csv" if differences is not None else "")
         + "."

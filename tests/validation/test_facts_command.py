@@ -25,12 +25,12 @@ def test_facts_prints_every_fact_with_its_published_range(run_dir, capsys):
 
 
 def test_facts_figures_are_those_of_the_run_tables(run_dir, capsys):
-    from abm.outputs import read_run
+    from abm.outputs import read_run_tables
 
     capsys.readouterr()
     assert main(["facts", str(run_dir), "--max-lag", "20"]) == 0
     output = capsys.readouterr().out
-    facts = stylized_facts(read_run(run_dir)["timeseries"], 1, max_lag=20)
+    facts = stylized_facts(read_run_tables(run_dir)["timeseries"], 1, max_lag=20)
     kurtosis_line = next(line for line in output.splitlines() if line.startswith("excess kurtosis "))
     assert f"{facts['excess_kurtosis']:.4g}" in kurtosis_line
 
