@@ -304,14 +304,19 @@ def _summary_table(summary: dict[str, Any], wall_seconds: float) -> str:
 
 
 def _validate_command(options: argparse.Namespace) -> int:
-    from abm.config import ScenarioError, load_scenario, resolve_scenario
+    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
 
     try:
-        scenario = load_scenario(resolve_scenario(options.file), options.overrides)
+        path = resolve_scenario(options.file)
+        scenario = load_scenario(path, options.overrides)
     except ScenarioError as exc:
         return _report_scenario_error(exc)
     if options.no_user_code and scenario.user_code():
         return _report_scenario_error(ScenarioError(user_code_problems(scenario), options.file))
+    try:
+        check_user_rules(scenario, path)  # imports the user's rule: what the run will do
+    except ScenarioError as exc:
+        return _report_scenario_error(exc)
     groups = len(scenario.agents)
     print(
         f"ok: {scenario.name} ({scenario.steps} steps, {groups} agent group{'' if groups == 1 else 's'}, "
@@ -327,7 +332,7 @@ def _run_command(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from abm.config import ScenarioError, load_scenario, resolve_scenario
+    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
 
     overrides = _scenario_overrides(options)
     try:
@@ -337,6 +342,10 @@ def _run_command(options: argparse.Namespace) -> int:
         return _report_scenario_error(exc)
     if options.no_user_code and scenario.user_code():
         return _report_scenario_error(ScenarioError(user_code_problems(scenario), path))
+    try:
+        check_user_rules(scenario, path)
+    except ScenarioError as exc:
+        return _report_scenario_error(exc)
     try:
         from abm import runs
         from abm.errors import InvariantError

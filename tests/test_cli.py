@@ -458,3 +458,40 @@ def test_facts_help_states_the_defaults_it_uses() -> None:
     helps = {action.dest: action.help for action in facts._actions}
     assert f"(default {DEFAULT_MAX_LAG})" in helps["max_lag"]
     assert f"(default {DEFAULT_HILL_FRACTION})" in helps["hill_fraction"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "params", "expected"),
+    [
+        ("nosuchmodule_for_abm:Rule", "", "no module named 'nosuchmodule_for_abm'"),
+        ("abm.margin.base:NoSuchRule", "", "has no 'NoSuchRule'"),
+        ("abm.margin.base:MarginRuleError", "", "not a subclass of abm.margin.MarginRule"),
+        ("abm.margin.rules:FixedRule", "\n  params: {no_such_param: 1}", "rejected params ['no_such_param']"),
+    ],
+)
+def test_a_user_rule_that_cannot_be_built_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: str, params: str, expected: str
+) -> None:
+    # It once passed `abm validate`, and `abm run` ended with exit 1 and "internal error".
+    path = tmp_path / "user_rule.yaml"
+    path.write_text(
+        "name: user_rule\nsteps: 50\nseed: 1\nagents:\n  - {kind: market_maker, count: 2}\n"
+        f"  - {{kind: leveraged_trader, count: 5}}\nmargin:\n  rule: {rule}{params}\n",
+        encoding="utf-8",
+    )
+    for argv in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "r"), "--no-progress"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "margin.rule:" in err and expected in err and "(line 8)" in err, err
+        assert "internal error" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_exponent_without_a_dot_is_a_number_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # YAML 1.1 reads 1e-06 as text; the message used to suggest writing 1e-06.
+    assert cli.main(["validate", "spiral", "--set", "margin.maintenance=1e-02"]) == 0
+    assert cli.main(["validate", "spiral", "--set", "margin.maintenance=5E-3"]) == 0
+    assert cli.main(["validate", "spiral", "--set", "margin.maintenance=1e-06"]) == 0
+    capsys.readouterr()

@@ -23,6 +23,7 @@ from pathlib import Path
 from abm.config.loading import (
     available_scenarios,
     available_sweeps,
+    check_user_rules,
     is_sweep_file,
     load_scenario,
     resolve_scenario,
@@ -113,6 +114,7 @@ __all__ = [
     "apply_overrides",
     "available_scenarios",
     "available_sweeps",
+    "check_user_rules",
     "is_sweep_file",
     "load_scenario",
     "read_yaml_mapping",

@@ -35,6 +35,7 @@ from abm.margin.settings import BUILTIN_RULES
 __all__ = [
     "available_scenarios",
     "available_sweeps",
+    "check_user_rules",
     "is_sweep_file",
     "load_scenario",
     "resolve_scenario",
@@ -394,6 +395,41 @@ def _default_directory() -> Path:
     from abm import config
 
     return Path(config.SCENARIOS_DIR)
+
+
+def check_user_rules(scenario: Scenario, source: str | Path | None = None) -> None:
+    """Import and build every margin rule the scenario names by import path, as the run will.
+
+    This runs the rules' code (``--no-user-code`` refuses such scenarios instead), so that a rule that
+    cannot be loaded (a missing module or class, not a MarginRule, params it rejects) is bad input
+    named by its field and line, not a failure once the run has started.
+
+    Args:
+        scenario: The validated scenario.
+        source: The scenario file, for line numbers (none without it).
+
+    Raises:
+        ScenarioError: One line per rule that cannot be built.
+    """
+    from abm.margin.base import MarginRuleError
+    from abm.margin.plugins import build_custom_rule
+
+    problems = []
+    root = None
+    for field_path, _ in scenario.user_code():
+        segments = [int(part) if part.isdigit() else part for part in field_path.split(".")]
+        owner: Any = scenario
+        for segment in segments[:-1]:
+            owner = owner[segment] if isinstance(segment, int) else getattr(owner, segment)
+        try:
+            build_custom_rule(owner)
+        except MarginRuleError as error:
+            if root is None and source is not None and Path(source).is_file():
+                root = _read_scenario_file(Path(source))[1]
+            line = _line_of(root, segments)
+            problems.append(f"{field_path}: {error}" + (f" (line {line})" if line else ""))
+    if problems:
+        raise ScenarioError(problems, source)
 
 
 def available_scenarios(directory: str | Path | None = None) -> list[str]:

@@ -346,7 +346,14 @@ def _split_override(override: str) -> tuple[list[str], Any]:
         raise ScenarioError([f"{key}: value of override '{override}' is not valid YAML: {problem}"]) from None
     if duplicates:
         raise ScenarioError([f"{key}: value of override '{override}' has a duplicate key"])
+    if isinstance(value, str) and _PLAIN_FLOAT.fullmatch(text.strip()):
+        # YAML 1.1 reads 1e-06 (no dot) as text; on a command line it can only mean the number.
+        value = float(text.strip())
     return segments, value
+
+
+# A bare number in exponent form without a dot, as Python and YAML 1.2 write it (1e-06, 5E3).
+_PLAIN_FLOAT = re.compile(r"[-+]?\d+[eE][-+]?\d+")
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
