@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -457,3 +458,22 @@ def test_a_counterfactual_sweep_measures_the_drawdown_the_liquidations_add(tmp_p
     )
     with pytest.raises(Exception, match="different sweep"):
         run_sweep(load_sweep(sweep, []), tmp_path / "out", workers=1, progress=False, resume=True)
+
+
+def test_compare_on_an_interrupted_sweep_names_the_groups_missing_runs(inline_sweep, tmp_path, capsys):
+    # An interrupted sweep used to be compared in silence, its intervals resting on fewer seeds.
+    _, outcome = inline_sweep
+    copy = tmp_path / "interrupted"
+    shutil.copytree(outcome.out_dir, copy)
+    results, manifest = load_sweep_results(copy)
+    last_group = manifest["points"][-1]["group"]
+    dropped = results[results["point"] == manifest["points"][-1]["point"]]["run_id"].tolist()[:2]
+    for run_id in dropped:
+        (copy / ROWS_DIR / f"{run_id}.json").unlink()
+    (copy / "results.parquet").unlink()
+    assert cli.main(["compare", str(copy), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: the sweep is incomplete: {last_group} (2 missing)" in err
+    assert "(1 missing)" not in err and manifest["points"][0]["group"] + " (" not in err
+    assert cli.main(["compare", str(outcome.out_dir), "--no-figures", "--out", str(tmp_path / "whole")]) == 0
+    assert "incomplete" not in capsys.readouterr().err

@@ -188,6 +188,13 @@ def _report(
         report = write_report(dirs, out, paths=paths, figures=figures, baseline=baseline)
     except (FileNotFoundError, ValueError) as exc:
         return _errors([str(exc)])
+    if report.missing:
+        # An interrupted sweep: the intervals rest on fewer seeds than planned, so say which groups.
+        lacking = ", ".join(f"{group} ({count} missing)" for group, count in report.missing.items())
+        print(
+            f"warning: the sweep is incomplete: {lacking}; finish it with abm sweep FILE --resume",
+            file=sys.stderr,
+        )
     shown = headline_measures(report.measures)
     print("mean [95% t interval] over seeds, per group:")
     print(format_group_table(report.summary, shown))

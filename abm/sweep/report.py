@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "SweepReport",
     "format_group_table",
     "headline_measures",
+    "missing_runs",
     "group_summary",
     "load_sweep_results",
     "margin_paths",
@@ -108,6 +109,7 @@ class SweepReport:
         measures: The measure columns summarised.
         files: The files written.
         differences: Each group minus the baseline, when one was given (see :func:`paired_differences`).
+        missing: Group -> runs planned but absent (an interrupted sweep; see :func:`missing_runs`).
     """
 
     results: pd.DataFrame
@@ -115,6 +117,32 @@ class SweepReport:
     measures: list[str]
     files: list[Path] = field(default_factory=list)
     differences: pd.DataFrame | None = None
+    missing: dict[str, int] = field(default_factory=dict)
+
+
+def missing_runs(results: pd.DataFrame, manifest: Mapping[str, Any]) -> dict[str, int]:
+    """The runs a sweep planned that its results lack (interrupted, not yet resumed), per group.
+
+    Args:
+        results: The sweep's results table (``point`` column; failed runs count as present).
+        manifest: Its manifest (``points`` with ``point`` and ``group``, ``seeds``).
+
+    Returns:
+        Group -> number of runs missing, for the groups that lack any, in the order of the points.
+
+    >>> manifest = {"points": [{"point": 0, "group": "a"}, {"point": 1, "group": "b"}], "seeds": [1, 2]}
+    >>> missing_runs(pd.DataFrame({"point": [0, 0, 1]}), manifest)
+    {'b': 1}
+    """
+    per_point = len(manifest.get("seeds", []))
+    done = results["point"].value_counts().to_dict() if "point" in results else {}
+    missing: dict[str, int] = {}
+    for point in manifest.get("points", []):
+        lacking = per_point - int(done.get(point["point"], 0))
+        if lacking > 0:
+            group = str(point["group"])
+            missing[group] = missing.get(group, 0) + lacking
+    return missing
 
 
 def load_sweep_results(sweep_dir: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -396,11 +424,19 @@ def write_report(
         series = margin_paths(results, manifests, rerun=paths)
         if series:
             files.append(_margin_figure(series, manifests, out / "figures" / "margin_paths.png"))
-    files.append(
-        _html_report(out, names, summary, differences, measures, [f for f in files if f.suffix == ".png"])
-    )
+    missing: dict[str, int] = {}
+    for (frame, manifest), name in zip(loaded, names, strict=True):
+        for group, count in missing_runs(frame, manifest).items():
+            missing[f"{name}/{group}" if len(folders) > 1 else group] = count
+    figures_written = [f for f in files if f.suffix == ".png"]
+    files.append(_html_report(out, names, summary, differences, measures, figures_written, missing))
     return SweepReport(
-        results=results, summary=summary, measures=measures, files=files, differences=differences
+        results=results,
+        summary=summary,
+        measures=measures,
+        files=files,
+        differences=differences,
+        missing=missing,
     )
 
 
@@ -432,6 +468,7 @@ def _html_report(
     differences: pd.DataFrame | None,
     measures: Sequence[str],
     figures: Sequence[Path],
+    missing: Mapping[str, int] | None = None,
 ) -> Path:
     from abm.report import html_table, write_table_report
 
@@ -467,6 +504,9 @@ def _html_report(
         + (" and differences_vs_*.csv" if differences is not None else "")
         + "."
     )
+    if missing:
+        lacking = ", ".join(f"{group} ({count} runs missing)" for group, count in missing.items())
+        intro += f" Incomplete sweep (interrupted; finish it with --resume): {lacking}."
     captions = {
         "boxplots.png": "Per group, over seeds: liquidated notional, maximum drawdown, bad debt",
         "margin_paths.png": "The maintenance rate and the mark of one seed per group through the stress",
