@@ -164,6 +164,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-report", action="store_true", help="do not write report.html into the run directory"
     )
+    parser.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="draw no figures (figures/ and the report's): the tables and graphs only, about 1.3 s sooner",
+    )
     parser.set_defaults(handler=_run_command)
 
 
@@ -390,6 +395,7 @@ def _run_command(options: argparse.Namespace) -> int:
             force=options.force,
             command_line=["abm", *options.argv],
             extra_manifest=extra_manifest,
+            figures=not options.no_figures,
         )
     except KeyboardInterrupt as exc:
         # write_run is atomic (temp dir, then rename): an interrupted write leaves nothing behind.
@@ -408,7 +414,7 @@ def _run_command(options: argparse.Namespace) -> int:
     # write_run always leaves a manifest; a stand-in writer that does not has no run to report on.
     if not options.no_report and (Path(run_dir) / "manifest.json").is_file():
         try:
-            status, report = _write_report(Path(run_dir))
+            status, report = _write_report(Path(run_dir), draw_missing=not options.no_figures)
         except KeyboardInterrupt as exc:
             # The run directory is written (atomically) and complete; only the report is missing.
             signal_name = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
@@ -425,12 +431,12 @@ def _run_command(options: argparse.Namespace) -> int:
     return status
 
 
-def _write_report(run_dir: Path) -> tuple[int, Path | None]:
+def _write_report(run_dir: Path, draw_missing: bool = True) -> tuple[int, Path | None]:
     """Write ``report.html``; returns the exit status and the report's path (None on failure)."""
     try:
         from abm.report import write_report
 
-        return EXIT_OK, write_report(run_dir)
+        return EXIT_OK, write_report(run_dir, draw_missing=draw_missing)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE, None

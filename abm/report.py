@@ -82,12 +82,15 @@ figcaption { color: #555; font-size: .9em; } pre { background: #f7f7f7; padding:
 """
 
 
-def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Path:
+def write_report(
+    run_dir: Path | str, out_path: Path | str | None = None, *, draw_missing: bool = True
+) -> Path:
     """Write ``report.html`` for a run directory.
 
     Args:
         run_dir: A run directory written by :func:`abm.outputs.write_run`.
         out_path: Where to write the report; by default ``<run_dir>/report.html``.
+        draw_missing: Draw the figures the run directory lacks (else the report shows those it has).
 
     Returns:
         The report's path.
@@ -105,7 +108,10 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
     out_path = Path(out_path) if out_path is not None else run_dir / REPORT_NAME
 
     with tempfile.TemporaryDirectory(prefix="abm-report-") as scratch:
-        figures = _run_figures(run, run_dir / FIGURES_DIR, Path(scratch), scenario.get("shocks", []))
+        if draw_missing:
+            figures = _run_figures(run, run_dir / FIGURES_DIR, Path(scratch), scenario.get("shocks", []))
+        else:
+            figures = sorted((run_dir / FIGURES_DIR).glob("*.png"))
         figure_blocks = [figure_html(path, figure_caption(path.name)) for path in figures]
 
     summary = run["summary"]

@@ -85,7 +85,14 @@ class FakeRunAPI:
             raise self.OutputExistsError(f"output directory {path} already exists; use --force to replace it")
 
     def write_run(
-        self, result: RunResult, out_dir: Path | str, *, force: bool, command_line: Any, extra_manifest: Any
+        self,
+        result: RunResult,
+        out_dir: Path | str,
+        *,
+        force: bool,
+        command_line: Any,
+        extra_manifest: Any,
+        figures: bool = True,
     ) -> Path:
         self.writes.append(
             {
@@ -495,3 +502,12 @@ def test_an_exponent_without_a_dot_is_a_number_on_the_command_line(
     assert cli.main(["validate", "spiral", "--set", "margin.maintenance=5E-3"]) == 0
     assert cli.main(["validate", "spiral", "--set", "margin.maintenance=1e-06"]) == 0
     capsys.readouterr()
+
+
+def test_no_figures_draws_none_anywhere(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    argv = ["run", "spiral", "--steps", "320", "--out", str(out), "--no-progress", "--no-figures"]
+    assert cli.main(argv) == 0
+    assert not (out / "figures").exists()
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png" not in report and "No figures." in report
