@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abm import __version__
+from abm.dash_command import add_dash_command
 from abm.headline import COMMAND_LINE_MEASURES, measure_of
 from abm.sweep.commands import add_compare_command, add_sweep_command
 
@@ -504,8 +505,13 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_sweep_command,
     add_compare_command,
     _add_facts,
+    add_dash_command,
 )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m abm.cli`: run the package's copy of this module, not __main__'s, so that there is one
+    # Terminated class (abm.dash_command and abm.runs import it from abm.cli).
+    from abm.cli import main as package_main
+
+    sys.exit(package_main())
