@@ -104,6 +104,21 @@ def accounts_table(ledger: Ledger, population: Population, marks) -> pd.DataFram
     )
 
 
+def tier_figures(policy: Any) -> dict[str, Any]:
+    """How much of a tiered rule a run used: its brackets above the first that no position reached.
+
+    ``tier_brackets_unreached`` is 0 for a rule without brackets; ``largest_position_notional`` (the
+    largest notional a margined account held at the end of a step) is there for tiered rules only (it
+    is not tracked otherwise).
+    """
+    if not policy.tiered:
+        return {"tier_brackets_unreached": 0}
+    return {
+        "tier_brackets_unreached": len(policy.unreached_floors()),
+        "largest_position_notional": float(policy.largest_notional),
+    }
+
+
 def assemble_result(
     *,
     scenario: Any,
@@ -142,6 +157,10 @@ def assemble_result(
     cascade = build_cascade_graph(liquidation_frame)
     summary = summarise(timeseries, liquidation_frame, cascade, scenario, policies[0])
     names = [instrument.name for instrument in ledger.instruments]
+    summary.update(tier_figures(policies[0]))
+    for name, policy in zip(names, policies, strict=True):
+        if len(names) > 1:
+            summary["by_instrument"][name].update(tier_figures(policy))
     journal = ledger.journal.frame(names)
     summary.update(money_figures(journal))  # the money figures, from the journal every one is in
     marks = np.asarray(marks, dtype=np.float64)

@@ -288,6 +288,30 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def summary_notes(summary: dict[str, Any]) -> list[str]:
+    """What a run's figures hide, in a sentence each (printed under the summary as ``note:`` lines).
+
+    >>> print(*summary_notes({"tier_brackets_unreached": 2, "largest_position_notional": 1800.0}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    2 tier brackets of the margin rule above the first were never reached (the largest position held
+    was 1,800 of notional): the rule acted as its lower brackets only
+    """
+    notes = []
+    # With several instruments, each one's own figures (the top level repeats the first's).
+    per_instrument = [(f" of {name}", each) for name, each in summary.get("by_instrument", {}).items()]
+    for where, figures in per_instrument or [("", summary)]:
+        unreached = int(figures.get("tier_brackets_unreached", 0))
+        if unreached:
+            plural = "s" if unreached > 1 else ""
+            notes.append(
+                f"{unreached} tier bracket{plural} of the margin rule{where} above the first "
+                f"{'were' if plural else 'was'} never reached (the largest position held was "
+                f"{figures['largest_position_notional']:,.0f} of notional): the rule acted as its lower "
+                "brackets only"
+            )
+    return notes
+
+
 def _summary_table(summary: dict[str, Any], wall_seconds: float) -> str:
     """Plain aligned ``metric  value`` lines for the headline figures of a run."""
     rows = [(name, summary[name]) for name in HEADLINE_METRICS if name in summary]
@@ -426,6 +450,8 @@ def _run_command(options: argparse.Namespace) -> int:
             )
             return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     print(_summary_table(result.summary, result.wall_seconds))
+    for note in summary_notes(result.summary):
+        print(f"note: {note}")
     if report is not None:
         print(f"report: {report}")
     print(f"run directory: {run_dir}")

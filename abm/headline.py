@@ -79,6 +79,12 @@ HEADLINE_MEASURES: dict[str, Measure] = {
         "share of peak", "max_drawdown less that of the run without liquidations (--counterfactual)"
     ),
     "counterfactual_max_drawdown": Measure("share of peak", "max_drawdown of the run without liquidations"),
+    "tier_brackets_unreached": Measure(
+        "count", "brackets of a tiered rule above the first that no margined position ever reached"
+    ),
+    "largest_position_notional": Measure(
+        "cash", "largest notional a margined account held at the end of a step (tiered rules only)"
+    ),
     "counterfactual_liquidations": Measure(
         "count", "liquidations counted in the run with forced liquidation off"
     ),

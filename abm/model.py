@@ -136,6 +136,7 @@ class MarketModel(mesa.Model):
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.recorder = RunRecorder(self.horizon, [market.name for market in self.markets])
+        self._tiered_columns = [i for i, policy in enumerate(self.checker.policies) if policy.tiered]
         # Mesa's DataCollector (abm.reporters): the headline measures so far, for mesa.batch_run.
         self.headline = HeadlineSoFar(config.liquidation.insurance_fund)
         self.datacollector = mesa.DataCollector(
@@ -399,6 +400,10 @@ class MarketModel(mesa.Model):
         self.recorder.record_step(
             t, self.markets, self.ledger, check, self.liquidator.totals, self.checker.policies
         )
+        for column in self._tiered_columns:  # which brackets a tiered rule ever reached
+            # Only margined accounts: the system's (counterparty, liquidation engine) pay no margin.
+            notional = check.position_notional.reshape(self.ledger.n_accounts, -1)[check.exposed, column]
+            self.checker.policies[column].observe_notional(notional)
         if t == self._snapshot_step:  # every account just before the stress, for the stress figures
             kinds = [KIND_NAMES[int(code)] for code in self.ledger.kind]
             self.recorder.snapshot_accounts(

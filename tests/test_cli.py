@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -511,3 +512,23 @@ def test_no_figures_draws_none_anywhere(tmp_path: Path) -> None:
     assert not (out / "figures").exists()
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "data:image/png" not in report and "No figures." in report
+
+
+def test_a_tier_bracket_no_position_reaches_is_noted(tmp_path, capsys):
+    # The spiral's margin-called traders hold 1,000-2,500 of notional, makers up to about 59,000 (seed 7):
+    # a bracket from 1,000,000 is never reached, one from 1,500 is.
+    tiers = (
+        'margin={"rule": "tiered", "call_buffer": 0.25, "tiers": ['
+        '{"notional_floor": 0, "initial": 0.04, "maintenance": 0.02}, '
+        '{"notional_floor": 1500, "initial": 0.05, "maintenance": 0.025}, '
+        '{"notional_floor": 1000000, "initial": 0.10, "maintenance": 0.05}]}'
+    )
+    arguments = ["run", "spiral", "--steps", "320", "--no-progress", "--no-report", "--no-figures"]
+    assert cli.main([*arguments, "--set", tiers, "--out", str(tmp_path / "tiered")]) == 0
+    out = capsys.readouterr().out
+    assert "note: 1 tier bracket of the margin rule above the first was never reached" in out
+    summary = json.loads((tmp_path / "tiered" / "summary.json").read_text())
+    assert summary["tier_brackets_unreached"] == 1
+    assert 1500 <= summary["largest_position_notional"] < 1_000_000
+    assert cli.main([*arguments, "--out", str(tmp_path / "fixed")]) == 0  # no brackets: no note
+    assert "note:" not in capsys.readouterr().out

@@ -74,6 +74,9 @@ class MarginPolicy:
             brackets = (np.zeros(1), np.ones(1), np.ones(1))
         self._floors, self._tier_imr, self._tier_mmr = (np.asarray(b, dtype=np.float64) for b in brackets)
         self._tier_ratio = self._tier_mmr / self._tier_imr
+        # The largest position notional any account held at the end of a step (kept for tiered rules
+        # only: it says which brackets the run ever reached).
+        self.largest_notional = 0.0
         # Bracket schedules of the latest base rates asked for (held and opening rates can differ):
         # rates change at reviews, margin checks read them every step (and every trader order).
         self._bracket_cache: dict[_Pair, tuple[np.ndarray, np.ndarray]] = {}
@@ -94,6 +97,25 @@ class MarginPolicy:
             self._check(start, "initial_rates()")
             outcome = target_rates(rule, self._apc, start, np.empty(0, dtype=np.float64))
             self._in_force = self._target = (outcome.imr, outcome.mmr)
+
+    # ------------------------------------------------------------------ brackets reached
+
+    @property
+    def tiered(self) -> bool:
+        """True when the rule has brackets above the first."""
+        return self._floors.size > 1
+
+    def observe_notional(self, notional: np.ndarray) -> None:
+        """Take in the position notionals at the end of a step (the model calls it for tiered rules)."""
+        if notional.size:
+            self.largest_notional = max(self.largest_notional, float(notional.max()))
+
+    def unreached_floors(self) -> list[float]:
+        """The notional floors of the brackets above the first that no position has reached.
+
+        A tiered rule none of whose upper brackets is reached acts as its first bracket alone.
+        """
+        return [float(floor) for floor in self._floors[1:] if floor > self.largest_notional]
 
     # ------------------------------------------------------------------ reading the rates
 
