@@ -346,6 +346,11 @@ def test_compare_writes_tables_and_figures(tmp_path, capsys):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == 2 and "<script" not in page
     assert "liquidated_notional" in page and "runs ok/failed" in page
+    # What was run, restated: the grid's key and both values, the seeds' rule (3 from root 11).
+    design = page.split("What was run", 1)[1]
+    assert "margin.maintenance: 2 values" in design
+    assert "<td>0.01</td>" in design and "<td>0.02</td>" in design
+    assert "3, common to every point: numpy.random.SeedSequence(11).spawn(3)" in design
 
     # Two sweeps compared: groups named by sweep; without kept runs, --paths re-runs one seed per group.
     other = tmp_path / "other"

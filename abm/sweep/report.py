@@ -429,7 +429,9 @@ def write_report(
         for group, count in missing_runs(frame, manifest).items():
             missing[f"{name}/{group}" if len(folders) > 1 else group] = count
     figures_written = [f for f in files if f.suffix == ".png"]
-    files.append(_html_report(out, names, summary, differences, measures, figures_written, missing))
+    files.append(
+        _html_report(out, names, summary, differences, measures, figures_written, missing, manifests)
+    )
     return SweepReport(
         results=results,
         summary=summary,
@@ -469,8 +471,10 @@ def _html_report(
     measures: Sequence[str],
     figures: Sequence[Path],
     missing: Mapping[str, int] | None = None,
+    manifests: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     from abm.report import html_table, write_table_report
+    from abm.sweep.design import sweep_design
 
     headline = headline_measures(measures)
     table = _interval_table(summary, headline, "mean")
@@ -482,6 +486,9 @@ def _html_report(
     }
     table = pd.concat([table, pd.DataFrame([counts])], ignore_index=True)
     extra = []
+    for name, manifest in zip(names, manifests, strict=False):
+        settings, points = sweep_design(manifest)  # what was run, so the tables can be read alone
+        extra.append((f"What was run: {name}", html_table(settings) + html_table(points)))
     if differences is not None and len(differences):
         extra.append(
             (
