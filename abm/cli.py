@@ -170,6 +170,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="draw no figures (figures/ and the report's): the tables and graphs only, about 1.3 s sooner",
     )
+    parser.add_argument(
+        "--graphml",
+        action="store_true",
+        help="also write the cascade and trade network as GraphML (rebuilt from the tables otherwise)",
+    )
     parser.set_defaults(handler=_run_command)
 
 
@@ -421,6 +426,7 @@ def _run_command(options: argparse.Namespace) -> int:
             command_line=["abm", *options.argv],
             extra_manifest=extra_manifest,
             figures=not options.no_figures,
+            graphml=options.graphml,
         )
     except KeyboardInterrupt as exc:
         # write_run is atomic (temp dir, then rename): an interrupted write leaves nothing behind.
@@ -439,7 +445,7 @@ def _run_command(options: argparse.Namespace) -> int:
     # write_run always leaves a manifest; a stand-in writer that does not has no run to report on.
     if not options.no_report and (Path(run_dir) / "manifest.json").is_file():
         try:
-            status, report = _write_report(Path(run_dir), draw_missing=not options.no_figures)
+            status, report = _write_report(Path(run_dir), draw_missing=not options.no_figures, result=result)
         except KeyboardInterrupt as exc:
             # The run directory is written (atomically) and complete; only the report is missing.
             signal_name = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
@@ -458,12 +464,14 @@ def _run_command(options: argparse.Namespace) -> int:
     return status
 
 
-def _write_report(run_dir: Path, draw_missing: bool = True) -> tuple[int, Path | None]:
+def _write_report(
+    run_dir: Path, draw_missing: bool = True, result: RunResult | None = None
+) -> tuple[int, Path | None]:
     """Write ``report.html``; returns the exit status and the report's path (None on failure)."""
     try:
         from abm.report import write_report
 
-        return EXIT_OK, write_report(run_dir, draw_missing=draw_missing)
+        return EXIT_OK, write_report(run_dir, draw_missing=draw_missing, result=result)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE, None

@@ -7,8 +7,10 @@ One run becomes one directory (by default ``outputs/<scenario>-<seed>-<8 hex>``)
 - ``summary.json``: the headline metrics (sorted keys, NaN/inf written as ``null``);
 - ``timeseries``, ``trades``, ``liquidations``, ``accounts`` tables as Parquet (CSV when pyarrow is
   missing, noted as ``"table_format": "csv"`` in the manifest);
-- ``cascade.graphml``: the liquidation cascade DAG; ``trades.graphml``: the trade network (see
-  :mod:`abm.network`);
+- with ``graphml=True`` (``abm run --graphml``), ``cascade.graphml``: the liquidation cascade DAG, and
+  ``trades.graphml``: the trade network (see :mod:`abm.network`). Both graphs are rebuilt from the
+  tables when read back without them (the cascade's edges are the ``parents`` column of
+  ``liquidations``), so they are written only for tools that read GraphML;
 - ``book_depth`` (depth profile per step) and ``account_snapshots`` (positions and leverage before the
   stress and at the end) tables, when the model recorded them (``RunResult.extra``);
 - ``figures/*.png`` (see :mod:`abm.plots`).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -312,6 +315,7 @@ def write_run(
     command_line: Sequence[str] | str | None = None,
     extra_manifest: Mapping[str, Any] | None = None,
     figures: bool = True,
+    graphml: bool = False,
 ) -> Path:
     """Write a run directory atomically.
 
@@ -332,6 +336,8 @@ def write_run(
         extra_manifest: Further manifest entries (e.g. sweep coordinates); they may not override the
             entries written here.
         figures: Whether to draw ``figures/*.png``.
+        graphml: Also write the cascade and the trade network as GraphML (``cascade.graphml``,
+            ``trades.graphml``); they are rebuilt from the tables when read back without them.
 
     Returns:
         The run directory path.
@@ -365,8 +371,9 @@ def write_run(
                 frame, temp_dir / f"{name}.{table_format}", _LIST_COLUMNS.get(name, ()), table_format
             )
         _write_json(temp_dir / SUMMARY_NAME, result.summary)
-        _write_graphml(result.cascade, temp_dir / CASCADE_NAME)
-        _write_graphml(_trade_graph(result), temp_dir / TRADE_GRAPH_NAME)
+        if graphml:
+            _write_graphml(result.cascade, temp_dir / CASCADE_NAME)
+            _write_graphml(_trade_graph(result), temp_dir / TRADE_GRAPH_NAME)
         for name, key in STRESS_TABLES.items():
             if isinstance(result.extra.get(key), pd.DataFrame):
                 _write_table(result.extra[key], temp_dir / f"{name}.{table_format}", (), table_format)
@@ -608,9 +615,14 @@ def _utc_now() -> _dt.datetime:
 
 
 def _package_version(name: str) -> str | None:
+    # The loaded module's version where it is loaded; else the installed distribution's, read from its
+    # metadata: importing matplotlib only to read its version cost a run without figures 0.2 s.
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__version__", None) is not None:
+        return str(module.__version__)
     try:
-        return str(importlib.import_module(name).__version__)
-    except (ImportError, AttributeError):
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
@@ -685,13 +697,35 @@ def read_run_tables(run_dir: Path | str, *, verify: bool = False) -> dict[str, A
     for name in TABLE_NAMES:
         run[name] = _read_table(run_dir / f"{name}.{table_format}", _LIST_COLUMNS.get(name, ()), table_format)
     run["summary"] = json.loads((run_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
+    # The graphs: as written in GraphML, else rebuilt from the tables (what a run writes by default).
     cascade_path = run_dir / CASCADE_NAME
-    run["cascade"] = _read_graphml(cascade_path) if cascade_path.is_file() else None
+    run["cascade"] = _read_graphml(cascade_path) if cascade_path.is_file() else _cascade_of(run)
     trade_graph_path = run_dir / TRADE_GRAPH_NAME
-    run["trade_graph"] = _read_graphml(trade_graph_path) if trade_graph_path.is_file() else None
+    run["trade_graph"] = _read_graphml(trade_graph_path) if trade_graph_path.is_file() else _trades_of(run)
     for name in STRESS_TABLES:
         path = run_dir / f"{name}.{table_format}"
         run[name] = _read_table(path, (), table_format) if path.is_file() else None
+    return run
+
+
+def result_tables(result: RunResult, run_dir: Path | str) -> dict[str, Any]:
+    """What :func:`read_run_tables` would read from ``run_dir``, taken from the run that wrote it.
+
+    For the report written right after a run (``abm run``): the same mapping without reading the
+    tables back; only the manifest is read from the directory.
+    """
+    run_dir = Path(run_dir)
+    run: dict[str, Any] = {
+        "path": run_dir,
+        "manifest": json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8")),
+        **{name: getattr(result, name) for name in TABLE_NAMES},
+        "summary": result.summary,
+        "cascade": result.cascade,
+        "trade_graph": _trade_graph(result),
+    }
+    for name, key in STRESS_TABLES.items():
+        table = result.extra.get(key)
+        run[name] = table if isinstance(table, pd.DataFrame) else None
     return run
 
 
@@ -762,6 +796,25 @@ def _read_table(path: Path, list_columns: Sequence[str], table_format: str) -> p
                 dtype=object,
             )
     return frame
+
+
+def _cascade_of(run: Mapping[str, Any]) -> nx.DiGraph:
+    from abm.network import build_cascade_graph
+
+    return build_cascade_graph(run["liquidations"])
+
+
+def _trades_of(run: Mapping[str, Any]) -> nx.DiGraph | None:
+    from abm.network import build_trade_graph
+
+    scenario = run["manifest"].get("scenario") or {}
+    if scenario.get("instruments"):
+        sizes: Any = {item["name"]: float(item["contract_size"]) for item in scenario["instruments"]}
+    elif "contract_size" in (scenario.get("market") or {}):
+        sizes = float(scenario["market"]["contract_size"])
+    else:
+        return None  # a manifest without the scenario (not written by write_run): no sizes
+    return build_trade_graph(run["trades"], run["accounts"], run["liquidations"], sizes)
 
 
 def _read_graphml(path: Path) -> nx.DiGraph:

@@ -83,7 +83,11 @@ figcaption { color: #555; font-size: .9em; } pre { background: #f7f7f7; padding:
 
 
 def write_report(
-    run_dir: Path | str, out_path: Path | str | None = None, *, draw_missing: bool = True
+    run_dir: Path | str,
+    out_path: Path | str | None = None,
+    *,
+    draw_missing: bool = True,
+    result: Any = None,
 ) -> Path:
     """Write ``report.html`` for a run directory.
 
@@ -91,6 +95,8 @@ def write_report(
         run_dir: A run directory written by :func:`abm.outputs.write_run`.
         out_path: Where to write the report; by default ``<run_dir>/report.html``.
         draw_missing: Draw the figures the run directory lacks (else the report shows those it has).
+        result: The :class:`~abm.results.RunResult` that wrote ``run_dir``, if at hand: its tables are
+            used instead of being read back (``abm run`` passes it).
 
     Returns:
         The report's path.
@@ -98,11 +104,11 @@ def write_report(
     Raises:
         FileNotFoundError: ``run_dir`` is not a run directory.
     """
-    from abm.outputs import FIGURES_DIR, read_run_tables
-    from abm.plots import figure_caption
+    from abm.figure_names import figure_caption
+    from abm.outputs import FIGURES_DIR, read_run_tables, result_tables
 
     run_dir = Path(run_dir)
-    run = read_run_tables(run_dir)
+    run = result_tables(result, run_dir) if result is not None else read_run_tables(run_dir)
     manifest = run["manifest"]
     scenario = manifest.get("scenario", {})
     out_path = Path(out_path) if out_path is not None else run_dir / REPORT_NAME

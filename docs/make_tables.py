@@ -37,8 +37,16 @@ _OTHER_FILES = (
     ),
 )
 _GRAPHS_AND_FIGURES = (
-    ("cascade.graphml", "the liquidation cascade DAG (nodes: liquidations; edges: from cause to effect)"),
-    ("trades.graphml", "the trade network (accounts; taker -> maker edges with notional and lots)"),
+    (
+        "cascade.graphml",
+        "with --graphml: the liquidation cascade DAG (nodes: liquidations; edges: from cause to effect; "
+        "without it, the edges are liquidations.parents)",
+    ),
+    (
+        "trades.graphml",
+        "with --graphml: the trade network (accounts; taker -> maker edges with notional and lots; "
+        "rebuilt from the tables without it)",
+    ),
     ("figures/*.png", "price and liquidations; margin rates and insurance fund; leverage; stress figures"),
     ("report.html", "the run's self-contained report (unless --no-report)"),
 )

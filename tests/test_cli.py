@@ -94,9 +94,11 @@ class FakeRunAPI:
         command_line: Any,
         extra_manifest: Any,
         figures: bool = True,
+        graphml: bool = False,
     ) -> Path:
         self.writes.append(
             {
+                "graphml": graphml,
                 "result": result,
                 "out_dir": Path(out_dir),
                 "force": force,

@@ -66,7 +66,7 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
             "quantity": [3, 2, 7],
             "taker": [10, 11, 12],
             "maker": [0, 0, 1],
-            "taker_side": ["buy", "sell", "sell"],
+            "taker_side": [1, -1, -1],  # BUY, SELL, SELL (the schema: int64)
             "is_liquidation": [False, False, True],
         },
         columns=list(TRADE_COLUMNS),
@@ -80,7 +80,7 @@ def make_result(steps: int = 12, n_liquidations: int = 3, summary: dict | None =
             "account_id": np.arange(20, 20 + n_liquidations, dtype=np.int64),
             "instrument": ["PERP"] * n_liquidations,
             "kind": ["leveraged_trader"] * n_liquidations,
-            "side": ["sell"] * n_liquidations,
+            "side": [-1] * n_liquidations,  # SELL
             "quantity": np.full(n_liquidations, 5, dtype=np.int64),
             "filled_quantity": np.full(n_liquidations, 5, dtype=np.int64),
             "average_price": np.linspace(98.0, 97.0, n_liquidations),
@@ -189,8 +189,6 @@ def test_write_run_writes_every_file_and_a_complete_manifest(tmp_path):
     expected = {f"{t}.parquet" for t in TABLE_FILES} | {
         "manifest.json",
         "summary.json",
-        "cascade.graphml",
-        "trades.graphml",
         "figures/price.png",
         "figures/margin.png",
         "figures/leverage.png",
@@ -272,8 +270,8 @@ def test_start_and_end_time_taken_from_result_extra(tmp_path):
 
 
 def test_same_result_gives_byte_identical_files(tmp_path):
-    first = write_run(make_result(), tmp_path / "first", figures=False)
-    second = write_run(make_result(), tmp_path / "second", figures=False)
+    first = write_run(make_result(), tmp_path / "first", figures=False, graphml=True)
+    second = write_run(make_result(), tmp_path / "second", figures=False, graphml=True)
     for name in [f"{t}.parquet" for t in TABLE_FILES] + ["summary.json", "cascade.graphml"]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     first_manifest = json.loads((first / "manifest.json").read_text())
@@ -340,7 +338,7 @@ def test_empty_liquidations_and_empty_cascade(tmp_path):
 
 def test_graphml_round_trip_keeps_nodes_edges_and_converts_attributes(tmp_path):
     result = make_result()
-    run_dir = write_run(result, tmp_path / "r", figures=False)
+    run_dir = write_run(result, tmp_path / "r", figures=False, graphml=True)
     graph = nx.read_graphml(run_dir / "cascade.graphml", node_type=int)
     assert isinstance(graph, nx.DiGraph)
     assert sorted(graph.nodes) == sorted(int(n) for n in result.cascade.nodes)
@@ -424,7 +422,7 @@ def test_force_failure_keeps_the_old_run(tmp_path, monkeypatch):
         outputs, "_write_graphml", lambda graph, path: (_ for _ in ()).throw(RuntimeError("boom"))
     )
     with pytest.raises(RuntimeError, match="boom"):
-        write_run(make_result(summary={"label": "new"}), run_dir, force=True, figures=False)
+        write_run(make_result(summary={"label": "new"}), run_dir, force=True, figures=False, graphml=True)
     assert (run_dir / "summary.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
@@ -541,3 +539,16 @@ def test_run_scenario_takes_a_path_a_name_a_mapping_or_a_scenario(tmp_path):
         pd.testing.assert_frame_equal(other.timeseries, results[0].timeseries)
     named = run_scenario("spiral", seed=2)  # a shipped scenario's name, as on the command line
     assert named.scenario.name == "spiral" and named.summary["steps"] == 600
+
+
+def test_graphs_are_rebuilt_from_the_tables_without_graphml(tmp_path):
+    # By default no GraphML is written: the cascade comes back from liquidations.parents and the
+    # trade network from trades, accounts and liquidations, equal to what the GraphML files hold.
+    result = make_result()
+    plain = read_run_tables(write_run(result, tmp_path / "plain", figures=False))
+    written = read_run_tables(write_run(result, tmp_path / "graphml", figures=False, graphml=True))
+    assert not (tmp_path / "plain" / "cascade.graphml").exists()
+    assert sorted(plain["cascade"].edges) == sorted(written["cascade"].edges) == [(0, 1), (0, 2), (1, 2)]
+    assert sorted(plain["trade_graph"].edges) == sorted(written["trade_graph"].edges)
+    for u, v, data in written["trade_graph"].edges(data=True):
+        assert plain["trade_graph"].edges[u, v]["notional"] == pytest.approx(data["notional"])
