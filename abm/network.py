@@ -679,8 +679,8 @@ def network_summary(cascade: nx.DiGraph) -> dict[str, Any]:
 
     Returns:
         ``largest_cascade_depth``, ``mean_cascade_size``, ``single_liquidation_cascades`` (cascades
-        of size 1) and ``cross_instrument_edge_share``; scalars only, the full size distribution is
-        in ``cascade.graphml``.
+        of size 1) and ``cross_instrument_edge_share``; scalars only: the full size distribution comes
+        from the cascade itself (:func:`cascade_size_distribution`).
     """
     measures = cascade_measures(cascade)
     return {

@@ -64,6 +64,13 @@ def test_every_panel_draws_at_the_start_and_after_steps():
     assert model.margin_rule_label == "tiered" and model.recorder.rows == 5
     for panel in dashboard.PANELS:
         panel(model)
+    # Several instruments: the price panel draws every instrument's mark; the rule applies to both.
+    contagion = dashboard.DashboardModel("contagion", margin_rule="ewma_vol", leverage_scale=1.5)
+    for _ in range(3):
+        contagion.step()
+    assert contagion.margin_rule_label == "ewma_vol" and contagion.recorder.rows == 6
+    for panel in dashboard.PANELS:
+        panel(contagion)
 
 
 def test_dash_refuses_a_bad_scenario_before_serving(tmp_path, capsys):
