@@ -115,7 +115,7 @@ class MarketModel(mesa.Model):
             [item.margin for item in settings],
             config.liquidation,
             [item.book_engine for item in settings],
-            portfolio_rule=build_portfolio_rule(config.portfolio_margin, correlation),
+            portfolio_rule=build_portfolio_rule(config.portfolio_margin, correlation, instruments),
             rng=self.rng,
         )
         self.ledger = exchange.ledger

@@ -215,6 +215,8 @@ class Scenario(Strict):
                     last=self.steps - 1,
                 )
         self._check_instruments()
+        if getattr(self.portfolio_margin, "scan_ranges", None) is not None:
+            self._check_span(self.portfolio_margin)
         self._check_groups()
         self._check_shocks()
         self._check_leverage()
@@ -277,6 +279,33 @@ class Scenario(Strict):
             problem = correlation_problem(matrix)
             if problem is not None:
                 raise _fail("portfolio_margin.correlation", problem)
+
+    def _check_span(self, rule) -> None:
+        # Every instrument has a scan range, and only instruments do; a spread pair names two of them.
+        names = self.instrument_names()
+        known = ", ".join(names)
+        for name in rule.scan_ranges:
+            if name not in names:
+                raise _fail(
+                    "portfolio_margin.scan_ranges",
+                    "'{name}' is not an instrument ({known})",
+                    name=name,
+                    known=known,
+                )
+        missing = [name for name in names if name not in rule.scan_ranges]
+        if missing:
+            raise _fail(
+                "portfolio_margin.scan_ranges", "no scan range for {missing}", missing=", ".join(missing)
+            )
+        for index, credit in enumerate(rule.spread_credits):
+            where = f"portfolio_margin.spread_credits.{index}.pair"
+            for name in credit.pair:
+                if name not in names:
+                    raise _fail(where, "'{name}' is not an instrument ({known})", name=name, known=known)
+            if credit.pair[0] == credit.pair[1]:
+                raise _fail(
+                    where, "a spread needs two different instruments, not '{name}' twice", name=credit.pair[0]
+                )
 
     def _groups(self) -> list[tuple[str, object]]:
         # Traders joining through a trader_inflow shock are a group like the others.

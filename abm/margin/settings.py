@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from abm.registry import Registry, literal_name, union_of
 
@@ -28,6 +28,8 @@ __all__ = [
     "CorrelationOffsetMargin",
     "PortfolioMarginConfig",
     "RULE_SETTINGS",
+    "SpanMargin",
+    "SpreadCredit",
     "TieredMargin",
     "max_initial_rate",
     "rule_settings",
@@ -250,6 +252,48 @@ class CorrelationOffsetMargin(_Strict):
         default=None, description="Correlation matrix of the offsets (default: the scenario's correlation)."
     )
     call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
+
+
+class SpreadCredit(_Strict):
+    """An inter-instrument spread credit: offsetting positions earn ``rate`` x the smaller charge."""
+
+    pair: list[str] = Field(min_length=2, max_length=2, description="The two instruments (by name).")
+    rate: float = Field(ge=0.0, le=1.0, description="Credit as a share of the smaller of the two charges.")
+
+
+@portfolio_rule_settings
+class SpanMargin(_Strict):
+    """SPAN-style scanning: the worst loss over a risk array of price moves, less spread credits.
+
+    Per instrument, the position is revalued at moves of 0, +-1/3, +-2/3 and +-3/3 of its price scan
+    range (a fraction of the mark) and at +-``extreme_move`` ranges counted at ``extreme_weight``; its
+    scanning risk is the worst loss (0 at least). Each spread pair, in the order given, whose positions
+    offset (one long, one short) takes ``rate`` x the smaller of the two legs' remaining charges off the
+    total, and uses that much of each leg. Maintenance is the total; initial is ``initial_multiple``
+    times it.
+    """
+
+    rule: Literal["span"]
+    scan_ranges: dict[str, float] = Field(
+        description="Price scan range of every instrument, as a fraction of its mark (0 < range <= 1)."
+    )
+    extreme_move: float = Field(default=2.0, gt=0.0, le=10.0, description="Extreme moves, in scan ranges.")
+    extreme_weight: float = Field(
+        default=0.35, ge=0.0, le=1.0, description="Share of an extreme loss counted."
+    )
+    spread_credits: list[SpreadCredit] = Field(default_factory=list)
+    initial_multiple: float = Field(default=1.1, ge=1.0, le=10.0, description="Initial over maintenance.")
+    call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
+
+    @field_validator("scan_ranges")
+    @classmethod
+    def _positive_ranges(cls, ranges: dict[str, float]) -> dict[str, float]:
+        for name, value in ranges.items():
+            if not 0.0 < value <= 1.0:
+                raise ValueError(
+                    f"scan range of {name!r} is {value}: it must lie in (0, 1] (a fraction of the mark)"
+                )
+        return ranges
 
 
 # One model needs no discriminator; several are told apart by `rule`.
