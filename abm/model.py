@@ -397,8 +397,9 @@ class MarketModel(mesa.Model):
         self.last_money_breakdown = self._invariant_checker.check(t, self.marks)
 
     def _record(self, t: int, check) -> None:
+        portfolio_rule = self.checker.portfolio_rule if self.checker.has_portfolio_accounts else None
         self.recorder.record_step(
-            t, self.markets, self.ledger, check, self.liquidator.totals, self.checker.policies
+            t, self.markets, self.ledger, check, self.liquidator.totals, self.checker.policies, portfolio_rule
         )
         for column in self._tiered_columns:  # which brackets a tiered rule ever reached
             # Only margined accounts: the system's (counterparty, liquidation engine) pay no margin.

@@ -24,7 +24,7 @@ import pandas as pd
 
 from abm.book import BUY
 from abm.config.market import DEFAULT_INSTRUMENT
-from abm.ledger import KIND_CODES
+from abm.ledger import KIND_CODES, MARGIN_MODES
 from abm.results import TIMESERIES_COLUMNS
 from abm.tables import ACCOUNT_SNAPSHOTS, TIMESERIES
 
@@ -36,6 +36,7 @@ _DTYPES = {name: dtype for name, dtype in TIMESERIES.pandas_dtypes().items()}
 # argument handling: the time series takes three such sums every step.
 _total = np.add.reduce
 _TRADER = KIND_CODES["leveraged_trader"]
+_PORTFOLIO = MARGIN_MODES.index("portfolio")
 
 DEPTH_BUCKETS = 25  # buckets each side of the mid
 DEPTH_BUCKET_WIDTH = 0.002  # bucket width as a share of the mid: 25 buckets span +-5%
@@ -63,7 +64,9 @@ class RunRecorder:
         self.snapshots: dict[str, pd.DataFrame] = {}
         self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts (accounts only get added)
 
-    def record_step(self, step: int, markets, ledger, check, totals, policies) -> list[dict[str, float]]:
+    def record_step(
+        self, step: int, markets, ledger, check, totals, policies, portfolio_rule=None
+    ) -> list[dict[str, float]]:
         """Record one step's rows, one per instrument, from the objects the figures come from.
 
         Args:
@@ -74,6 +77,9 @@ class RunRecorder:
                 and the recording, so it is current).
             totals: The liquidator's :class:`~abm.liquidation.StepTotals` of the step.
             policies: Each instrument's :class:`~abm.margin.policy.MarginPolicy`.
+            portfolio_rule: The portfolio rule when some account is portfolio-margined: its state over
+                those accounts (:meth:`~abm.margin.portfolio.PortfolioMarginRule.state`) joins every
+                instrument's row as ``margin_<name>`` columns.
 
         Returns:
             The rows recorded.
@@ -119,14 +125,24 @@ class RunRecorder:
         else:  # every instrument at once: one product with the exposed mask each
             initial_totals, notional_totals = check.exposed_totals()
             margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()
+        portfolio_state: dict[str, float] = {}
+        if portfolio_rule is not None:
+            accounts = np.flatnonzero(ledger.margin_mode == _PORTFOLIO)
+            portfolio_state = portfolio_rule.state(ledger.position[accounts], check.marks)
         rows = []
         for market, policy in zip(markets, policies, strict=True):
             column = market.column
             totals_of = (margin_held[column], gross_notional[column])
-            rows.append(self._instrument_row(step, market, ledger, totals_of, totals, policy, account_wide))
+            rows.append(
+                self._instrument_row(
+                    step, market, ledger, totals_of, totals, policy, account_wide, portfolio_state
+                )
+            )
         return rows
 
-    def _instrument_row(self, step, market, ledger, margin_totals, totals, policy, account_wide) -> dict:
+    def _instrument_row(
+        self, step, market, ledger, margin_totals, totals, policy, account_wide, portfolio_state
+    ) -> dict:
         book = market.book
         tick = market.tick_size
         mark = market.mark
@@ -136,7 +152,7 @@ class RunRecorder:
         last = book.last_price
         band = max(1, int(round(0.01 * mark / tick)))
         margin_held, gross_notional = margin_totals
-        state = policy.state()
+        state = {**policy.state(), **portfolio_state} if portfolio_state else policy.state()
         row = {
             "step": step,
             "instrument": market.name,

@@ -191,7 +191,8 @@ TIMESERIES = Table(
         "margin_<figure>",
         "float64",
         "The margin policy's own figures (announced rates, raw rates, APC figures, the rule's sigma, var, "
-        "es, max_leverage, ...; NaN where one does not apply).",
+        "es, max_leverage, ...; NaN where one does not apply), and with portfolio-margined accounts the "
+        "portfolio rule's, summed over them (span: span_scanning_risk, span_credits; account-wide).",
     ),
 )
 

@@ -43,7 +43,9 @@ def test_a_credit_is_the_rate_times_the_smaller_leg_and_a_leg_is_spread_once():
     # Maintenance 11 - 1 - 1.2 = 8.8; initial 1.1 x 8.8 = 9.68.
     initial, maintenance = rule.requirements(np.array([[10, -5, -3]]), marks, None, None)
     assert maintenance[0] == pytest.approx(8.8) and initial[0] == pytest.approx(9.68)
-    assert rule.figures() == pytest.approx({"span_scanning_risk": 11.0, "span_credits": 2.2})
+    assert rule.state(np.array([[10, -5, -3]]), marks) == pytest.approx(
+        {"span_scanning_risk": 11.0, "span_credits": 2.2}
+    )
     # Same sides earn nothing (long A, long B): 6 + 2 = 8; a flat account needs 0.
     initial, maintenance = rule.requirements(np.array([[10, 5, 0], [0, 0, 0]]), marks, None, None)
     assert maintenance.tolist() == pytest.approx([8.0, 0.0])
@@ -116,6 +118,11 @@ def test_a_run_with_span_accounts_keeps_every_invariant():
     scenario = config.scenario_from_dict({**_span_contagion(), "steps": 340})
     result = run_scenario(scenario, check_invariants=True)
     assert result.summary["liquidations"] > 0
+    # The rule's state every step: the crowd's scanning risk (gone with the crowd once it is
+    # liquidated), and no credits (long A and long B).
+    risk = result.timeseries["margin_span_scanning_risk"].to_numpy()
+    assert risk[0] > 0 and (risk >= 0).all() and risk[-1] < risk[0]
+    assert (result.timeseries["margin_span_credits"] == 0).all()
 
 
 # --------------------------------------------------------------------------- every portfolio rule
@@ -153,5 +160,7 @@ def test_every_portfolio_rule_meets_the_contract(name):
     # Linear positions: twice the positions, twice the requirement (no size effect in either rule).
     doubled = rule.requirements(2 * positions, marks, 2 * standalone[0], 2 * standalone[1])
     np.testing.assert_allclose(doubled[1], 2 * maintenance, rtol=1e-12)
-    assert all(isinstance(value, float) for value in rule.figures().values())
+    state = rule.state(positions, marks)
+    assert all(isinstance(value, float) for value in state.values())
+    assert set(rule.state(2 * positions, marks)) == set(state)  # the same columns every step
     assert rule.call_buffer >= 0

@@ -113,6 +113,11 @@ class MarginChecker:
         self.portfolio_rule = portfolio_rule
         self._has_portfolio_accounts = False  # set by uses_portfolio(); the common case skips the rule
 
+    @property
+    def has_portfolio_accounts(self) -> bool:
+        """Whether some account is portfolio-margined (see :meth:`uses_portfolio`)."""
+        return self._has_portfolio_accounts
+
     def uses_portfolio(self) -> None:
         """Note that some accounts are portfolio-margined (they need the portfolio rule)."""
         if self.portfolio_rule is None:

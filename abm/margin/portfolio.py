@@ -68,8 +68,12 @@ class PortfolioMarginRule(ABC):
             ``(initial, maintenance)``, one per account.
         """
 
-    def figures(self) -> dict[str, float]:
-        """The rule's own figures after the last check (keys stable across steps)."""
+    def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
+        """The rule's own figures for these portfolio accounts now (keys stable across steps).
+
+        Recorded every step, over every portfolio account, as ``margin_<name>`` columns of the time
+        series (account-wide, repeated on each instrument's row); none by default.
+        """
         return {}
 
 
@@ -160,8 +164,6 @@ class SpanRule(PortfolioMarginRule):
         )
         column = {name: i for i, name in enumerate(self.instrument_names)}
         self.pairs = [(column[c.pair[0]], column[c.pair[1]], c.rate) for c in config.spread_credits]
-        self._credits = 0.0
-        self._scanning = 0.0
 
     def scanning_risk(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
         """Each position's worst loss over the risk array, ``(accounts, instruments)``."""
@@ -173,11 +175,16 @@ class SpanRule(PortfolioMarginRule):
 
     def requirements(self, positions, marks, position_initial, position_maintenance):
         """Scanning risk less spread credits (maintenance), times ``initial_multiple`` (initial)."""
+        scanning, credits = self._charges(positions, marks)
+        maintenance = scanning - credits
+        return maintenance * self.config.initial_multiple, maintenance
+
+    def _charges(self, positions: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Each account's scanning risk and the credits its spreads earn.
         charges = self.scanning_risk(positions, marks)
-        maintenance = charges.sum(axis=1)
-        self._scanning = float(maintenance.sum())
+        scanning = charges.sum(axis=1)
         remaining = charges.copy()
-        credits = np.zeros(len(maintenance))
+        credits = np.zeros(len(scanning))
         sides = np.sign(positions)
         for first, second, rate in self.pairs:
             offsetting = sides[:, first] * sides[:, second] < 0
@@ -185,13 +192,12 @@ class SpanRule(PortfolioMarginRule):
             credits += rate * used
             remaining[:, first] -= used
             remaining[:, second] -= used
-        maintenance = maintenance - credits
-        self._credits = float(credits.sum())
-        return maintenance * self.config.initial_multiple, maintenance
+        return scanning, credits
 
-    def figures(self) -> dict[str, float]:
-        """Scanning risk and credits granted at the last check, over the accounts checked."""
-        return {"span_scanning_risk": self._scanning, "span_credits": self._credits}
+    def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
+        """Scanning risk and spread credits summed over the accounts: what the offsets save."""
+        scanning, credits = self._charges(positions, marks)
+        return {"span_scanning_risk": float(scanning.sum()), "span_credits": float(credits.sum())}
 
 
 def build_portfolio_rule(
