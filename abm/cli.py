@@ -237,6 +237,27 @@ def user_code_problems(scenario) -> list[str]:
     ]
 
 
+def load_checked_scenario(
+    file: str, overrides: Sequence[str], no_user_code: bool
+) -> tuple[Path, Scenario] | int:
+    """Resolve, validate and check a scenario as every command does before any work.
+
+    A margin rule named by import path is imported and built here (what the run will do), or refused
+    with ``no_user_code``. Returns ``(path, scenario)``, or the exit status after reporting bad input.
+    """
+    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
+
+    try:
+        path = resolve_scenario(file)
+        scenario = load_scenario(path, overrides)
+        if no_user_code and scenario.user_code():
+            raise ScenarioError(user_code_problems(scenario), path)
+        check_user_rules(scenario, path)
+    except ScenarioError as exc:
+        return _report_scenario_error(exc)
+    return path, scenario
+
+
 def _report_scenario_error(exc: ScenarioError) -> int:
     prefix = f"error: {exc.source}: " if exc.source else "error: "
     for line in exc.errors:
@@ -339,19 +360,10 @@ def _summary_table(summary: dict[str, Any], wall_seconds: float) -> str:
 
 
 def _validate_command(options: argparse.Namespace) -> int:
-    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
-
-    try:
-        path = resolve_scenario(options.file)
-        scenario = load_scenario(path, options.overrides)
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
-    if options.no_user_code and scenario.user_code():
-        return _report_scenario_error(ScenarioError(user_code_problems(scenario), options.file))
-    try:
-        check_user_rules(scenario, path)  # imports the user's rule: what the run will do
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
+    loaded = load_checked_scenario(options.file, options.overrides, options.no_user_code)
+    if isinstance(loaded, int):
+        return loaded
+    _, scenario = loaded
     groups = len(scenario.agents)
     print(
         f"ok: {scenario.name} ({scenario.steps} steps, {groups} agent group{'' if groups == 1 else 's'}, "
@@ -367,20 +379,11 @@ def _run_command(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
-
     overrides = _scenario_overrides(options)
-    try:
-        path = resolve_scenario(options.file)
-        scenario = load_scenario(path, overrides)
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
-    if options.no_user_code and scenario.user_code():
-        return _report_scenario_error(ScenarioError(user_code_problems(scenario), path))
-    try:
-        check_user_rules(scenario, path)
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
+    loaded = load_checked_scenario(options.file, overrides, options.no_user_code)
+    if isinstance(loaded, int):
+        return loaded
+    path, scenario = loaded
     try:
         from abm import runs
         from abm.errors import InvariantError

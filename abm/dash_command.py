@@ -61,23 +61,15 @@ def server_command(port: int) -> list[str]:
 
 def dash_command(options: argparse.Namespace) -> int:
     """Validate the scenario, then serve the dashboard until interrupted."""
-    from abm.cli import EXIT_INTERNAL, EXIT_USAGE, _interrupted, _report_scenario_error, user_code_problems
-    from abm.config import ScenarioError, check_user_rules, load_scenario, resolve_scenario
+    from abm.cli import EXIT_INTERNAL, EXIT_USAGE, _interrupted, load_checked_scenario
 
     if not 0 < options.port < 65536:
         print(f"error: --port: {options.port} is not a port (1-65535)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        path = resolve_scenario(options.file)
-        scenario = load_scenario(path, options.overrides)
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
-    if options.no_user_code and scenario.user_code():
-        return _report_scenario_error(ScenarioError(user_code_problems(scenario), path))
-    try:
-        check_user_rules(scenario, path)
-    except ScenarioError as exc:
-        return _report_scenario_error(exc)
+    loaded = load_checked_scenario(options.file, options.overrides, options.no_user_code)
+    if isinstance(loaded, int):
+        return loaded
+    path, scenario = loaded
     missing = [name for name in ("solara", "mesa.visualization") if importlib.util.find_spec(name) is None]
     if missing:
         print(
