@@ -18,9 +18,17 @@ import os
 import subprocess
 import sys
 
-__all__ = ["OVERRIDES_ENVIRONMENT", "add_dash_command", "dash_command", "server_command"]
+__all__ = [
+    "OVERRIDES_ENVIRONMENT",
+    "SCENARIO_ENVIRONMENT",
+    "add_dash_command",
+    "dash_command",
+    "server_command",
+]
 
-# The scenario's ``--set`` overrides, as a JSON list, for the server process (abm.dashboard reads it).
+# The scenario file and its ``--set`` overrides (a JSON list), for the server process: solara imports
+# abm.dashboard there, which reads them.
+SCENARIO_ENVIRONMENT = "ABM_DASH_SCENARIO"
 OVERRIDES_ENVIRONMENT = "ABM_DASH_SET"
 DEFAULT_PORT = 8765
 LOOPBACK = "127.0.0.1"
@@ -78,8 +86,6 @@ def dash_command(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-
-    from abm.dashboard import SCENARIO_ENVIRONMENT
 
     environment = {
         **os.environ,

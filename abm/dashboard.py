@@ -36,9 +36,8 @@ from mesa.visualization import SolaraViz
 
 from abm import config as scenario_config
 from abm.assembly import liquidations_table
-from abm.dash_command import OVERRIDES_ENVIRONMENT
+from abm.dash_command import OVERRIDES_ENVIRONMENT, SCENARIO_ENVIRONMENT
 from abm.headline import measure_of
-from abm.margin.settings import max_initial_rate
 from abm.model import MarketModel
 from abm.network import build_cascade_graph
 from abm.plots import instrument_names, plot_cascade, plot_instrument_prices, plot_margin, plot_price
@@ -46,7 +45,6 @@ from abm.recorder import DEPTH_BUCKET_WIDTH, DEPTH_BUCKETS
 
 __all__ = [
     "PANELS",
-    "SCENARIO_ENVIRONMENT",
     "DashboardModel",
     "Page",
     "dashboard_scenario",
@@ -54,8 +52,6 @@ __all__ = [
     "model_parameters",
 ]
 
-# `abm dash` names the scenario to the server process through this variable (solara imports this module).
-SCENARIO_ENVIRONMENT = "ABM_DASH_SCENARIO"
 SCENARIO_OWN_RULE = "the scenario's own"
 # The rules offered besides the scenario's own: the policy comparison's, calibrated to ask the same
 # margin in calm times (one source of truth: scenarios/policy_comparison.yaml).
@@ -135,22 +131,12 @@ def dashboard_scenario(
     ruled = scenario_config.scenario_from_dict(data)  # the rule chosen, the leverage as it was
     for index, group in enumerate(data["agents"]):
         if group["kind"] == "leveraged_trader" and "leverage" in group:
-            ceiling = _leverage_ceiling(ruled, ruled.agents[index])
+            # The most the exchange lets these traders open with (the schema refuses more), else the
+            # schema's 100x bound.
+            limit = ruled.leverage_limit(ruled.agents[index])
+            ceiling = 100.0 if limit is None else min(limit, 100.0)
             group["leverage"] = _scaled_leverage(group["leverage"], leverage_scale, ceiling)
     return scenario_config.scenario_from_dict(data)
-
-
-def _leverage_ceiling(scenario: scenario_config.Scenario, group: Any) -> float:
-    # 1 / the initial margin the group's holdings ask for, where the rule's rate is known before the run
-    # (the schema refuses more); 100x (the schema's bound) otherwise.
-    configs = {item.name: item for item in scenario.instrument_configs()}
-    holdings = group.holdings(scenario.instrument_names()[0])
-    rates = [max_initial_rate(configs[holding.instrument].margin) for holding in holdings]
-    if group.margin_mode == "portfolio" or any(rate is None for rate in rates):
-        return 100.0
-    total = sum(holding.weight for holding in holdings)
-    initial = sum(rate * holding.weight / total for rate, holding in zip(rates, holdings, strict=True))
-    return min(100.0, 1.0 / initial)
 
 
 def _swapped(own: Mapping[str, Any], chosen: Mapping[str, Any]) -> dict[str, Any]:

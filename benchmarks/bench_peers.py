@@ -22,8 +22,8 @@ mean-reverting fundamental) and ``fastcubicspline`` (HBL agents), which are stub
 
 Usage::
 
-    git clone https://github.com/dipplestix/pymarketsim /tmp/pymarketsim
-    python benchmarks/bench_peers.py --pymarketsim /tmp/pymarketsim [--ops 200000] [--rounds 3]
+    git clone https://github.com/dipplestix/pymarketsim   # into ./pymarketsim
+    python benchmarks/bench_peers.py --pymarketsim pymarketsim [--ops 200000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -189,8 +189,8 @@ def main() -> None:
     pymarketsim = None
     if options.pymarketsim is None:
         print("no --pymarketsim: this project's side only. For the comparison:")
-        print("  git clone https://github.com/dipplestix/pymarketsim /tmp/pymarketsim")
-        print("  python benchmarks/bench_peers.py --pymarketsim /tmp/pymarketsim\n")
+        print("  git clone https://github.com/dipplestix/pymarketsim   # into ./pymarketsim")
+        print("  python benchmarks/bench_peers.py --pymarketsim pymarketsim\n")
     else:
         pymarketsim = _import_pymarketsim(options.pymarketsim)
     if importlib.util.find_spec("abides_markets") is None:

@@ -408,23 +408,33 @@ class Scenario(Strict):
                         limit=f"{MAX_ORDER_LOTS:,}",
                     )
 
-    def _check_leverage(self) -> None:
+    def leverage_limit(self, group: LeveragedTraderGroup) -> float | None:
+        """The most leverage a group's traders may open with: 1 / their holdings' initial margin rate.
+
+        None where it is not known before the run: portfolio accounts (their requirement depends on
+        their offsets) and rules whose rates move (the exchange's cap applies at run time).
+        """
+        if group.margin_mode == "portfolio":
+            return None
         configs = {instrument.name: instrument for instrument in self.instrument_configs()}
-        first = self.instrument_names()[0]
+        holdings = group.holdings(self.instrument_names()[0])
+        rates = [max_initial_rate(configs[holding.instrument].margin) for holding in holdings]
+        if any(rate is None for rate in rates):
+            return None
+        total = sum(holding.weight for holding in holdings)
+        initial = sum(rate * holding.weight / total for rate, holding in zip(rates, holdings, strict=True))
+        return 1.0 / initial
+
+    def _check_leverage(self) -> None:
         for where, group in self._groups():
-            if not isinstance(group, LeveragedTraderGroup) or group.margin_mode == "portfolio":
-                continue  # portfolio accounts' requirement depends on their offsets
-            holdings = group.holdings(first)
-            total = sum(holding.weight for holding in holdings)
-            rates = [max_initial_rate(configs[holding.instrument].margin) for holding in holdings]
-            if any(rate is None for rate in rates):
-                continue  # a rule whose rates move: the exchange's cap applies at run time
-            initial = sum(
-                rate * holding.weight / total for rate, holding in zip(rates, holdings, strict=True)
-            )
+            if not isinstance(group, LeveragedTraderGroup):
+                continue
+            bound = self.leverage_limit(group)
+            if bound is None:
+                continue
             top = group.leverage.upper_bound
-            if top > 1.0 / initial + 1e-9:
-                limit = f"{1.0 / initial:g}"
+            if top > bound + 1e-9:
+                limit = f"{bound:g}"
                 if top == float("inf"):
                     message = (
                         "lognormal leverage without a cap: set cap to at most {limit}x (1 / initial margin)"

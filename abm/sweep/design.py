@@ -37,6 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from abm.sweep.spec import _flatten
+
 __all__ = ["sweep_design"]
 
 
@@ -45,16 +47,6 @@ def _shown(value: Any) -> str:
     if isinstance(value, Mapping | list):
         return json.dumps(value, separators=(", ", ": "))
     return str(value)
-
-
-def _flat(value: Mapping[str, Any], prefix: str = "") -> list[str]:
-    items = []
-    for key, item in value.items():
-        if isinstance(item, Mapping) and item:
-            items += _flat(item, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={_shown(item)}")
-    return items
 
 
 def _seed_text(seeds: list[Mapping[str, Any]]) -> str:
@@ -77,7 +69,8 @@ def sweep_design(manifest: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFram
         ``(settings, points)``.
     """
     spec = manifest.get("spec") or {}
-    common = _flat(spec.get("set") or {}) + [str(item) for item in manifest.get("extra_set") or []]
+    common = [f"{key}={_shown(value)}" for key, value in _flatten(spec.get("set") or {}).items()]
+    common += [str(item) for item in manifest.get("extra_set") or []]
     swept = list(manifest.get("swept_keys") or [])
     points = list(manifest.get("points") or [])
     counts = {key: len({_shown(point["values"].get(key)) for point in points}) for key in swept}
