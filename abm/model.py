@@ -370,6 +370,8 @@ class MarketModel(mesa.Model):
         for market, policy in zip(self.markets, self.checker.policies, strict=True):
             policy.review(t, market.mark_history(t))
             market.update_realised_vol(t)
+        if self.checker.has_portfolio_accounts:  # and the portfolio rule's, on the same marks
+            self.checker.portfolio_rule.review(t, [market.mark_history(t) for market in self.markets])
         # 3. agents act
         for agent in self.population.draw_actors(self.rng, self.ledger.margin_called):
             agent.step()

@@ -126,16 +126,35 @@ class RunRecorder:
             initial_totals, notional_totals = check.exposed_totals()
             margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()
         portfolio_state: dict[str, float] = {}
+        per_instrument: dict[str, list[float]] = {}
         if portfolio_rule is not None:
             accounts = np.flatnonzero(ledger.margin_mode == _PORTFOLIO)
-            portfolio_state = portfolio_rule.state(ledger.position[accounts], check.marks)
+            held_portfolio = accounts[check.exposed[accounts]]
+            portfolio_state = {
+                # What the rule asks of the portfolio accounts, and what their positions would need
+                # alone under each instrument's rule: the offset granted is one minus their ratio.
+                "portfolio_maintenance": float(check.maintenance_requirement[held_portfolio].sum()),
+                "portfolio_standalone_maintenance": float(check.position_maintenance[held_portfolio].sum()),
+                **portfolio_rule.state(ledger.position[accounts], check.marks),
+            }
+            per_instrument = {
+                name: np.asarray(values, dtype=float).tolist()
+                for name, values in portfolio_rule.instrument_state().items()
+            }
         rows = []
         for market, policy in zip(markets, policies, strict=True):
             column = market.column
             totals_of = (margin_held[column], gross_notional[column])
             rows.append(
                 self._instrument_row(
-                    step, market, ledger, totals_of, totals, policy, account_wide, portfolio_state
+                    step,
+                    market,
+                    ledger,
+                    totals_of,
+                    totals,
+                    policy,
+                    account_wide,
+                    {**portfolio_state, **{name: v[column] for name, v in per_instrument.items()}},
                 )
             )
         return rows

@@ -23,7 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from abm.config import schema
 from abm.config.agents import AGENT_KINDS, Holding
-from abm.margin import settings
+from abm.margin import portfolio_settings, settings
 
 ODD_PATH = Path(__file__).with_name("ODD.md")
 START = "<!-- parameters:start -->"
@@ -47,7 +47,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Margin: anti-procyclicality tools", settings.ApcConfig, "margin.apc."),
     *(
         (f"Portfolio margin: {name}", model, "portfolio_margin.")
-        for name, model in settings.PORTFOLIO_RULE_SETTINGS.items()
+        for name, model in portfolio_settings.PORTFOLIO_RULE_SETTINGS.items()
     ),
 ]
 

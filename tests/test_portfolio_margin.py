@@ -15,7 +15,7 @@ import pytest
 from abm import config
 from abm.cli import main
 from abm.margin.portfolio import SpanRule, build_portfolio_rule
-from abm.margin.settings import SpanMargin
+from abm.margin.portfolio_settings import SpanMargin
 from abm.runs import run_scenario
 
 CONTRACT = 0.1
@@ -61,6 +61,50 @@ def test_the_extreme_moves_bind_only_when_they_weigh_more_than_a_full_range():
     assert maintenance.tolist() == pytest.approx([7.2, 7.2])
 
 
+def _scaled(history_returns, **settings) -> SpanRule:
+    # One instrument, scan-range floor 2%, ranges 2 sds over 4 steps, EWMA decay 0.5 seeded with two
+    # returns; reviewed at the step after the returns (marks 0..n).
+    scaling = {"multiple": 2.0, "liquidation_steps": 4, "decay": 0.5, "min_history": 2}
+    rule = _rule({"A": settings.pop("floor", 0.02)}, volatility_scaling=scaling, **settings)
+    marks = 100.0 * np.exp(np.cumsum([0.0, *history_returns]))
+    rule.review(len(history_returns), [marks])
+    return rule
+
+
+def test_scaled_scan_ranges_follow_volatility_through_the_apc_tools():
+    returns = [0.01, -0.03, 0.02]
+    # EWMA: seed (0.01^2 + 0.03^2) / 2 = 5e-4, then 0.5 x 5e-4 + 0.5 x 0.02^2 = 4.5e-4: sigma 0.0212132;
+    # range 2 x sqrt(4) x 0.0212132 = 0.0848528. Long 10 lots at 100: charge 100 x 0.0848528 = 8.48528.
+    marks = np.array([100.0])
+    plain = _scaled(returns)
+    assert plain.instrument_state()["span_scan_range"] == pytest.approx([0.0848528])
+    assert plain.requirements(np.array([[10]]), marks, None, None)[1][0] == pytest.approx(8.48528, abs=1e-5)
+    # The fixed range floors it: a 10% floor gives 10.
+    assert _scaled(returns, floor=0.1).requirements(np.array([[10]]), marks, None, None)[1][0] == (
+        pytest.approx(10.0)
+    )
+    # Speed limit 0.5 from the 2% it starts at: clip(0.0849, 0.01, 0.03) = 0.03.
+    assert _scaled(returns, apc={"speed_limit": 0.5}).scan_ranges == pytest.approx([0.03])
+    # A 25% buffer, not released (too little history for the volatility ratio): 1.25 x 0.0848528.
+    buffered = _scaled(returns, apc={"buffer": 0.25})
+    assert buffered.scan_ranges == pytest.approx([0.1060660])
+    assert buffered.instrument_state()["span_buffer_level"] == pytest.approx([0.25])
+    # Stressed weight 0.5 at a stressed sigma of 5%: 0.5 x 0.0848528 + 0.5 x 4 x 0.05 = 0.1424264.
+    stressed = _scaled(returns, apc={"stressed_weight": 0.5, "stressed_volatility": 0.05})
+    assert stressed.scan_ranges == pytest.approx([0.1424264])
+    # Lookback floor over the last 3 returns: sd (ddof 1) = sqrt((1 + 9 + 4) e-4 / 2) = 0.0264575,
+    # range 4 x 0.0264575 = 0.1058301 > 0.0848528.
+    assert _scaled(returns, apc={"floor_lookback": 3}).scan_ranges == pytest.approx([0.1058301])
+
+
+def test_scaled_ranges_wait_for_their_history_and_their_review_step():
+    # One return is below min_history (2): the fixed 2%. Reviewed every 2 steps, a review at step 3 is
+    # skipped: the fixed range stays although three returns exist.
+    assert _scaled([0.01]).scan_ranges.tolist() == [0.02]
+    assert _scaled([0.01, -0.03, 0.02], review_every=2).scan_ranges.tolist() == [0.02]
+    assert _scaled([0.01, -0.03, 0.02, 0.0], review_every=2).scan_ranges[0] > 0.02
+
+
 def _span_contagion(**span) -> dict:
     data = config.load_scenario(config.resolve_scenario("contagion")).model_dump(
         mode="json", exclude_unset=True
@@ -91,6 +135,13 @@ def _span_contagion(**span) -> dict:
             "portfolio_margin.spread_credits.0.pair",
             "two different instruments",
         ),
+        ({"apc": {"buffer": 0.2}}, "portfolio_margin", "add volatility_scaling"),
+        (
+            {"volatility_scaling": {}, "apc": {"notice_steps": 5}},
+            "portfolio_margin",
+            "apc.notice_steps is not available for scan ranges",
+        ),
+        ({"volatility_scaling": {"decay": 1.0}}, "portfolio_margin.volatility_scaling.decay", "< 1"),
     ],
 )
 def test_bad_span_settings_name_their_field(span, path, words):
@@ -134,20 +185,30 @@ EXAMPLES = {
         "rule": "span",
         "scan_ranges": {"A": 0.06, "B": 0.08},
         "spread_credits": [{"pair": ["A", "B"], "rate": 0.5}],
+        "volatility_scaling": {"min_history": 20},
+        "apc": {"buffer": 0.1, "speed_limit": 0.5},
     },
+    "portfolio_var": {"rule": "portfolio_var", "window": 100, "filtered": True},
+    "portfolio_es": {"rule": "portfolio_es", "window": 100, "stress_window": {"start": 10, "end": 60}},
+    "parametric_var": {"rule": "parametric_var", "min_history": 20},
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_every_portfolio_rule_meets_the_contract(name):
     from abm.margin.portfolio import PORTFOLIO_RULE_CLASSES
-    from abm.margin.settings import PORTFOLIO_RULE_SETTINGS
+    from abm.margin.portfolio_settings import PORTFOLIO_RULE_SETTINGS
 
     assert set(EXAMPLES) == set(PORTFOLIO_RULE_CLASSES) == set(PORTFOLIO_RULE_SETTINGS)
     settings = PORTFOLIO_RULE_SETTINGS[name].model_validate(EXAMPLES[name])
     instruments = [SimpleNamespace(name=n, contract_size=CONTRACT) for n in ("A", "B")]
     rule = build_portfolio_rule(settings, np.array([[1.0, 0.6], [0.6, 1.0]]), instruments)
     rng = np.random.default_rng(3)
+    # 200 steps of correlated marks, reviewed every step as the model does.
+    returns = rng.multivariate_normal([0.0, 0.0], [[1e-4, 6e-5], [6e-5, 1e-4]], size=200)
+    histories = [100.0 * np.exp(np.cumsum(np.r_[0.0, returns[:, i]])) for i in range(2)]
+    for step in range(201):
+        rule.review(step, [history[: step + 1] for history in histories])
     positions = rng.integers(-50, 51, size=(40, 2))
     positions[0] = 0  # a flat account
     marks = np.array([100.0, 50.0])
@@ -163,4 +224,16 @@ def test_every_portfolio_rule_meets_the_contract(name):
     state = rule.state(positions, marks)
     assert all(isinstance(value, float) for value in state.values())
     assert set(rule.state(2 * positions, marks)) == set(state)  # the same columns every step
+    for name, values in rule.instrument_state().items():
+        assert np.asarray(values).shape == (2,), name  # one value per instrument
+
+    # This hedge (long A, short B, correlation 0.6) needs no more than its two legs margined apart by
+    # the same rule (a property of the hedge, not a theorem: VaR is not subadditive in general).
+    def maintenance_of(book):
+        own = np.abs(book) * marks * CONTRACT
+        return rule.requirements(book, marks, own * 0.04, own * 0.02)[1]
+
+    legs = maintenance_of(np.array([[30, 0], [0, -30]]))
+    both = maintenance_of(np.array([[30, -30]]))
+    assert both[0] <= legs.sum() + 1e-9
     assert rule.call_buffer >= 0

@@ -63,7 +63,8 @@ from abm.config.shocks import (
     TraderOutflow,
     correlation_problem,
 )
-from abm.margin.settings import FixedMargin, MarginConfig, PortfolioMarginConfig, max_initial_rate
+from abm.margin.portfolio_settings import PortfolioMarginConfig
+from abm.margin.settings import FixedMargin, MarginConfig, max_initial_rate
 
 __all__ = [
     "AGENT_KINDS",

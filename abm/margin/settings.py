@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from abm.registry import Registry, literal_name, union_of
 
@@ -24,12 +24,7 @@ __all__ = [
     "HistoricalVarMargin",
     "MarginConfig",
     "MarginTier",
-    "PORTFOLIO_RULE_SETTINGS",
-    "CorrelationOffsetMargin",
-    "PortfolioMarginConfig",
     "RULE_SETTINGS",
-    "SpanMargin",
-    "SpreadCredit",
     "TieredMargin",
     "max_initial_rate",
     "rule_settings",
@@ -224,84 +219,6 @@ MarginConfig = Annotated[
         + " or a dotted path 'package.module:ClassName'",
     ),
 ]
-
-
-# --------------------------------------------------------------------------- portfolio rules
-# The rule of margin_mode: portfolio accounts: one requirement for the account's whole portfolio.
-
-PORTFOLIO_RULE_SETTINGS: Registry[type[BaseModel]] = Registry("portfolio margin rule")
-
-
-def portfolio_rule_settings(model: type[BaseModel]) -> type[BaseModel]:
-    """Register a portfolio rule's settings model under its ``rule`` Literal."""
-    PORTFOLIO_RULE_SETTINGS.add(literal_name(model, "rule"), model)
-    return model
-
-
-@portfolio_rule_settings
-class CorrelationOffsetMargin(_Strict):
-    """The positions' own requirements combined by correlation: ``sqrt(s' C s)``.
-
-    ``s`` holds each position's requirement under its instrument's rule, signed by its side, and ``C`` is
-    the correlation matrix (the scenario's ``correlation`` unless given here): long positions in
-    correlated instruments get a small offset, a long hedged by a short in a correlated one a large one.
-    """
-
-    rule: Literal["correlation_offset"]
-    correlation: list[list[float]] | None = Field(
-        default=None, description="Correlation matrix of the offsets (default: the scenario's correlation)."
-    )
-    call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
-
-
-class SpreadCredit(_Strict):
-    """An inter-instrument spread credit: offsetting positions earn ``rate`` x the smaller charge."""
-
-    pair: list[str] = Field(min_length=2, max_length=2, description="The two instruments (by name).")
-    rate: float = Field(ge=0.0, le=1.0, description="Credit as a share of the smaller of the two charges.")
-
-
-@portfolio_rule_settings
-class SpanMargin(_Strict):
-    """SPAN-style scanning: the worst loss over a risk array of price moves, less spread credits.
-
-    Per instrument, the position is revalued at moves of 0, +-1/3, +-2/3 and +-3/3 of its price scan
-    range (a fraction of the mark) and at +-``extreme_move`` ranges counted at ``extreme_weight``; its
-    scanning risk is the worst loss (0 at least). Each spread pair, in the order given, whose positions
-    offset (one long, one short) takes ``rate`` x the smaller of the two legs' remaining charges off the
-    total, and uses that much of each leg. Maintenance is the total; initial is ``initial_multiple``
-    times it.
-    """
-
-    rule: Literal["span"]
-    scan_ranges: dict[str, float] = Field(
-        description="Price scan range of every instrument, as a fraction of its mark (0 < range <= 1)."
-    )
-    extreme_move: float = Field(default=2.0, gt=0.0, le=10.0, description="Extreme moves, in scan ranges.")
-    extreme_weight: float = Field(
-        default=0.35, ge=0.0, le=1.0, description="Share of an extreme loss counted."
-    )
-    spread_credits: list[SpreadCredit] = Field(default_factory=list)
-    initial_multiple: float = Field(default=1.1, ge=1.0, le=10.0, description="Initial over maintenance.")
-    call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
-
-    @field_validator("scan_ranges")
-    @classmethod
-    def _positive_ranges(cls, ranges: dict[str, float]) -> dict[str, float]:
-        for name, value in ranges.items():
-            if not 0.0 < value <= 1.0:
-                raise ValueError(
-                    f"scan range of {name!r} is {value}: it must lie in (0, 1] (a fraction of the mark)"
-                )
-        return ranges
-
-
-# One model needs no discriminator; several are told apart by `rule`.
-PortfolioMarginConfig = (
-    next(iter(PORTFOLIO_RULE_SETTINGS.values()))
-    if len(PORTFOLIO_RULE_SETTINGS) == 1
-    else Annotated[union_of(PORTFOLIO_RULE_SETTINGS.values()), Field(discriminator="rule")]
-)
 
 
 def max_initial_rate(margin: Any) -> float | None:

@@ -1,0 +1,246 @@
+"""Settings of the portfolio margin rules: the pydantic schema of the scenario's ``portfolio_margin:``.
+
+The rule of ``margin_mode: portfolio`` accounts gives one requirement for the account's whole
+portfolio. Each rule's settings model is registered under its ``rule`` name in
+:data:`PORTFOLIO_RULE_SETTINGS`; the rules themselves are in :mod:`abm.margin.portfolio`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from abm.margin.settings import ApcConfig, _Strict
+from abm.registry import Registry, literal_name, union_of
+
+__all__ = [
+    "PORTFOLIO_RULE_SETTINGS",
+    "CorrelationOffsetMargin",
+    "HistoricalPortfolioMargin",
+    "ParametricVarMargin",
+    "PortfolioEsMargin",
+    "PortfolioMarginConfig",
+    "PortfolioVarMargin",
+    "ScanRangeScaling",
+    "SpanMargin",
+    "SpreadCredit",
+    "StressWindow",
+]
+
+PORTFOLIO_RULE_SETTINGS: Registry[type[BaseModel]] = Registry("portfolio margin rule")
+
+
+def portfolio_rule_settings(model: type[BaseModel]) -> type[BaseModel]:
+    """Register a portfolio rule's settings model under its ``rule`` Literal."""
+    PORTFOLIO_RULE_SETTINGS.add(literal_name(model, "rule"), model)
+    return model
+
+
+_Confidence = Annotated[
+    float, Field(gt=0.5, lt=1.0, description="Confidence of the loss quantile, in (0.5, 1).")
+]
+_LiquidationSteps = Annotated[
+    int, Field(ge=1, le=10_000, description="Steps it takes to close a defaulter's portfolio.")
+]
+_Decay = Annotated[float, Field(gt=0.0, lt=1.0, description="EWMA decay of the volatility estimates.")]
+
+
+class _PortfolioBase(_Strict):
+    call_buffer: float = Field(default=0.2, ge=0.0, le=10.0)
+
+
+class _Reviewed(_PortfolioBase):
+    review_every: int = Field(default=1, ge=1, description="Steps between two reviews of the rule.")
+    initial_multiple: float = Field(default=1.1, ge=1.0, le=10.0, description="Initial over maintenance.")
+
+
+@portfolio_rule_settings
+class CorrelationOffsetMargin(_PortfolioBase):
+    """The positions' own requirements combined by correlation: ``sqrt(s' C s)``.
+
+    ``s`` holds each position's requirement under its instrument's rule, signed by its side, and ``C`` is
+    the correlation matrix (the scenario's ``correlation`` unless given here): long positions in
+    correlated instruments get a small offset, a long hedged by a short in a correlated one a large one.
+    """
+
+    rule: Literal["correlation_offset"]
+    correlation: list[list[float]] | None = Field(
+        default=None, description="Correlation matrix of the offsets (default: the scenario's correlation)."
+    )
+
+
+class SpreadCredit(_Strict):
+    """An inter-instrument spread credit: offsetting positions earn ``rate`` x the smaller charge."""
+
+    pair: list[str] = Field(min_length=2, max_length=2, description="The two instruments (by name).")
+    rate: float = Field(ge=0.0, le=1.0, description="Credit as a share of the smaller of the two charges.")
+
+
+class ScanRangeScaling(_Strict):
+    """Scan ranges scaled by each instrument's volatility: ``multiple x sigma x sqrt(liquidation_steps)``.
+
+    ``sigma`` is the EWMA sd of the instrument's one-step log mark returns, seeded with the mean square
+    of its first ``min_history`` returns; until then the ranges are the fixed ``scan_ranges``, which
+    stay the floor afterwards.
+    """
+
+    multiple: float = Field(default=3.0, gt=0.0, le=50.0, description="Range in liquidation-period sds.")
+    liquidation_steps: _LiquidationSteps = 10
+    decay: _Decay = 0.94
+    min_history: int = Field(default=50, ge=2, description="Returns before the ranges follow volatility.")
+
+
+@portfolio_rule_settings
+class SpanMargin(_Reviewed):
+    """SPAN-style scanning: the worst loss over a risk array of price moves, less spread credits.
+
+    Per instrument, the position is revalued at moves of 0, +-1/3, +-2/3 and +-3/3 of its price scan
+    range (a fraction of the mark) and at +-``extreme_move`` ranges counted at ``extreme_weight``; its
+    scanning risk is the worst loss (0 at least). Each spread pair, in the order given, whose positions
+    offset (one long, one short) takes ``rate`` x the smaller of the two legs' remaining charges off the
+    total, and uses that much of each leg. Maintenance is the total; initial is ``initial_multiple``
+    times it. With ``volatility_scaling`` the ranges follow each instrument's volatility at every review
+    (``scan_ranges`` the floor), through the ``apc`` tools.
+    """
+
+    rule: Literal["span"]
+    scan_ranges: dict[str, float] = Field(
+        description="Price scan range of every instrument, as a fraction of its mark (0 < range <= 1); "
+        "with volatility_scaling, the floor of the ranges."
+    )
+    extreme_move: float = Field(default=2.0, gt=0.0, le=10.0, description="Extreme moves, in scan ranges.")
+    extreme_weight: float = Field(
+        default=0.35, ge=0.0, le=1.0, description="Share of an extreme loss counted."
+    )
+    spread_credits: list[SpreadCredit] = Field(default_factory=list)
+    volatility_scaling: ScanRangeScaling | None = Field(
+        default=None, description="Scan ranges that follow volatility (default: the fixed scan_ranges)."
+    )
+    apc: ApcConfig | None = Field(
+        default=None,
+        description="Anti-procyclicality tools on the volatility-scaled ranges: stressed_weight, "
+        "floor_lookback, buffer (release_ratio), speed_limit.",
+    )
+
+    @field_validator("scan_ranges")
+    @classmethod
+    def _positive_ranges(cls, ranges: dict[str, float]) -> dict[str, float]:
+        for name, value in ranges.items():
+            if not 0.0 < value <= 1.0:
+                raise ValueError(
+                    f"scan range of {name!r} is {value}: it must lie in (0, 1] (a fraction of the mark)"
+                )
+        return ranges
+
+    @model_validator(mode="after")
+    def _apc_on_scaled_ranges(self) -> SpanMargin:
+        apc = self.apc
+        if apc is None:
+            return self
+        if self.volatility_scaling is None:
+            raise ValueError("apc acts on volatility-scaled ranges: add volatility_scaling, or remove apc")
+        unsupported = [
+            name
+            for name, off in (("notice_steps", 0), ("rebuild_after", 0), ("buffer_on", "both"))
+            if getattr(apc, name) != off
+        ]
+        if unsupported:
+            raise ValueError(f"apc.{unsupported[0]} is not available for scan ranges: remove it")
+        if apc.stressed_weight is not None and apc.stressed_volatility is None:
+            raise ValueError("apc.stressed_weight needs apc.stressed_volatility (a per-step sigma)")
+        return self
+
+
+class StressWindow(_Strict):
+    """A stress period whose moves join the scenarios once the run has seen it (Eurex Prisma's floor).
+
+    The ``liquidation_steps``-step returns ending in steps ``start..end`` are added to the recent
+    window's scenarios from the first review after ``end``, and kept.
+    """
+
+    start: int = Field(ge=0, description="First step of the stress period.")
+    end: int = Field(ge=0, description="Last step of the stress period.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StressWindow:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class _RiskBased(_Reviewed):
+    confidence: _Confidence = 0.99
+    liquidation_steps: _LiquidationSteps = 10
+    minimum_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Floor of the maintenance requirement, as a share of the account's gross notional.",
+    )
+
+
+class HistoricalPortfolioMargin(_RiskBased):
+    """Historical simulation over the joint history of every instrument's mark.
+
+    Scenarios are the overlapping ``liquidation_steps``-step log returns of all instruments over the last
+    ``window`` one-step returns (and the ``stress_window``'s, once seen); an account's loss in a
+    scenario is ``-sum_i lots_i x contract_i x mark_i x (exp(R_i) - 1)``. With ``filtered``, each
+    one-step return is first rescaled by the instrument's EWMA volatility now over its volatility then
+    (filtered historical simulation). Until ``min_scenarios`` scenarios exist, the requirement is the
+    sum of the positions' own requirements (no offset). ``minimum_rate`` floors the requirement at that
+    share of the account's gross notional.
+    """
+
+    window: int = Field(default=500, ge=2, le=100_000, description="One-step returns in the window.")
+    min_scenarios: int = Field(default=50, ge=1, description="Scenarios before the rule takes over.")
+    filtered: bool = Field(default=False, description="Rescale past returns by volatility now / then.")
+    decay: _Decay = 0.94
+    stress_window: StressWindow | None = None
+
+    @model_validator(mode="after")
+    def _window_holds_a_period(self) -> HistoricalPortfolioMargin:
+        if self.window < self.liquidation_steps:
+            raise ValueError(
+                f"window ({self.window}) is shorter than liquidation_steps ({self.liquidation_steps}): "
+                "it must hold one liquidation period at least"
+            )
+        return self
+
+
+@portfolio_rule_settings
+class PortfolioVarMargin(HistoricalPortfolioMargin):
+    """Historical-simulation VaR: the ``ceil((1 - confidence) x scenarios)``-th largest loss."""
+
+    rule: Literal["portfolio_var"]
+
+
+@portfolio_rule_settings
+class PortfolioEsMargin(HistoricalPortfolioMargin):
+    """Historical-simulation expected shortfall: the mean of the ``ceil((1 - c) x scenarios)`` worst."""
+
+    rule: Literal["portfolio_es"]
+
+
+@portfolio_rule_settings
+class ParametricVarMargin(_RiskBased):
+    """Variance-covariance VaR with an EWMA covariance matrix of the one-step log mark returns.
+
+    ``requirement = z(confidence) x sqrt(liquidation_steps) x sqrt(e' S e)``, ``e`` the account's
+    exposures (lots x contract x mark) and ``S`` the covariance, seeded with the mean cross-products of
+    the first ``min_history`` returns. A correlation that jumps reaches ``S`` only as fast as the decay
+    lets it: the rule under-margins a hedge whose correlation breaks. Until ``min_history`` returns
+    exist, the requirement is the sum of the positions' own requirements; ``minimum_rate`` floors it.
+    """
+
+    rule: Literal["parametric_var"]
+    decay: _Decay = 0.94
+    min_history: int = Field(default=50, ge=2, description="Returns before the rule takes over.")
+
+
+# One model needs no discriminator; several are told apart by `rule`.
+PortfolioMarginConfig = (
+    next(iter(PORTFOLIO_RULE_SETTINGS.values()))
+    if len(PORTFOLIO_RULE_SETTINGS) == 1
+    else Annotated[union_of(PORTFOLIO_RULE_SETTINGS.values()), Field(discriminator="rule")]
+)
