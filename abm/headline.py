@@ -72,6 +72,20 @@ HEADLINE_MEASURES: dict[str, Measure] = {
     "calm_margin_per_notional": Measure(
         "share of notional", "initial margin held per unit of gross notional before the first shock"
     ),
+    "portfolio_calm_margin_per_notional": Measure(
+        "share of notional",
+        "maintenance the portfolio rule asks per unit of the portfolio accounts' gross notional, before "
+        "the first shock",
+    ),
+    "portfolio_calm_offset": Measure(
+        "share", "one minus the portfolio rule's maintenance over the positions' own, before the first shock"
+    ),
+    "portfolio_margin_peak_to_trough": Measure(
+        "ratio", "peak over trough of the portfolio accounts' maintenance per gross notional"
+    ),
+    "portfolio_margin_largest_increase": Measure(
+        "share", "largest relative rise of that rate over market.vol_window steps"
+    ),
     "amplification": Measure(
         "ratio", "drawdown with liquidations over drawdown without them (--counterfactual)"
     ),

@@ -23,6 +23,8 @@ Definitions (all computed from the run's tables):
   equity, summed / at the worst step);
 * cost in normal times: ``calm_margin_per_notional``, the mean initial margin held per unit of gross
   notional before the first shock (the whole run when there is none);
+* with portfolio-margined accounts (:func:`portfolio_summary`): ``portfolio_calm_margin_per_notional``,
+  ``portfolio_calm_offset``, ``portfolio_margin_peak_to_trough``, ``portfolio_margin_largest_increase``;
 * coverage: ``coverage_exceptions`` of ``coverage_observations`` (steps where the adverse move over the
   rule's ``horizon`` exceeded the maintenance rate in force, long and short sides counted separately),
   ``kupiec_lr`` and ``kupiec_pvalue`` at the rule's confidence (``DEFAULT_HORIZON`` steps and
@@ -49,6 +51,7 @@ __all__ = [
     "DEFAULT_HORIZON",
     "instrument_frame",
     "margin_summary",
+    "portfolio_summary",
     "max_drawdown",
     "max_rise",
     "summarise",
@@ -185,6 +188,7 @@ def summarise(
         "mmr_min": headline["mmr_min"],
     }
     summary.update(margin_summary(first, scenario, configs[names[0]]))
+    summary.update(portfolio_summary(first, scenario, configs[names[0]]))
     summary.update(network_summary(cascade))
     if len(names) > 1:
         shocked = set(scenario.shocked_instruments())
@@ -207,6 +211,46 @@ def _stress_increase(rates: np.ndarray, calm: np.ndarray) -> float:
     if not calm.any() or calm.all():
         return float("nan")
     return float(np.nanmax(rates[~calm]) / np.nanmean(rates[calm]) - 1.0)
+
+
+def portfolio_summary(timeseries: pd.DataFrame, scenario, instrument) -> dict[str, Any]:
+    """What the portfolio rule asks of the portfolio accounts (none without them).
+
+    From the account-wide columns ``margin_portfolio_*`` (one instrument's rows): the maintenance rate
+    ``maintenance / gross notional`` of the portfolio accounts with a position, its mean before the
+    first shock (``portfolio_calm_margin_per_notional``), its peak over trough and largest rise over
+    ``vol_window`` steps (procyclicality), and ``portfolio_calm_offset``, one minus the rule's
+    maintenance over what the positions would need alone, summed over the calm steps.
+    """
+    if "margin_portfolio_maintenance" not in timeseries or len(timeseries) == 0:
+        return {}
+    maintenance = timeseries["margin_portfolio_maintenance"].to_numpy()
+    alone = timeseries["margin_portfolio_standalone_maintenance"].to_numpy()
+    notional = timeseries["margin_portfolio_gross_notional"].to_numpy()
+    rate = np.full(len(notional), np.nan)
+    np.divide(maintenance, notional, out=rate, where=notional > 0)
+    first_shock = min((shock.step for shock in scenario.shocks), default=None)
+    calm = timeseries["step"].to_numpy() < (first_shock if first_shock is not None else np.inf)
+    calm_rate = rate[calm & np.isfinite(rate)]
+    calm_alone = float(alone[calm].sum())
+    held = rate[np.isfinite(rate) & (rate > 0)]
+    return {
+        "portfolio_calm_margin_per_notional": float(calm_rate.mean()) if calm_rate.size else float("nan"),
+        "portfolio_calm_offset": 1.0 - float(maintenance[calm].sum()) / calm_alone
+        if calm_alone > 0
+        else float("nan"),
+        "portfolio_margin_peak_to_trough": margin_measures.peak_to_trough(held),
+        "portfolio_margin_largest_increase": _largest_increase_of_positive(rate, instrument.vol_window),
+    }
+
+
+def _largest_increase_of_positive(rate: np.ndarray, window: int) -> float:
+    # Steps without a rate (no position) or with a zero rate (a rule that asked nothing) are left out:
+    # NaN when no pair of steps window apart has a positive rate at both.
+    positive = np.where(rate > 0, rate, np.nan)
+    if len(positive) <= window or not np.isfinite(positive[window:] / positive[:-window]).any():
+        return float("nan")
+    return margin_measures.largest_increase(positive, window)
 
 
 def margin_summary(timeseries: pd.DataFrame, scenario, instrument=None) -> dict[str, Any]:

@@ -192,8 +192,9 @@ TIMESERIES = Table(
         "float64",
         "The margin policy's own figures (announced rates, raw rates, APC figures, the rule's sigma, var, "
         "es, max_leverage, ...; NaN where one does not apply), and with portfolio-margined accounts the "
-        "portfolio rule's: portfolio_maintenance and portfolio_standalone_maintenance (what the rule asks "
-        "of them, what their positions would need alone), the rule's own figures summed over them "
+        "portfolio rule's: portfolio_maintenance, portfolio_standalone_maintenance and "
+        "portfolio_gross_notional (what the rule asks of them, what their positions would need alone, "
+        "their gross notional), the rule's own figures summed over them "
         "(span_scanning_risk, span_credits; <rule>_ready, <rule>_scenarios, <rule>_binding_step; "
         "parametric_var_mean_correlation; account-wide) and per instrument on its row (span_scan_range, "
         "span_buffer_level, parametric_var_sigma).",

@@ -181,6 +181,7 @@ def test_a_run_with_span_accounts_keeps_every_invariant():
 # One example setting per registered rule: a new rule must add itself here to be held to the contract.
 EXAMPLES = {
     "correlation_offset": {"rule": "correlation_offset"},
+    "sum_of_positions": {"rule": "sum_of_positions"},
     "span": {
         "rule": "span",
         "scan_ranges": {"A": 0.06, "B": 0.08},
@@ -237,3 +238,38 @@ def test_every_portfolio_rule_meets_the_contract(name):
     both = maintenance_of(np.array([[30, -30]]))
     assert both[0] <= legs.sum() + 1e-9
     assert rule.call_buffer >= 0
+
+
+def test_the_sum_of_positions_rule_asks_what_cross_margin_asks():
+    # 200 accounts with random positions in X and Y, held twice: once cross-margined, once under the
+    # sum_of_positions rule. Same requirements (up to rounding: a matrix product against a sum), and the
+    # same accounts breached at marks that put about half of them under.
+    from abm.margin.portfolio_settings import SumOfPositionsMargin
+    from tests.exchange_helpers import make_pair_exchange
+
+    exchange = make_pair_exchange(correlation=0.5)
+    ledger, checker = exchange.ledger, exchange.checker
+    checker.portfolio_rule = build_portfolio_rule(SumOfPositionsMargin(rule="sum_of_positions"), np.eye(2))
+    rng = np.random.default_rng(11)
+    lots = rng.integers(-10, 11, size=(200, 2))
+    cross = ledger.add_accounts(200, rng.uniform(5.0, 95.0, 200), "leveraged_trader")
+    portfolio = ledger.add_accounts(200, ledger.collateral[cross], "leveraged_trader")
+    ledger.set_checked(np.r_[cross, portfolio], True)
+    ledger.set_margin_mode(portfolio, "portfolio")
+    checker.uses_portfolio()
+    counterparty = ledger.open_system_account("counterparty", 0.0)
+    for accounts in (cross, portfolio):
+        for account, (x, y) in zip(accounts.tolist(), lots.tolist(), strict=True):
+            for column, size in ((0, x), (1, y)):
+                if size > 0:
+                    ledger.trade(account, counterparty, column, size, 100.0)
+                elif size < 0:
+                    ledger.trade(counterparty, account, column, -size, 100.0)
+    result = checker.check(np.array([98.0, 103.0]))
+    for requirement in (result.initial_requirement, result.maintenance_requirement):
+        np.testing.assert_allclose(requirement[portfolio], requirement[cross], rtol=1e-12)
+    breached = set(result.breached.tolist())
+    assert 20 < len(breached & set(cross.tolist())) < 180
+    assert {account - 200 for account in breached if account in set(portfolio.tolist())} == (
+        breached & set(cross.tolist())
+    )

@@ -234,3 +234,49 @@ def test_a_minimum_rate_floors_the_requirement_at_a_share_of_gross_notional(rule
     floorless = _rule("AB", **{**settings, "minimum_rate": 0.0})
     floorless.review(5, _history(A, B))
     assert 1.0 < _maintenance(floorless, [[10, -10]])[0] < 4.0
+
+
+def test_the_portfolio_measures_of_a_run_by_hand():
+    import pandas as pd
+
+    from abm.metrics import portfolio_summary
+
+    # Six steps, the first shock at step 3. Maintenance asked 2, 2, 1, 4, 8, 0; the positions alone
+    # would need 4 each step; gross notional 100 (0 at the last step: nobody holds a position).
+    # Rates 0.02, 0.02, 0.01, 0.04, 0.08, none. Calm (steps 0-2): mean rate 0.05 / 3 = 0.016667, offset
+    # 1 - (2 + 2 + 1) / 12 = 0.583333. Peak over trough 0.08 / 0.01 = 8. Largest rise over 1 step
+    # (vol_window 1): 0.04 / 0.01 - 1 = 3.
+    frame = pd.DataFrame(
+        {
+            "step": range(6),
+            "margin_portfolio_maintenance": [2.0, 2.0, 1.0, 4.0, 8.0, 0.0],
+            "margin_portfolio_standalone_maintenance": [4.0] * 6,
+            "margin_portfolio_gross_notional": [100.0] * 5 + [0.0],
+        }
+    )
+    scenario = SimpleNamespace(shocks=[SimpleNamespace(step=3)])
+    summary = portfolio_summary(frame, scenario, SimpleNamespace(vol_window=1))
+    assert summary == pytest.approx(
+        {
+            "portfolio_calm_margin_per_notional": 0.05 / 3,
+            "portfolio_calm_offset": 1 - 5 / 12,
+            "portfolio_margin_peak_to_trough": 8.0,
+            "portfolio_margin_largest_increase": 3.0,
+        }
+    )
+    # No portfolio accounts, no measures.
+    assert portfolio_summary(frame[["step"]], scenario, SimpleNamespace(vol_window=1)) == {}
+
+
+def test_the_filter_factor_is_clipped_after_a_still_spell():
+    # Returns 0, 0, 0, 0.02; decay 0.5 seeded with two returns: the forecast before the third and the
+    # fourth return is 0 (nothing moved), after the fourth 0.5 x 0.02^2 = 2e-4. The fourth return's
+    # factor sqrt(2e-4) / 0 is unbounded: clipped to max_scale 5, it becomes 0.1, so a short of 10 at
+    # 100 (e = -100) loses 100 (e^0.1 - 1) = 10.51709 in the worst scenario (confidence 0.75, four
+    # scenarios, k = 1); the still returns stay 0.
+    history = _history([0.0, 0.0, 0.0, 0.02])
+    settings = dict(rule="portfolio_var", confidence=0.75, liquidation_steps=1, window=4, min_scenarios=4)
+    margin = _rule("A", **settings, filtered=True, decay=0.5, max_scale=5.0)
+    for step in range(5):
+        margin.review(step, [history[0][: step + 1]])
+    assert _maintenance(margin, [[-10]])[0] == pytest.approx(10.51709, abs=1e-5)

@@ -482,3 +482,41 @@ def test_compare_on_an_interrupted_sweep_names_the_groups_missing_runs(inline_sw
     assert "(1 missing)" not in err and manifest["points"][0]["group"] + " (" not in err
     assert cli.main(["compare", str(outcome.out_dir), "--no-figures", "--out", str(tmp_path / "whole")]) == 0
     assert "incomplete" not in capsys.readouterr().err
+
+
+def test_a_baseline_per_stratum_pairs_each_group_with_its_own_baseline():
+    from abm.sweep.report import paired_differences
+
+    # Two rules (a, b) under two stresses (x, y), seeds 1-2. b - a under x: 1, 3 (mean 2); under y:
+    # 10, 30 (mean 20). Against one baseline group ("a, x") y's b would be 20 + 100 = 120 off.
+    rows = []
+    for stress, offset in (("x", 0.0), ("y", 100.0)):
+        for rule, seed, loss in (("a", 1, 0.0), ("a", 2, 0.0), ("b", 1, 1.0), ("b", 2, 3.0)):
+            scale = 10.0 if stress == "y" else 1.0
+            rows.append(
+                {
+                    "group": f"rule={rule}, stress={stress}",
+                    "label.rule": rule,
+                    "label.stress": stress,
+                    "seed": seed,
+                    "status": "ok",
+                    "loss": offset + scale * loss,
+                }
+            )
+    table = paired_differences(pd.DataFrame(rows), ["loss"], baseline="rule=a").set_index("group")
+    assert table["baseline"].to_dict() == {
+        "rule=b, stress=x": "rule=a, stress=x",
+        "rule=b, stress=y": "rule=a, stress=y",
+    }
+    assert table["loss.diff"].tolist() == pytest.approx([2.0, 20.0])
+    # A swept key outside group_by (a value zipped with the rule, labelled differently per rule) does
+    # not stop the pairing when group_by is given.
+    frame = pd.DataFrame(rows)
+    frame["label.rate"] = np.where(frame["label.rule"] == "a", "low", "high")
+    assert paired_differences(frame, ["loss"], baseline="rule=a").empty
+    table = paired_differences(frame, ["loss"], baseline="rule=a", group_by=["rule", "stress"])
+    assert table["loss.diff"].tolist() == pytest.approx([2.0, 20.0])
+    with pytest.raises(ValueError, match="no group has rule=z; its labels: a, b"):
+        paired_differences(pd.DataFrame(rows), ["loss"], baseline="rule=z")
+    with pytest.raises(ValueError, match=r"KEY=LABEL for a swept key: rule, stress"):
+        paired_differences(pd.DataFrame(rows), ["loss"], baseline="method=a")

@@ -3,7 +3,8 @@
 A rule is given, for the portfolio accounts, their positions and the requirements each position would
 have alone under its instrument's rule, and returns the accounts' initial and maintenance requirements.
 Accounts with ``margin_mode: portfolio`` meet these instead of the sum of their positions' requirements
-(:class:`~abm.margin.check.MarginChecker`). The rules: ``correlation_offset`` (here), ``span``
+(:class:`~abm.margin.check.MarginChecker`). The rules: ``sum_of_positions`` and ``correlation_offset``
+(here), ``span``
 (:mod:`abm.margin.span`), ``portfolio_var``, ``portfolio_es`` and ``parametric_var``
 (:mod:`abm.margin.portfolio_var`); the contract is :class:`PortfolioMarginRule`
 (:mod:`abm.margin.portfolio_base`). They are registered in :data:`PORTFOLIO_RULE_CLASSES`, their
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from abm.margin.portfolio_base import PORTFOLIO_RULE_CLASSES, PortfolioMarginRule, implements_portfolio
-from abm.margin.portfolio_settings import CorrelationOffsetMargin
+from abm.margin.portfolio_settings import CorrelationOffsetMargin, SumOfPositionsMargin
 from abm.margin.portfolio_var import ParametricVarRule, PortfolioEsRule, PortfolioVarRule
 from abm.margin.span import SpanRule
 
@@ -30,6 +31,7 @@ __all__ = [
     "PortfolioMarginRule",
     "PortfolioVarRule",
     "SpanRule",
+    "SumOfPositionsRule",
     "build_portfolio_rule",
 ]
 
@@ -68,6 +70,21 @@ class CorrelationOffsetRule(PortfolioMarginRule):
     def requirements(self, positions, marks, position_initial, position_maintenance):
         """Both requirements combined by the correlation matrix (see the class docstring)."""
         return self._combined(positions, position_initial), self._combined(positions, position_maintenance)
+
+
+@implements_portfolio(SumOfPositionsMargin)
+class SumOfPositionsRule(PortfolioMarginRule):
+    """The sum of the positions' own requirements: cross margin's requirement, no offset.
+
+    >>> rule = SumOfPositionsRule(SumOfPositionsMargin(rule="sum_of_positions"), np.eye(2))
+    >>> alone = np.array([[30.0, 40.0]])
+    >>> [float(x[0]) for x in rule.requirements(np.array([[10, -10]]), np.ones(2), 2 * alone, alone)]
+    [140.0, 70.0]
+    """
+
+    def requirements(self, positions, marks, position_initial, position_maintenance):
+        """The sums over the account's positions."""
+        return position_initial.sum(axis=1), position_maintenance.sum(axis=1)
 
 
 def build_portfolio_rule(

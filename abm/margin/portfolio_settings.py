@@ -26,6 +26,7 @@ __all__ = [
     "SpanMargin",
     "SpreadCredit",
     "StressWindow",
+    "SumOfPositionsMargin",
 ]
 
 PORTFOLIO_RULE_SETTINGS: Registry[type[BaseModel]] = Registry("portfolio margin rule")
@@ -68,6 +69,17 @@ class CorrelationOffsetMargin(_PortfolioBase):
     correlation: list[list[float]] | None = Field(
         default=None, description="Correlation matrix of the offsets (default: the scenario's correlation)."
     )
+
+
+@portfolio_rule_settings
+class SumOfPositionsMargin(_PortfolioBase):
+    """No offset: the sum of the positions' own requirements, each under its instrument's rule.
+
+    What cross margin asks, as a portfolio rule: the baseline that every other rule's offset is measured
+    against, with the portfolio rule's measures recorded like theirs.
+    """
+
+    rule: Literal["sum_of_positions"]
 
 
 class SpreadCredit(_Strict):
@@ -187,7 +199,8 @@ class HistoricalPortfolioMargin(_RiskBased):
     ``window`` one-step returns (and the ``stress_window``'s, once seen); an account's loss in a
     scenario is ``-sum_i lots_i x contract_i x mark_i x (exp(R_i) - 1)``. With ``filtered``, each
     one-step return is first rescaled by the instrument's EWMA volatility now over its volatility then
-    (filtered historical simulation). Until ``min_scenarios`` scenarios exist, the requirement is the
+    (filtered historical simulation; the factor clipped to [1 / max_scale, max_scale], as after a still
+    spell the forecast is near zero). Until ``min_scenarios`` scenarios exist, the requirement is the
     sum of the positions' own requirements (no offset). ``minimum_rate`` floors the requirement at that
     share of the account's gross notional.
     """
@@ -195,6 +208,12 @@ class HistoricalPortfolioMargin(_RiskBased):
     window: int = Field(default=500, ge=2, le=100_000, description="One-step returns in the window.")
     min_scenarios: int = Field(default=50, ge=1, description="Scenarios before the rule takes over.")
     filtered: bool = Field(default=False, description="Rescale past returns by volatility now / then.")
+    max_scale: float = Field(
+        default=5.0,
+        gt=1.0,
+        le=1000.0,
+        description="With filtered: the scale factor is clipped to [1 / max_scale, max_scale].",
+    )
     decay: _Decay = 0.94
     stress_window: StressWindow | None = None
 

@@ -131,13 +131,16 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
             ewma.update([history[: read + 2] for history in mark_histories])  # reads return `read`
 
     def _filter(self, returns: np.ndarray, first: int) -> np.ndarray:
-        # r_t x sigma_now / sigma_t (sigma_t: the forecast before r_t); returns before the EWMA has a
-        # value keep their size.
+        # r_t x sigma_now / sigma_t (sigma_t: the forecast before r_t), the factor clipped to
+        # [1 / max_scale, max_scale]; returns before the EWMA has a value keep their size.
         then = np.array(self._sigma_before[first : first + len(returns)])
         now = self._ewma.sigma
+        # The factor is clipped: after a still spell the forecast is near zero and the ratio unbounded.
+        limit = self.config.max_scale
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where((then > 0) & np.isfinite(then), now / then, 1.0)
-        return returns * scale
+            scale = np.where(then > 0, now / then, limit)  # a zero forecast: the largest factor
+        scale = np.where(np.isnan(then), 1.0, scale)
+        return returns * np.clip(scale, 1.0 / limit, limit)
 
     def losses(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
         """Each account's loss in each scenario, ``(accounts, scenarios)``."""

@@ -46,7 +46,10 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
         "--paths", action="store_true", help="with --report: re-run one seed per group for paths"
     )
     parser.add_argument(
-        "--baseline", metavar="GROUP", help="with --report: compare every group with GROUP seed by seed"
+        "--baseline",
+        metavar="GROUP",
+        help="with --report: compare every group with GROUP seed by seed (or KEY=LABEL: each group with "
+        "the group that has LABEL for swept KEY and its own labels for the other keys)",
     )
     parser.add_argument(
         "--set",
@@ -78,7 +81,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--baseline",
         metavar="GROUP",
-        help="also compare every group with GROUP seed by seed (mean difference, paired 95%% t interval)",
+        help="also compare every group with GROUP seed by seed (mean difference, paired 95%% t interval); "
+        "KEY=LABEL compares each group with the one that has LABEL for swept KEY, other labels equal",
     )
     parser.set_defaults(handler=_compare_command)
 

@@ -45,12 +45,14 @@ __all__ = [
     "CONFIDENCE",
     "HEADLINE_MEASURES",
     "SweepReport",
+    "baseline_pairs",
     "format_group_table",
     "headline_measures",
     "missing_runs",
     "group_summary",
     "load_sweep_results",
     "margin_paths",
+    "paired_differences",
     "write_report",
 ]
 
@@ -238,8 +240,63 @@ def group_summary(
     return pd.DataFrame(rows)
 
 
+def baseline_pairs(
+    results: pd.DataFrame, baseline: str, group_by: Sequence[str] | None = None
+) -> list[tuple[str, str]]:
+    """Which group each group is compared with: ``(group, its baseline group)``, in order of appearance.
+
+    ``baseline`` is a group (every other group is compared with it), or ``KEY=LABEL`` for a swept key:
+    each group is compared with the group that has ``LABEL`` for ``KEY`` and the same labels for every
+    other key that defines groups (``group_by``; default every swept key): ``portfolio_margin=fixed``
+    compares each rule with the fixed rule under the same stress, never across stresses.
+
+    >>> table = pd.DataFrame({"group": ["a, x", "b, x", "a, y", "b, y"],
+    ...                       "label.rule": ["a", "b", "a", "b"], "label.stress": ["x", "x", "y", "y"]})
+    >>> baseline_pairs(table, "rule=a")
+    [('b, x', 'a, x'), ('b, y', 'a, y')]
+
+    Raises:
+        ValueError: ``baseline`` is neither a group nor ``KEY=LABEL`` of a swept key and one of its
+            labels.
+    """
+    groups = results["group"].astype(str).drop_duplicates().tolist()
+    if baseline in groups:
+        return [(group, baseline) for group in groups if group != baseline]
+    key, _, label = baseline.partition("=")
+    column = f"label.{key}"
+    label_columns = [c for c in results.columns if str(c).startswith("label.")]
+    if not label or column not in label_columns:
+        swept = ", ".join(c[len("label.") :] for c in label_columns) or "none"
+        raise ValueError(
+            f"baseline group {baseline!r} is not in the results; groups: {', '.join(groups)} "
+            f"(or give KEY=LABEL for a swept key: {swept})"
+        )
+    labels = results.drop_duplicates("group").set_index(results.drop_duplicates("group")["group"].astype(str))
+    if label not in set(labels[column].astype(str)):
+        known = ", ".join(labels[column].astype(str).drop_duplicates())
+        raise ValueError(f"baseline {baseline!r}: no group has {key}={label}; its labels: {known}")
+    others = [c for c in label_columns if c != column]
+    if group_by is not None:
+        others = [c for c in others if c[len("label.") :] in group_by]
+    pairs = []
+    for group in groups:
+        row = labels.loc[group]
+        if str(row[column]) == label:
+            continue
+        match = labels[labels[column].astype(str) == label]
+        for other in others:
+            match = match[match[other].astype(str) == str(row[other])]
+        if len(match):
+            pairs.append((group, str(match.index[0])))
+    return pairs
+
+
 def paired_differences(
-    results: pd.DataFrame, measures: Sequence[str], baseline: str, confidence: float = CONFIDENCE
+    results: pd.DataFrame,
+    measures: Sequence[str],
+    baseline: str,
+    confidence: float = CONFIDENCE,
+    group_by: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Each group minus a baseline group, seed by seed (common random numbers), with a paired t interval.
 
@@ -250,32 +307,31 @@ def paired_differences(
     Args:
         results: The results table (``group``, ``seed``, ``status`` and the measures).
         measures: The columns to compare.
-        baseline: The group every other group is compared with.
+        baseline: The group every other group is compared with, or ``KEY=LABEL`` to compare each
+            group with its own baseline group (:func:`baseline_pairs`).
         confidence: Level of the interval of the mean difference.
+        group_by: The keys that define groups, for ``KEY=LABEL`` (default every swept key).
 
     Returns:
-        One row per group other than the baseline, in order of appearance: ``group``, ``pairs`` (seeds
-        with an ok run in both), and per measure ``<m>.diff``, ``<m>.low``, ``<m>.high`` (NaN with fewer
-        than two pairs).
+        One row per group other than the baseline, in order of appearance: ``group``, ``baseline`` (the
+        group it is compared with), ``pairs`` (seeds with an ok run in both), and per measure
+        ``<m>.diff``, ``<m>.low``, ``<m>.high`` (NaN with fewer than two pairs).
 
     Raises:
-        ValueError: ``baseline`` is not a group of ``results``.
+        ValueError: ``baseline`` is not a group of ``results`` (nor ``KEY=LABEL`` of one).
     """
     from scipy import stats
 
-    groups = results["group"].drop_duplicates().tolist()
-    if baseline not in groups:
-        raise ValueError(f"baseline group {baseline!r} is not in the results; groups: {', '.join(groups)}")
+    pairs = baseline_pairs(results, baseline, group_by)
     ok = results[results["status"] == "ok"]
-    # Pairs are runs with the same seed (groups of two compared sweeps pair when their seeds agree).
-    paired_base = ok[ok["group"] == baseline].set_index("seed")
+    by_group = {str(group): frame.set_index("seed") for group, frame in ok.groupby(ok["group"].astype(str))}
+    empty = ok.iloc[:0].set_index("seed")
     rows = []
-    for group in groups:
-        if group == baseline:
-            continue
-        other = ok[ok["group"] == group].set_index("seed")
+    for group, base in pairs:
+        # Pairs are runs with the same seed (groups of two compared sweeps pair when their seeds agree).
+        other, paired_base = by_group.get(group, empty), by_group.get(base, empty)
         common = other.index.intersection(paired_base.index)
-        row: dict[str, Any] = {"group": group, "pairs": len(common)}
+        row: dict[str, Any] = {"group": group, "baseline": base, "pairs": len(common)}
         for measure in measures:
             left = pd.to_numeric(other.loc[common, measure], errors="coerce").to_numpy(dtype=float)
             right = pd.to_numeric(paired_base.loc[common, measure], errors="coerce").to_numpy(dtype=float)
@@ -409,7 +465,10 @@ def write_report(
     measures = _measure_columns(results.drop(columns=["sweep_dir"]), parameter_columns)
     summary = group_summary(results, measures)
     # A bad baseline is bad input: found before anything is written.
-    differences = paired_differences(results, measures, baseline) if baseline is not None else None
+    group_by = sorted({key for manifest in manifests for key in manifest.get("group_by", [])}) or None
+    differences = (
+        paired_differences(results, measures, baseline, group_by=group_by) if baseline is not None else None
+    )
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "summary_by_group.csv", out / "summary_by_group.parquet"]
     summary.to_csv(files[0], index=False, lineterminator="\n")
