@@ -273,3 +273,13 @@ def test_the_sum_of_positions_rule_asks_what_cross_margin_asks():
     assert {account - 200 for account in breached if account in set(portfolio.tolist())} == (
         breached & set(cross.tolist())
     )
+
+
+@pytest.mark.parametrize("weight", [0.35, 0.6])
+def test_the_scanning_risk_is_the_risk_arrays_worst_loss(weight):
+    # The closed form (|exposure| x the largest move) against the whole risk array, on random books.
+    rule = _rule({"A": 0.06, "B": 0.08, "C": 0.05}, extreme_weight=weight)
+    rng = np.random.default_rng(5)
+    positions, marks = rng.integers(-50, 51, size=(200, 3)), np.array([100.0, 50.0, 200.0])
+    worst = np.maximum(rule.risk_array(positions, marks).max(axis=2), 0.0)
+    np.testing.assert_allclose(rule.scanning_risk(positions, marks), worst, rtol=1e-12, atol=1e-12)

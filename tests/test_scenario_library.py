@@ -30,6 +30,7 @@ LIBRARY = (
     "crash_2020_03_12",
     "crash_2021_05_19",
     "policy_stress",
+    "portfolio_stress",
     "validation_leverage",
 )
 SHORT_STEPS = 80
@@ -232,3 +233,15 @@ def test_contagion_crosses_into_b_under_cross_margin_and_not_under_isolated():
         assert summary["contagion_liquidated_notional"] == 0 and b["liquidations"] == 0
         assert b["max_drawdown"] < 0.005
         assert summary["by_instrument"]["A"]["liquidations"] > 0  # A's crash is there all the same
+
+
+def test_portfolio_stress_offsets_a_third_in_calm_and_its_crash_liquidates_in_both_books():
+    # Under correlation_offset (the scenario's correlation, 0.9) the crowd (long both) and the hedgers
+    # (long A, short B) need less than their positions alone; the crash in A liquidates in A and, through
+    # the portfolio accounts, in B.
+    for seed in range(1, 11):
+        # 420 steps: the first liquidation comes 49-89 steps after the shock on seeds 1-10.
+        summary = full_run("portfolio_stress", f"seed={seed}", "steps=420").summary
+        assert 0.28 < summary["portfolio_calm_offset"] < 0.34, seed
+        liquidations = summary["by_instrument"]
+        assert liquidations["A"]["liquidations"] > 0 and liquidations["B"]["liquidations"] > 0, seed

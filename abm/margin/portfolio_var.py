@@ -111,7 +111,8 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         if self._stress_moves is not None:
             moves = np.hstack([moves, self._stress_moves])
             steps = np.concatenate([steps, self._stress_steps])
-        self.scenario_moves, self.scenario_steps = moves, steps
+        # Fortran order: the product with the exposures runs a third faster.
+        self.scenario_moves, self.scenario_steps = np.asfortranarray(moves), steps
 
     def _keep_stress_period(self, mark_histories, start: int, end: int, h: int) -> None:
         # The h-step periods ending in steps start..end (ending mark index s + 1, from s + 1 - h >= 0).
@@ -147,12 +148,25 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         return -(_exposures(positions, marks, self.contract_sizes) @ self.scenario_moves)
 
     def tail(self, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` largest losses of each account (any order) and the column of the k-th largest."""
+        """The ``k`` largest losses of each account (largest first) and the column of the k-th largest.
+
+        For the few scenarios of a usual tail (k <= 8: 99% of 250 is 3) k passes of argmax, each
+        masking the loss it found, cost a third of a partition; ties go to the first scenario. It
+        overwrites ``losses`` (the callers' own temporaries) with -inf where it found the tail.
+        """
         k = tail_count(self.config.confidence, losses.shape[1])
-        order = np.argpartition(-losses, k - 1, axis=1)[:, :k]
-        tail = np.take_along_axis(losses, order, axis=1)
-        kth = order[np.arange(len(losses)), tail.argmin(axis=1)] if len(losses) else np.zeros(0, int)
-        return tail, kth
+        accounts = len(losses)
+        if k > 8 or accounts == 0:
+            order = np.argsort(-losses, axis=1, kind="stable")[:, :k]
+            tail = np.take_along_axis(losses, order, axis=1)
+            return tail, order[:, k - 1] if accounts else np.zeros(0, dtype=np.int64)
+        rows = np.arange(accounts)
+        tail = np.empty((accounts, k))
+        for rank in range(k):
+            column = losses.argmax(axis=1)
+            tail[:, rank] = losses[rows, column]
+            losses[rows, column] = -np.inf
+        return tail, column
 
     @abstractmethod
     def measure(self, tail: np.ndarray) -> np.ndarray:
@@ -163,7 +177,9 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         if not self.ready:
             return position_initial.sum(axis=1), position_maintenance.sum(axis=1)
         exposure = _exposures(positions, marks, self.contract_sizes)
-        tail, _ = self.tail(-(exposure @ self.scenario_moves))
+        losses = exposure @ self.scenario_moves
+        np.negative(losses, out=losses)
+        tail, _ = self.tail(losses)
         return _floored(self.config, self.measure(tail), exposure)
 
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
@@ -205,7 +221,7 @@ class PortfolioVarRule(HistoricalPortfolioRule):
 
     def measure(self, tail: np.ndarray) -> np.ndarray:
         """The k-th largest loss."""
-        return tail.min(axis=1)
+        return tail[:, -1]
 
 
 @implements_portfolio(PortfolioEsMargin)

@@ -63,6 +63,7 @@ class SpanRule(PortfolioMarginRule):
         self.scenario_moves = np.array(
             [0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0, extreme * weight, -extreme * weight]
         )
+        self._largest_move = float(np.abs(self.scenario_moves).max())
         column = {name: i for i, name in enumerate(self.instrument_names)}
         self.pairs = [(column[c.pair[0]], column[c.pair[1]], c.rate) for c in config.spread_credits]
         scaling = config.volatility_scaling
@@ -109,13 +110,22 @@ class SpanRule(PortfolioMarginRule):
 
     # ------------------------------------------------------------------ the charges
 
-    def scanning_risk(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
-        """Each position's worst loss over the risk array, ``(accounts, instruments)``."""
+    def risk_array(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
+        """Each position's loss in each scenario of the risk array, ``(accounts, instruments, scenarios)``."""
         exposure = np.asarray(positions, dtype=float) * (
             np.asarray(marks) * self.contract_sizes * self.scan_ranges
         )
-        losses = -exposure[:, :, None] * self.scenario_moves  # (accounts, instruments, scenarios)
-        return np.maximum(losses.max(axis=2), 0.0)
+        return -exposure[:, :, None] * self.scenario_moves
+
+    def scanning_risk(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
+        """Each position's worst loss over the risk array, ``(accounts, instruments)``.
+
+        A future's loss is linear in the move and the moves come in +- pairs, so the worst is
+        ``|exposure| x`` the largest move: the risk array's maximum without forming it (tested equal).
+        """
+        exposure = np.abs(np.asarray(positions, dtype=float))
+        exposure *= np.asarray(marks) * self.contract_sizes * (self.scan_ranges * self._largest_move)
+        return exposure
 
     def requirements(self, positions, marks, position_initial, position_maintenance):
         """Scanning risk less spread credits (maintenance), times ``initial_multiple`` (initial)."""
