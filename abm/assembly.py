@@ -15,7 +15,7 @@ import pandas as pd
 
 from abm.journal import money_figures
 from abm.ledger import KIND_NAMES, MARGIN_MODES, Ledger
-from abm.metrics import summarise
+from abm.metrics import account_risk_summary, summarise
 from abm.network import (
     build_cascade_graph,
     build_exposure_graph,
@@ -133,6 +133,7 @@ def assemble_result(
     wall_seconds: float,
     invariant_checks: bool,
     extra: Mapping[str, Any],
+    end_sensitivity=None,
 ) -> RunResult:
     """Build a run's :class:`RunResult` from its parts.
 
@@ -149,6 +150,8 @@ def assemble_result(
         wall_seconds: Wall time of the simulation.
         invariant_checks: Whether invariants were checked after every step.
         extra: Further items for ``RunResult.extra`` (times, seed sequence).
+        end_sensitivity: The accounts' :class:`~abm.margin.sensitivity.AccountSensitivity` at the end
+            (for the end snapshot's risk columns).
     """
     timeseries = recorder.to_frame()
     trades = trades_table(ledger)
@@ -171,6 +174,7 @@ def assemble_result(
         ledger.position,
         ledger.equity(marks),
         np.abs(ledger.position) * marks * ledger.contract_sizes,
+        end_sensitivity,
     )
     snapshots = recorder.snapshots_frame()
     sizes = (
@@ -179,6 +183,7 @@ def assemble_result(
         else float(ledger.contract_sizes[0])
     )
     trade_graph = build_trade_graph(trades, accounts, liquidation_frame, sizes)
+    summary.update(account_risk_summary(snapshots, accounts))
     before = snapshots[snapshots["snapshot"] == "before_stress"]
     exposure_graph = build_exposure_graph(exposures_from_accounts(before))
     summary.update(trade_network_summary(trade_graph, exposure_graph, asset=names[0]))

@@ -86,6 +86,19 @@ HEADLINE_MEASURES: dict[str, Measure] = {
     "portfolio_margin_largest_increase": Measure(
         "share", "largest relative rise of that rate over market.vol_window steps"
     ),
+    "trader_median_utilisation": Measure(
+        "ratio", "median over the traders with a position of initial margin / equity, before the stress"
+    ),
+    "trader_median_buffer": Measure(
+        "ratio", "median of equity / maintenance - 1 over those traders (below 0: liquidated)"
+    ),
+    "trader_median_distance_to_liquidation": Measure(
+        "share of mark", "median move of every mark together that liquidates a trader, before the stress"
+    ),
+    "trader_share_within_5pct": Measure(
+        "share", "share of those traders a 5% move of every mark liquidates (margin-call sensitivity)"
+    ),
+    "liquidated_share": Measure("share", "share of the group's accounts liquidated in the run"),
     "amplification": Measure(
         "ratio", "drawdown with liquidations over drawdown without them (--counterfactual)"
     ),

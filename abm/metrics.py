@@ -25,6 +25,9 @@ Definitions (all computed from the run's tables):
   notional before the first shock (the whole run when there is none);
 * with portfolio-margined accounts (:func:`portfolio_summary`): ``portfolio_calm_margin_per_notional``,
   ``portfolio_calm_offset``, ``portfolio_margin_peak_to_trough``, ``portfolio_margin_largest_increase``;
+* the leveraged traders' accounts just before the stress (:func:`account_risk_summary`):
+  ``trader_median_utilisation``, ``trader_median_buffer``, ``trader_median_distance_to_liquidation``,
+  ``trader_share_within_5pct``, and ``by_group`` (the same per trader group, with ``liquidated_share``);
 * coverage: ``coverage_exceptions`` of ``coverage_observations`` (steps where the adverse move over the
   rule's ``horizon`` exceeded the maintenance rate in force, long and short sides counted separately),
   ``kupiec_lr`` and ``kupiec_pvalue`` at the rule's confidence (``DEFAULT_HORIZON`` steps and
@@ -37,6 +40,7 @@ Definitions (all computed from the run's tables):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import networkx as nx
@@ -52,6 +56,7 @@ __all__ = [
     "instrument_frame",
     "margin_summary",
     "portfolio_summary",
+    "account_risk_summary",
     "max_drawdown",
     "max_rise",
     "summarise",
@@ -299,3 +304,55 @@ def margin_summary(timeseries: pd.DataFrame, scenario, instrument=None) -> dict[
         "kupiec_lr": float(kupiec_lr),
         "kupiec_pvalue": float(kupiec_pvalue),
     }
+
+
+def account_risk_summary(snapshots: pd.DataFrame, accounts: pd.DataFrame) -> dict[str, Any]:
+    """What risk teams read off the leveraged traders' accounts just before the stress.
+
+    From the ``before_stress`` account snapshot (:mod:`abm.margin.sensitivity`), over the leveraged-trader
+    accounts with a position: the medians of ``utilisation`` (initial margin over equity), ``buffer``
+    (equity over maintenance, less one) and ``joint_distance_to_liquidation`` (the move of every mark
+    that liquidates the account), and the share a 5% move liquidates. ``by_group`` holds the same per
+    trader group, with ``liquidated_share``: the share of the group's accounts liquidated in the run (over
+    a sweep's seeds, the probability of liquidation). Empty without a snapshot or traders.
+
+    >>> snapshot = pd.DataFrame({"snapshot": "before_stress", "account_id": [1, 2, 3],
+    ...     "kind": "leveraged_trader", "position": [5, 5, 0], "utilisation": [0.5, 0.7, 0.0],
+    ...     "buffer": [1.0, 0.2, 0.0], "joint_distance_to_liquidation": [0.08, 0.03, 0.0]})
+    >>> accounts = pd.DataFrame({"account_id": [1, 2, 3], "kind": "leveraged_trader",
+    ...     "group": ["a", "a", "b"], "liquidated": [0, 1, 0]})
+    >>> summary = account_risk_summary(snapshot, accounts)
+    >>> summary["trader_median_distance_to_liquidation"], summary["trader_share_within_5pct"]
+    (0.055, 0.5)
+    >>> summary["by_group"]["a"]["liquidated_share"], summary["by_group"]["b"]["liquidated_share"]
+    (0.5, 0.0)
+    """
+    if "joint_distance_to_liquidation" not in snapshots or "group" not in accounts:
+        return {}
+    before = snapshots[(snapshots["snapshot"] == "before_stress") & (snapshots["kind"] == "leveraged_trader")]
+    held_ids = before.loc[before["position"] != 0, "account_id"].unique()
+    rows = before[before["account_id"].isin(held_ids)].drop_duplicates("account_id").set_index("account_id")
+    traders = accounts[accounts["kind"] == "leveraged_trader"].drop_duplicates("account_id")
+    if len(traders) == 0:
+        return {}
+
+    def figures(frame: pd.DataFrame) -> dict[str, float]:
+        distance = frame["joint_distance_to_liquidation"].to_numpy(dtype=float)
+        return {
+            "median_utilisation": float(frame["utilisation"].median()) if len(frame) else math.nan,
+            "median_buffer": float(frame["buffer"].median()) if len(frame) else math.nan,
+            "median_distance_to_liquidation": float(np.median(distance)) if len(frame) else math.nan,
+            "share_within_5pct": float(np.mean(distance <= 0.05)) if len(frame) else math.nan,
+        }
+
+    summary = {f"trader_{name}": value for name, value in figures(rows).items()}
+    by_group = {}
+    for label, members in traders.groupby("group", sort=False):
+        ids = members["account_id"].to_numpy()
+        by_group[str(label)] = {
+            "accounts": int(len(ids)),
+            "liquidated_share": float((members["liquidated"].to_numpy() > 0).mean()),
+            **figures(rows[rows.index.isin(ids)]),
+        }
+    summary["by_group"] = by_group
+    return summary

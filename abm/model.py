@@ -410,7 +410,13 @@ class MarketModel(mesa.Model):
         if t == self._snapshot_step:  # every account just before the stress, for the stress figures
             kinds = [KIND_NAMES[int(code)] for code in self.ledger.kind]
             self.recorder.snapshot_accounts(
-                "before_stress", t, kinds, self.ledger.position, check.equity, check.position_notional
+                "before_stress",
+                t,
+                kinds,
+                self.ledger.position,
+                check.equity,
+                check.position_notional,
+                self.sensitivity(check.marks),  # the marks the snapshot's equity is taken at
             )
 
     # ------------------------------------------------------------------ running and results
@@ -443,6 +449,7 @@ class MarketModel(mesa.Model):
             policies=self.checker.policies,
             marks=self.marks,
             last_step=max(self.steps - 1, 0),
+            end_sensitivity=self.sensitivity(),
             wall_seconds=self.wall_seconds or (time.perf_counter() - self._started),
             invariant_checks=self.check_invariants,
             extra={
@@ -451,6 +458,13 @@ class MarketModel(mesa.Model):
                 "end_time": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
+
+    def sensitivity(self, marks=None):
+        """Utilisation, buffer and distances to liquidation of every margin-checked account now."""
+        from abm.margin.sensitivity import account_sensitivity
+
+        marks = self.marks if marks is None else marks
+        return account_sensitivity(self.checker, marks, np.flatnonzero(self.ledger.checked))
 
     def _seed_sequence(self) -> dict[str, Any] | None:
         """Entropy and spawn key of the SeedSequence behind ``self.rng`` (for the manifest)."""

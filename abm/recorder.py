@@ -254,7 +254,14 @@ class RunRecorder:
         book.depth_profile(reference_ticks, width, DEPTH_BUCKETS, span, out=self.depth_profile[self.rows - 1])
 
     def snapshot_accounts(
-        self, label: str, step: int, kinds, positions: np.ndarray, equity: np.ndarray, notional: np.ndarray
+        self,
+        label: str,
+        step: int,
+        kinds,
+        positions: np.ndarray,
+        equity: np.ndarray,
+        notional: np.ndarray,
+        sensitivity=None,
     ) -> None:
         """Keep every account's positions, equity and leverage under ``label`` (replacing an older one).
 
@@ -268,6 +275,9 @@ class RunRecorder:
             positions: ``(accounts, instruments)`` signed lots.
             equity: Each account's equity.
             notional: ``(accounts, instruments)`` notional of each position.
+            sensitivity: An :class:`~abm.margin.sensitivity.AccountSensitivity` of some of the accounts
+                (their requirements, utilisation, buffer and distances to liquidation; NaN for the
+                others and without one).
         """
         positions = np.asarray(positions, dtype=np.int64).reshape(len(equity), -1)
         notional = np.asarray(notional, dtype=np.float64).reshape(positions.shape)
@@ -277,6 +287,7 @@ class RunRecorder:
         notional = notional.ravel().copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             leverage = np.where(position == 0, 0.0, np.where(equity > 0, notional / equity, np.nan))
+        figures = _sensitivity_columns(sensitivity, accounts, instruments)
         self.snapshots[label] = pd.DataFrame(
             {
                 "snapshot": label,
@@ -288,6 +299,7 @@ class RunRecorder:
                 "equity": equity,
                 "notional": notional,
                 "leverage": leverage,
+                **figures,
             }
         )
 
@@ -335,3 +347,28 @@ def depth_bucket_columns() -> list[str]:
     below = [f"d-{k}" for k in range(DEPTH_BUCKETS, 0, -1)]
     above = [f"d+{k}" for k in range(1, DEPTH_BUCKETS + 1)]
     return below + above
+
+
+def _sensitivity_columns(sensitivity, accounts: int, instruments: int) -> dict[str, np.ndarray]:
+    # The snapshot's risk columns, one row per account and instrument (account-wide figures repeated).
+    account_wide = {
+        name: np.full(accounts, np.nan)
+        for name in ("initial", "maintenance", "utilisation", "buffer", "joint_distance_to_liquidation")
+    }
+    distance = np.full((accounts, instruments), np.nan)
+    if sensitivity is not None:
+        ids = sensitivity.accounts
+        account_wide["initial"][ids] = sensitivity.initial
+        account_wide["maintenance"][ids] = sensitivity.maintenance
+        account_wide["utilisation"][ids] = sensitivity.utilisation
+        account_wide["buffer"][ids] = sensitivity.buffer
+        account_wide["joint_distance_to_liquidation"][ids] = sensitivity.joint_distance
+        distance[ids] = sensitivity.distance
+    columns = {name: np.repeat(account_wide[name], instruments) for name in ("initial", "maintenance")}
+    columns["utilisation"] = np.repeat(account_wide["utilisation"], instruments)
+    columns["buffer"] = np.repeat(account_wide["buffer"], instruments)
+    columns["distance_to_liquidation"] = distance.ravel()
+    columns["joint_distance_to_liquidation"] = np.repeat(
+        account_wide["joint_distance_to_liquidation"], instruments
+    )
+    return columns

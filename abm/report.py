@@ -125,6 +125,8 @@ def write_report(
     sections = [("Headline figures", html_table(headline_table(summary)))]
     if isinstance(summary.get("by_instrument"), Mapping):
         sections.append(("Instruments", _instrument_section(summary["by_instrument"])))
+    if isinstance(summary.get("by_group"), Mapping) and summary["by_group"]:
+        sections.append(("Trader groups before the stress", _group_section(summary["by_group"])))
     sections += [
         ("Figures", "\n".join(figure_blocks) or "<p>No figures.</p>"),
         ("Cascades", _cascade_section(run)),
@@ -287,6 +289,18 @@ def _instrument_section(by_instrument: Mapping[str, Mapping[str, Any]]) -> str:
         for name, figures in by_instrument.items()
     ]
     return html_table(pd.DataFrame(rows))
+
+
+def _group_section(by_group: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per leveraged-trader group: its accounts' risk before the stress and who was liquidated."""
+    intro = (
+        "<p>Medians over the group's accounts with a position, the step before the first shock: "
+        "utilisation = initial margin / equity; buffer = equity / maintenance - 1; distance = the move "
+        "of every mark together that liquidates the account; within 5% = the share such a move "
+        "liquidates. Liquidated = the share of the group's accounts liquidated in the run.</p>"
+    )
+    rows = [{"group": name, **figures} for name, figures in by_group.items()]
+    return intro + html_table(pd.DataFrame(rows))
 
 
 def _flat(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

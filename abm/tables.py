@@ -339,6 +339,23 @@ ACCOUNT_SNAPSHOTS = Table(
             "float64",
             "notional / the account's equity (0 when flat, NaN without positive equity).",
         ),
+        ("initial", "float64", "The account's initial requirement (NaN: not margin-checked).", "money"),
+        ("maintenance", "float64", "The account's maintenance requirement (likewise).", "money"),
+        ("utilisation", "float64", "initial / equity (NaN without positive equity)."),
+        ("buffer", "float64", "equity / maintenance - 1 (below 0: under maintenance; NaN without one)."),
+        (
+            "distance_to_liquidation",
+            "float64",
+            "Smallest move of this instrument's mark alone, against the position, that liquidates the "
+            "account (0: under maintenance; inf: none up to -99.9% / +1,000%; NaN when flat).",
+            "share of mark",
+        ),
+        (
+            "joint_distance_to_liquidation",
+            "float64",
+            "The same for every mark moving together, the nearer of a fall and a rise.",
+            "share of mark",
+        ),
     ),
     optional=True,
 )
