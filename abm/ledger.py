@@ -82,6 +82,7 @@ _ACCOUNT_ARRAYS = (
     ("checked", np.bool_, False),
     ("margin_called", np.bool_, False),
     ("margin_mode", np.int8, False),
+    ("reduce_only", np.bool_, False),
 )
 
 
@@ -183,6 +184,7 @@ class Ledger:
         # the balances left at the end of a step (abm.invariants).
         self.flow_volume = 0.0
         self.initial_money = 0.0
+        self._any_reduce_only = False  # whether some account is flagged reduce-only
         self._refresh_views()
         self.add_accounts(1, float(insurance_fund), SYSTEM_KINDS[0])
 
@@ -266,6 +268,16 @@ class Ledger:
     def set_margin_calls(self, called: np.ndarray) -> None:
         """Flag the accounts inside the margin-call buffer (a mask over all accounts)."""
         self._margin_called[: self.n_accounts] = called
+
+    def set_reduce_only(self, flagged: np.ndarray | None) -> None:
+        """Flag the accounts that may only cut their positions (a mask over all accounts; None: none)."""
+        if flagged is None:
+            if self._any_reduce_only:  # the common case writes nothing
+                self._reduce_only[: self.n_accounts] = False
+                self._any_reduce_only = False
+        else:
+            self._reduce_only[: self.n_accounts] = flagged
+            self._any_reduce_only = bool(flagged.any())
 
     def clear_margin_call(self, account: int) -> None:
         """The account has answered (or is told to ignore) its margin call."""

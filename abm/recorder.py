@@ -138,6 +138,8 @@ class RunRecorder:
                 "portfolio_gross_notional": float(check.notional[held_portfolio].sum()),
                 **portfolio_rule.state(ledger.position[accounts], check.marks),
             }
+            if check.reduce_only is not None:  # a rule with a reduce-only rung (unified_account)
+                portfolio_state["portfolio_reduce_only_accounts"] = float(np.count_nonzero(check.reduce_only))
             per_instrument = {
                 name: np.asarray(values, dtype=float).tolist()
                 for name, values in portfolio_rule.instrument_state().items()

@@ -182,6 +182,7 @@ def test_a_run_with_span_accounts_keeps_every_invariant():
 EXAMPLES = {
     "correlation_offset": {"rule": "correlation_offset"},
     "sum_of_positions": {"rule": "sum_of_positions"},
+    "unified_account": {"rule": "unified_account"},
     "span": {
         "rule": "span",
         "scan_ranges": {"A": 0.06, "B": 0.08},

@@ -62,6 +62,8 @@ class TraderAgent(mesa.Agent):
         venue = self.market if venue is None else venue
         account = self.account if account is None else account
         position = model.ledger.position_of(account, venue.column)
+        if model.ledger.reduce_only[account]:  # a unified account's reduce-only rung: cut, never add
+            target = min(max(target, 0), position) if position >= 0 else max(min(target, 0), position)
         cap = model.checker.max_position(account, venue.column, model.marks)
         if abs(target) > abs(position):
             target = int(math.copysign(min(abs(target), max(cap, abs(position))), target))

@@ -143,6 +143,7 @@ class Liquidator:
         if not enabled:
             check = self.checker.check(marks_fn())
             ledger.set_margin_calls(check.called)
+            ledger.set_reduce_only(check.reduce_only)
             return check
         self.open_system_accounts()
         first_round: dict[int, tuple[int, list[int]]] = {}
@@ -205,6 +206,7 @@ class Liquidator:
             # The fund lost more than it held (bad debt, or unwinding inventory below its takeover price).
             self._socialise(-ledger.collateral_of(ENGINE), marks_fn())
         ledger.set_margin_calls(check.called)
+        ledger.set_reduce_only(check.reduce_only)
         return check
 
     def _parent_candidates(

@@ -45,6 +45,8 @@ class MarginCheck:
         position_initial: Initial margin per position (computed when first read, where rules are
             linear: most steps never read it).
         position_maintenance: Maintenance margin per position (likewise).
+        reduce_only: Mask of the accounts a portfolio rule lets only cut (exposed, not breached), or
+            None when the rule has no such rung.
     """
 
     marks: np.ndarray
@@ -59,6 +61,7 @@ class MarginCheck:
     _position_initial: np.ndarray | None = None
     _position_maintenance: np.ndarray | None = None
     _rates: tuple[np.ndarray, np.ndarray] | None = None  # linear rules: requirement = notional x rate
+    reduce_only: np.ndarray | None = None  # accounts that may only cut (a portfolio rule's rung)
 
     @property
     def position_initial(self) -> np.ndarray:
@@ -143,8 +146,9 @@ class MarginChecker:
             initial_req, maintenance_req, notional, equity, exposed, buffered, per_position = self._several(
                 marks
             )
+        reduce_line = None
         if self._has_portfolio_accounts:
-            initial_req, maintenance_req, buffered = self._portfolio_requirements(
+            initial_req, maintenance_req, buffered, reduce_line = self._portfolio_requirements(
                 marks, per_position, initial_req, maintenance_req, buffered
             )
         # In-place masks: each full-length temporary costs as much as the arithmetic at 1e5 accounts.
@@ -158,11 +162,25 @@ class MarginChecker:
             called[breached] = False
         else:
             called = np.zeros(n, dtype=bool)  # no buffer: nobody is between the two thresholds
+        reduce_only = None
+        if reduce_line is not None:
+            reduce_only = equity < reduce_line
+            reduce_only &= exposed
+            reduce_only[breached] = False
         if len(breached) > 1:
             ratio = equity[breached] / np.maximum(maintenance_req[breached], 1e-300)
             breached = breached[np.lexsort((breached, ratio))]
         return MarginCheck(
-            marks, equity, notional, initial_req, maintenance_req, breached, called, exposed, *per_position
+            marks,
+            equity,
+            notional,
+            initial_req,
+            maintenance_req,
+            breached,
+            called,
+            exposed,
+            *per_position,
+            reduce_only=reduce_only,
         )
 
     def _several(self, marks: np.ndarray):
@@ -217,7 +235,7 @@ class MarginChecker:
         ledger = self.ledger
         accounts = np.flatnonzero(ledger.margin_mode == _PORTFOLIO)
         if len(accounts) == 0:
-            return initial_req, maintenance_req, buffered
+            return initial_req, maintenance_req, buffered, None
         position_notional, position_initial, position_maintenance, rates = per_position
         if position_initial is None:  # linear rules: only the portfolio accounts' rows are needed
             rows = position_notional[accounts]
@@ -233,7 +251,12 @@ class MarginChecker:
         maintenance_req[accounts] = maintenance
         buffered = maintenance_req.copy() if buffered is None else np.array(buffered, copy=True)
         buffered[accounts] = maintenance * (1.0 + self.portfolio_rule.call_buffer)
-        return initial_req, maintenance_req, buffered
+        threshold = self.portfolio_rule.reduce_only_threshold(maintenance)
+        reduce_line = None
+        if threshold is not None:
+            reduce_line = np.full(len(maintenance_req), -np.inf)
+            reduce_line[accounts] = threshold
+        return initial_req, maintenance_req, buffered, reduce_line
 
     def account_requirements(self, account: int, marks) -> tuple[float, float]:
         """One account's initial and maintenance requirements now (the portfolio rule's, if it has one)."""

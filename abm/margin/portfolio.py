@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from abm.margin.portfolio_base import PORTFOLIO_RULE_CLASSES, PortfolioMarginRule, implements_portfolio
-from abm.margin.portfolio_settings import CorrelationOffsetMargin, SumOfPositionsMargin
+from abm.margin.portfolio_settings import CorrelationOffsetMargin, SumOfPositionsMargin, UnifiedAccountMargin
 from abm.margin.portfolio_var import ParametricVarRule, PortfolioEsRule, PortfolioVarRule
 from abm.margin.span import SpanRule
 
@@ -32,6 +32,7 @@ __all__ = [
     "PortfolioVarRule",
     "SpanRule",
     "SumOfPositionsRule",
+    "UnifiedAccountRule",
     "build_portfolio_rule",
 ]
 
@@ -85,6 +86,39 @@ class SumOfPositionsRule(PortfolioMarginRule):
     def requirements(self, positions, marks, position_initial, position_maintenance):
         """The sums over the account's positions."""
         return position_initial.sum(axis=1), position_maintenance.sum(axis=1)
+
+
+@implements_portfolio(UnifiedAccountMargin)
+class UnifiedAccountRule(PortfolioMarginRule):
+    """The uniMMR ladder: calls, reduce-only and liquidation at ratios of equity to maintenance.
+
+    With the positions' maintenance ``M`` (summed) the account is liquidated below ``liquidation x M``
+    (its maintenance requirement), margin-called below ``warning x M`` (so the call buffer is
+    ``warning / liquidation - 1``) and may only cut below ``reduce_only x M``. Worked by hand: ``M =
+    100`` at the default 1.5 / 1.2 / 1.05: equity 160 is free, 140 called, 115 called and reduce-only,
+    104 liquidated.
+
+    >>> rule = UnifiedAccountRule(UnifiedAccountMargin(rule="unified_account"), np.eye(1))
+    >>> initial, maintenance = rule.requirements(np.array([[10]]), np.ones(1), np.array([[150.0]]),
+    ...                                          np.array([[100.0]]))
+    >>> float(maintenance[0]), float(initial[0]), round(rule.call_buffer, 6)
+    (105.0, 150.0, 0.428571)
+    >>> float(rule.reduce_only_threshold(maintenance)[0])
+    120.0
+    """
+
+    @property
+    def call_buffer(self) -> float:
+        """The warning rung over the liquidation rung, less one."""
+        return self.config.warning_ratio / self.config.liquidation_ratio - 1.0
+
+    def requirements(self, positions, marks, position_initial, position_maintenance):
+        """Initial: the positions' own; maintenance: the liquidation rung."""
+        return position_initial.sum(axis=1), self.config.liquidation_ratio * position_maintenance.sum(axis=1)
+
+    def reduce_only_threshold(self, maintenance: np.ndarray) -> np.ndarray:
+        """The reduce-only rung: ``reduce_only / liquidation`` x the maintenance requirement."""
+        return maintenance * (self.config.reduce_only_ratio / self.config.liquidation_ratio)
 
 
 def build_portfolio_rule(

@@ -70,6 +70,14 @@ class PortfolioMarginRule(ABC):
                 first), as :meth:`abm.market.Market.mark_history` gives them.
         """
 
+    def reduce_only_threshold(self, maintenance: np.ndarray) -> np.ndarray | None:
+        """Equity below which each account may only cut its positions (None: no such rung).
+
+        Args:
+            maintenance: The accounts' maintenance requirement under this rule.
+        """
+        return None
+
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
         """The rule's own figures for these portfolio accounts now (keys stable across steps).
 

@@ -27,6 +27,7 @@ __all__ = [
     "SpreadCredit",
     "StressWindow",
     "SumOfPositionsMargin",
+    "UnifiedAccountMargin",
 ]
 
 PORTFOLIO_RULE_SETTINGS: Registry[type[BaseModel]] = Registry("portfolio margin rule")
@@ -255,6 +256,36 @@ class ParametricVarMargin(_RiskBased):
     rule: Literal["parametric_var"]
     decay: _Decay = 0.94
     min_history: int = Field(default=50, ge=2, description="Returns before the rule takes over.")
+
+
+@portfolio_rule_settings
+class UnifiedAccountMargin(_Strict):
+    """An exchange's unified (portfolio-margin) account, in the form Binance publishes: a ladder on uniMMR.
+
+    ``uniMMR = equity / maintenance``, the maintenance being the positions' own, each under its
+    instrument's rule, summed. Below ``warning_ratio`` the account is margin-called (its trader reacts as
+    to any call: top up, cut or ignore); below ``reduce_only_ratio`` it may only cut its positions;
+    below ``liquidation_ratio`` it is liquidated. The rule's maintenance requirement is the liquidation
+    line, ``liquidation_ratio x`` the positions' maintenance.
+    """
+
+    rule: Literal["unified_account"]
+    warning_ratio: float = Field(default=1.5, gt=1.0, le=10.0, description="uniMMR of the margin call.")
+    reduce_only_ratio: float = Field(
+        default=1.2, gt=1.0, le=10.0, description="uniMMR below which the account may only cut."
+    )
+    liquidation_ratio: float = Field(
+        default=1.05, ge=1.0, le=10.0, description="uniMMR at which the account is liquidated."
+    )
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> UnifiedAccountMargin:
+        if not self.liquidation_ratio < self.reduce_only_ratio <= self.warning_ratio:
+            raise ValueError(
+                f"the ladder must rise: liquidation_ratio ({self.liquidation_ratio:g}) < reduce_only_ratio "
+                f"({self.reduce_only_ratio:g}) <= warning_ratio ({self.warning_ratio:g})"
+            )
+        return self
 
 
 # One model needs no discriminator; several are told apart by `rule`.
