@@ -43,7 +43,10 @@ __all__ = [
     "POLICY_BASE_VOLATILITY",
     "POLICY_LEVELS",
     "POLICY_RULES",
+    "CORRELATION_MODES",
     "branching_ratio",
+    "correlation_case_scenario",
+    "return_correlation",
     "evenly_spaced_distances",
     "expected_cascade_size",
     "facts_command",
@@ -109,6 +112,40 @@ def policy_case_scenario(rule: str, max_leverage: float, steps: int | None = Non
     data["margin"] = {**policy_margin(rule, max_leverage), "call_buffer": data["margin"]["call_buffer"]}
     data["name"] = f"validation_policy_{rule}"
     return scenario_from_dict(data)
+
+
+CORRELATION_MODES = ("cross", "isolated")
+"""Validation case 5: the contagion crowd's margin modes, with and without holders shared by A and B."""
+
+
+def correlation_case_scenario(margin_mode: str, steps: int | None = None) -> Scenario:
+    """Validation case 5 (after Cont and Wagalath): the contagion scenario with the crowd in ``margin_mode``.
+
+    Cross-margined, the crowd's accounts hold A and B together, so a liquidation sells both; isolated,
+    each position is liquidated alone and only the crashing A is sold.
+    """
+    overrides = [f"agents.1.margin_mode={margin_mode}"]
+    if steps is not None:
+        overrides.append(f"steps={steps}")
+    return load_scenario(resolve_scenario("contagion"), overrides)
+
+
+def return_correlation(timeseries: pd.DataFrame, first: str, second: str, start: int, stop: int) -> float:
+    """Pearson correlation of two instruments' one-step log mark returns ending in steps ``start..stop-1``.
+
+    NaN when either series does not move in the window (a constant series co-moves with nothing).
+
+    >>> frame = pd.DataFrame({"step": [0, 1, 2, 3] * 2, "instrument": ["A"] * 4 + ["B"] * 4,
+    ...                       "mark": [100, 101, 100, 102, 50, 50.5, 50, 51]})
+    >>> round(return_correlation(frame, "A", "B", 1, 4), 6)
+    1.0
+    """
+    marks = timeseries.pivot(index="step", columns="instrument", values="mark")
+    returns = np.diff(np.log(marks[[first, second]].to_numpy(dtype=float)), axis=0)
+    window = returns[max(start - 1, 0) : max(stop - 1, 0)]
+    if len(window) < 3 or (window.std(axis=0) == 0).any():
+        return float("nan")
+    return float(np.corrcoef(window[:, 0], window[:, 1])[0, 1])
 
 
 def fund_defaults(liquidations: pd.DataFrame) -> int:

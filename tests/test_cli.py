@@ -410,6 +410,7 @@ def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) ->
         "liquidation_designs_contagion.sweep.yaml",
         "liquidation_designs_flash_crash.sweep.yaml",
         "policy_comparison.yaml",
+        "portfolio_comparison.yaml",
         "spiral_maintenance.sweep.yaml",
     ]
 

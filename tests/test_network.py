@@ -378,9 +378,14 @@ def test_real_run_summary_and_trade_graph(spiral_run):
     assert liquidation_absorption(graph)["notional"].sum() == pytest.approx(expected)
     for key in ("absorption_hhi", "maker_notional_share", "largest_cascade_depth", "exposure_long_share"):
         assert key in summary
-    # Scalars only, but for the list of instruments (and by_instrument, with several).
+    # Scalars only, but for the list of instruments, by_group (per trader group) and by_instrument
+    # (with several).
     assert summary["instruments"] == ["PERP"] and "by_instrument" not in summary
-    assert all(not isinstance(value, dict | list) for key, value in summary.items() if key != "instruments")
+    nested = {"instruments", "by_group"}
+    assert all(not isinstance(value, dict | list) for key, value in summary.items() if key not in nested)
+    assert all(
+        not isinstance(v, dict | list) for group in summary["by_group"].values() for v in group.values()
+    )
     assert 0.0 < summary["absorption_hhi"] <= 1.0
 
 
