@@ -324,6 +324,21 @@ class Ledger:
         self.flow_volume += lost
         return lost
 
+    def revalue(self, accounts: np.ndarray, amounts: np.ndarray) -> float:
+        """Change the collateral of ``accounts`` by ``amounts`` from outside (collateral re-priced).
+
+        Recorded as ``revaluation`` in the journal and in ``total_revaluation``, which the conservation
+        invariant includes; returns the net change.
+        """
+        accounts = np.asarray(accounts, dtype=np.int64)
+        amounts = np.asarray(amounts, dtype=np.float64)
+        self._collateral[accounts] += amounts
+        self.journal.add_many(self.step, self.round, accounts, -1, -1, "revaluation", amounts)
+        net = float(amounts.sum())
+        self.total_revaluation += net
+        self.flow_volume += float(np.abs(amounts).sum())
+        return net
+
     def pay_funding(self, instrument: int, rate: float, mark: float) -> float:
         """Funding: every position pays ``rate x position x mark`` (longs pay shorts when rate > 0).
 

@@ -33,6 +33,7 @@ import numpy as np
 from abm.agents import AGENT_CLASSES, LeveragedTrader
 from abm.assembly import accounts_table, assemble_result
 from abm.book import BUY
+from abm.collateral import CollateralBook
 from abm.config import LeveragedTraderGroup, Scenario
 from abm.config.market import DEFAULT_INSTRUMENT
 from abm.exchange import Exchange
@@ -133,6 +134,8 @@ class MarketModel(mesa.Model):
         self.population = Population(self.ledger)
         self.population.idle_holders = _is_idle_holder
         self.shocks = ShockSchedule(config.shocks)
+        # Collateral posted in assets whose price moves (abm.collateral); None without any.
+        self.collateral = CollateralBook(config.collateral_assets) if config.collateral_assets else None
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.recorder = RunRecorder(self.horizon, [market.name for market in self.markets])
@@ -157,6 +160,7 @@ class MarketModel(mesa.Model):
             exogenous_account=self.exogenous_account,
             add_traders=self.add_leveraged_traders,
             correlated=self.correlated,
+            collateral=self.collateral,
         )
         # Made now when checking, so that a breach in step 0 can name the accounts it changed.
         self._invariant_checker = None
@@ -269,6 +273,9 @@ class MarketModel(mesa.Model):
             config.kind,
             lambda owned: self._make_traders(config, group.index, owned),
         )
+        if config.collateral_asset is not None:  # their collateral is held in that asset
+            opened = group.accounts[-count * per_trader :]
+            self.collateral.hold(opened, config.collateral_asset, self.ledger.collateral[opened])
         if config.margin_mode != "cross":
             self.ledger.set_margin_mode(group.accounts[-count * per_trader :], config.margin_mode)
             if config.margin_mode == "portfolio":
@@ -366,6 +373,8 @@ class MarketModel(mesa.Model):
         # 1. events (shocks first: a regime or an index fault starting now acts on this step's index)
         self.shocks.apply(self.shock_context, t)
         self._move_fundamentals()
+        if self.collateral is not None:  # collateral assets re-priced, holdings revalued
+            self.collateral.step(self.rng, self.ledger)
         # 2. margin policy review on the marks known so far
         for market, policy in zip(self.markets, self.checker.policies, strict=True):
             policy.review(t, market.mark_history(t))
@@ -401,7 +410,14 @@ class MarketModel(mesa.Model):
     def _record(self, t: int, check) -> None:
         portfolio_rule = self.checker.portfolio_rule if self.checker.has_portfolio_accounts else None
         self.recorder.record_step(
-            t, self.markets, self.ledger, check, self.liquidator.totals, self.checker.policies, portfolio_rule
+            t,
+            self.markets,
+            self.ledger,
+            check,
+            self.liquidator.totals,
+            self.checker.policies,
+            portfolio_rule,
+            self.collateral.state() if self.collateral is not None else None,
         )
         for column in self._tiered_columns:  # which brackets a tiered rule ever reached
             # Only margined accounts: the system's (counterparty, liquidation engine) pay no margin.

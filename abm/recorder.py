@@ -65,7 +65,7 @@ class RunRecorder:
         self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts (accounts only get added)
 
     def record_step(
-        self, step: int, markets, ledger, check, totals, policies, portfolio_rule=None
+        self, step: int, markets, ledger, check, totals, policies, portfolio_rule=None, extra_state=None
     ) -> list[dict[str, float]]:
         """Record one step's rows, one per instrument, from the objects the figures come from.
 
@@ -80,6 +80,8 @@ class RunRecorder:
             portfolio_rule: The portfolio rule when some account is portfolio-margined: its state over
                 those accounts (:meth:`~abm.margin.portfolio.PortfolioMarginRule.state`) joins every
                 instrument's row as ``margin_<name>`` columns.
+            extra_state: Further account-wide figures for every row's ``margin_<name>`` columns (the
+                collateral assets' prices and haircuts).
 
         Returns:
             The rows recorded.
@@ -144,6 +146,8 @@ class RunRecorder:
                 name: np.asarray(values, dtype=float).tolist()
                 for name, values in portfolio_rule.instrument_state().items()
             }
+        if extra_state:
+            portfolio_state = {**portfolio_state, **extra_state}
         rows = []
         for market, policy in zip(markets, policies, strict=True):
             column = market.column

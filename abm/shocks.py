@@ -32,6 +32,7 @@ from abm.config.shocks import (
     SHOCK_TYPES,
     CollateralHaircut,
     CorrelationRegime,
+    Depeg,
     FundamentalJump,
     FundamentalRegime,
     FundingSpike,
@@ -63,6 +64,7 @@ class ShockContext:
         exogenous_account: The account of outside order programs (-1 when there is none).
         add_traders: ``add_traders(group, count)`` opens ``count`` traders of a leveraged group.
         correlated: The correlated draws of the fundamentals (a correlation regime overrides them).
+        collateral: The collateral assets (:class:`~abm.collateral.CollateralBook`; None without any).
     """
 
     markets: Sequence[Any]
@@ -74,6 +76,7 @@ class ShockContext:
     exogenous_account: int
     add_traders: Callable[[Any, int], np.ndarray]
     correlated: Any = None
+    collateral: Any = None
 
     def market_of(self, shock: Any) -> Any:
         """The market a shock acts on: its ``instrument``, or the first."""
@@ -191,6 +194,11 @@ def _collateral_haircut(
     codes = [KIND_CODES[kind] for kind in shock.kinds]
     accounts = np.flatnonzero(np.isin(ledger.kind, codes))
     state["lost"] = ledger.revalue_collateral(accounts, shock.size)
+
+
+@handles(Depeg)
+def _depeg(ctx: ShockContext, shock: Depeg, k: int, step: int, state: dict, effects) -> None:
+    ctx.collateral.depeg(shock.asset, shock.fraction)
 
 
 @handles(FundingSpike)
@@ -336,6 +344,8 @@ class ShockSchedule:
             each.reset_fundamental_effects()
         if ctx.correlated is not None:
             ctx.correlated.reset()
+        if ctx.collateral is not None:
+            ctx.collateral.reset()
         effects = StepEffects([market.name for market in ctx.markets])
         still_running = []
         for index in self._running:

@@ -197,7 +197,8 @@ TIMESERIES = Table(
         "their gross notional), the rule's own figures summed over them "
         "(span_scanning_risk, span_credits; <rule>_ready, <rule>_scenarios, <rule>_binding_step; "
         "parametric_var_mean_correlation; account-wide) and per instrument on its row (span_scan_range, "
-        "span_buffer_level, parametric_var_sigma).",
+        "span_buffer_level, parametric_var_sigma); with collateral assets, collateral_<asset>_price and "
+        "collateral_<asset>_haircut (the asset's quoted price and the haircut in force).",
     ),
 )
 

@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from abm.config import schema
 from abm.config.agents import AGENT_KINDS, Holding
+from abm.config.collateral import CollateralAsset, VolatilityHaircut
 from abm.margin import portfolio_settings, settings
 
 ODD_PATH = Path(__file__).with_name("ODD.md")
@@ -49,6 +50,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
         (f"Portfolio margin: {name}", model, "portfolio_margin.")
         for name, model in portfolio_settings.PORTFOLIO_RULE_SETTINGS.items()
     ),
+    ("Collateral asset", CollateralAsset, "collateral_assets[i]."),
+    ("Collateral asset: volatility haircut", VolatilityHaircut, "collateral_assets[i].volatility_haircut."),
 ]
 
 

@@ -31,6 +31,7 @@ LIBRARY = (
     "crash_2021_05_19",
     "policy_stress",
     "portfolio_stress",
+    "depeg_collateral",
     "validation_leverage",
 )
 SHORT_STEPS = 80
@@ -245,3 +246,16 @@ def test_portfolio_stress_offsets_a_third_in_calm_and_its_crash_liquidates_in_bo
         assert 0.28 < summary["portfolio_calm_offset"] < 0.34, seed
         liquidations = summary["by_instrument"]
         assert liquidations["A"]["liquidations"] > 0 and liquidations["B"]["liquidations"] > 0, seed
+
+
+def test_depeg_collateral_liquidates_the_holders_and_then_the_cash_longs():
+    # No news in the perpetual: the collateral's 35% depeg liquidates every USDX long, and the fall
+    # their forced sales make takes most of the cash longs; a 10% depeg leaves everyone standing.
+    for seed in range(1, 11):
+        summary = full_run("depeg_collateral", f"seed={seed}", "steps=380").summary
+        groups = summary["by_group"]
+        assert groups["usdx_longs"]["liquidated_share"] == 1.0, seed
+        assert groups["cash_longs"]["liquidated_share"] >= 0.75, seed
+        assert summary["max_drawdown"] > 0.04, seed
+        mild = full_run("depeg_collateral", f"seed={seed}", "steps=340", "shocks.0.fraction=0.9").summary
+        assert mild["liquidations"] == 0, seed

@@ -164,6 +164,11 @@ class LeveragedTraderGroup(_GroupBase):
         min_length=1,
         description="Positions in several instruments (default: one, in the first instrument, on `side`).",
     )
+    collateral_asset: str | None = Field(
+        default=None,
+        description="The collateral asset (a name in collateral_assets) the collateral is posted in "
+        "(default: cash in the settlement currency).",
+    )
     margin_mode: Literal["isolated", "cross", "portfolio"] = Field(
         default="cross",
         description="isolated: each position has its own collateral slice and is liquidated alone; "

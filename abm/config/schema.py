@@ -26,6 +26,7 @@ from abm.config.agents import (
     NoiseTraderGroup,
     ValueFundGroup,
 )
+from abm.config.collateral import CollateralAsset
 from abm.config.common import (
     MAX_AGENTS,
     MAX_LEVERAGE,
@@ -141,6 +142,9 @@ class Scenario(Strict):
         default=None, description="Rule of margin_mode: portfolio accounts (default: correlation_offset)."
     )
     liquidation: LiquidationConfig = Field(default_factory=LiquidationConfig)
+    collateral_assets: list[CollateralAsset] = Field(
+        default_factory=list, max_length=16, description="Assets traders may post as collateral."
+    )
     shocks: list[Shock] = Field(default_factory=list)
 
     # ------------------------------------------------------------------ the instruments
@@ -219,6 +223,7 @@ class Scenario(Strict):
         if getattr(self.portfolio_margin, "scan_ranges", None) is not None:
             self._check_span(self.portfolio_margin)
         self._check_groups()
+        self._check_collateral()
         self._check_shocks()
         self._check_leverage()
         self._check_position_sizes()
@@ -344,6 +349,37 @@ class Scenario(Strict):
                             name=holding.instrument,
                             known=known,
                         )
+
+    def _check_collateral(self) -> None:
+        # Asset names are unique; a group or a depeg names one of them.
+        seen: dict[str, int] = {}
+        for i, asset in enumerate(self.collateral_assets):
+            if asset.name in seen:
+                raise _fail(
+                    f"collateral_assets.{i}.name",
+                    "duplicate collateral asset '{name}' (also collateral_assets.{first}.name)",
+                    name=asset.name,
+                    first=seen[asset.name],
+                )
+            seen[asset.name] = i
+        known = ", ".join(seen) or "none: add a collateral_assets: list"
+        for where, group in self._groups():
+            name = getattr(group, "collateral_asset", None)
+            if name is not None and name not in seen:
+                raise _fail(
+                    f"{where}.collateral_asset",
+                    "unknown collateral asset '{name}' (the scenario has: {known})",
+                    name=name,
+                    known=known,
+                )
+        for i, shock in enumerate(self.shocks):
+            if getattr(shock, "type", None) == "depeg" and shock.asset not in seen:
+                raise _fail(
+                    f"shocks.{i}.asset",
+                    "unknown collateral asset '{name}' (the scenario has: {known})",
+                    name=shock.asset,
+                    known=known,
+                )
 
     def _check_shocks(self) -> None:
         names = self.instrument_names()

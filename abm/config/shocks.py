@@ -22,6 +22,7 @@ __all__ = [
     "TRIGGER_CONDITIONS",
     "CollateralHaircut",
     "CorrelationRegime",
+    "Depeg",
     "FundamentalJump",
     "FundamentalRegime",
     "FundingSpike",
@@ -266,6 +267,26 @@ class CollateralHaircut(_ShockBase):
     kinds: list[AGENT_KINDS.literal()] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["leveraged_trader"], min_length=1, description="Agent kinds hit."
     )
+
+
+@shock_type
+class Depeg(_ShockBase):
+    """A collateral asset is quoted at ``fraction`` of its price for ``over_steps`` steps (a depeg).
+
+    Margin values every account's holding of the asset at the quoted price, less its haircut; with
+    ``recover`` the quote returns to the asset's own price after ``over_steps``, else it stays.
+    """
+
+    type: Literal["depeg"]
+    asset: str = Field(min_length=1, description="The collateral asset (a name in collateral_assets).")
+    fraction: float = Field(gt=0.0, lt=1.0, description="Quoted price over the asset's own.")
+    over_steps: StepCount = Field(default=1, description="Steps the depeg lasts (with recover).")
+    recover: bool = Field(default=True, description="Back to the asset's price after over_steps.")
+
+    @property
+    def active_steps(self) -> int | None:
+        """Steps the shock acts once started (None: to the end of the run)."""
+        return self.over_steps if self.recover else None
 
 
 @shock_type
