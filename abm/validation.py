@@ -44,8 +44,13 @@ __all__ = [
     "POLICY_LEVELS",
     "POLICY_RULES",
     "CORRELATION_MODES",
+    "OVERLAP_DIVERSIFICATION",
+    "OVERLAP_INSTRUMENTS",
+    "OVERLAP_LEVERAGE",
     "branching_ratio",
     "correlation_case_scenario",
+    "overlap_case_scenario",
+    "overlap_outcome",
     "return_correlation",
     "evenly_spaced_distances",
     "expected_cascade_size",
@@ -146,6 +151,70 @@ def return_correlation(timeseries: pd.DataFrame, first: str, second: str, start:
     if len(window) < 3 or (window.std(axis=0) == 0).any():
         return float("nan")
     return float(np.corrcoef(window[:, 0], window[:, 1])[0, 1])
+
+
+OVERLAP_INSTRUMENTS = 6
+OVERLAP_LEVERAGE = (8.0, 12.0, 16.0, 20.0, 22.0)
+OVERLAP_DIVERSIFICATION = (1, 2, 3, 6)
+"""Validation case 6 (after Caccioli et al. 2014): instruments, the traders' leverage and the number of
+instruments each holds (diversification), swept."""
+
+
+def overlap_case_scenario(
+    diversification: int, leverage: float, steps: int = 400, instruments: int = OVERLAP_INSTRUMENTS
+) -> Scenario:
+    """Overlapping portfolios: ``instruments`` perpetuals, six groups of 40 longs holding ``diversification``.
+
+    The contagion market's books and agents on ``instruments`` uncorrelated perpetuals A, B, ...; group
+    ``k`` holds the ``diversification`` instruments from the ``k``-th on (wrapping round: every instrument
+    is held by as many groups), equal weights, cross-margined, at leverage uniform in 0.9-1.1 x
+    ``leverage``, with no reserves and no answer to margin calls (so an account loses its positions by
+    liquidation only, as the banks of Caccioli et al. do by default). At step 200 A's index drops 5% and
+    800 lots are sold into A over 5 steps.
+    """
+    data = load_scenario(resolve_scenario("contagion")).model_dump(mode="json", exclude_unset=True)
+    names = [chr(ord("A") + i) for i in range(instruments)]
+    template = data["instruments"][0]
+    data["instruments"] = [{**template, "name": name} for name in names]
+    data.pop("correlation", None)
+    maker, crowd, _b_longs, noise, fundamentalist = data["agents"]
+    groups = [
+        {
+            **crowd,
+            "label": f"holds_{names[k]}",
+            "count": 40,
+            "side": "long",
+            "portfolio": [{"instrument": names[(k + j) % instruments]} for j in range(diversification)],
+            "leverage": {"distribution": "uniform", "low": 0.9 * leverage, "high": 1.1 * leverage},
+            "margin_mode": "cross",
+            "reserves": 0.0,
+            "margin_call": {"top_up": 0.0, "reduce": 0.0, "ignore": 1.0},
+        }
+        for k in range(instruments)
+    ]
+    data["agents"] = [maker, *groups, noise, fundamentalist]
+    data["shocks"] = [
+        {"type": "fundamental_jump", "step": 200, "size": -0.05, "instrument": "A"},
+        {
+            "type": "market_order",
+            "step": 200,
+            "side": "sell",
+            "quantity": 800,
+            "over_steps": 5,
+            "instrument": "A",
+        },
+    ]
+    data.update(name=f"validation_overlap_d{diversification}", steps=int(steps))
+    return scenario_from_dict(data)
+
+
+def overlap_outcome(summary: dict) -> tuple[float, int]:
+    """The share of the traders liquidated and the number of instruments with a liquidation."""
+    groups = [figures for name, figures in summary["by_group"].items() if name.startswith("holds_")]
+    accounts = sum(group["accounts"] for group in groups)
+    liquidated = sum(group["liquidated_share"] * group["accounts"] for group in groups)
+    touched = sum(1 for figures in summary["by_instrument"].values() if figures["liquidations"] > 0)
+    return liquidated / accounts, touched
 
 
 def fund_defaults(liquidations: pd.DataFrame) -> int:

@@ -11,6 +11,8 @@ Usage::
 4. policy: fund defaults under a constant and a volatility-based maximum leverage (Poledna et al. 2014).
 5. correlation: A and B's return correlation in the liquidation wave, with and without shared holders
    (Cont and Wagalath).
+6. overlap: the share of traders liquidated after a shock to one of six instruments, by leverage and
+   by the number of instruments each trader holds (Caccioli et al. 2014).
 
 Runs are independent and deterministic (seeded); ``--workers`` spreads them over processes.
 """
@@ -32,6 +34,9 @@ from abm.stylized import PUBLISHED_FACTS, compare_with_published, stylized_facts
 from abm.validation import (
     CORRELATION_MODES,
     LEVERAGE_LEVELS,
+    OVERLAP_DIVERSIFICATION,
+    OVERLAP_INSTRUMENTS,
+    OVERLAP_LEVERAGE,
     POLICY_LEVELS,
     POLICY_RULES,
     branching_ratio,
@@ -42,6 +47,8 @@ from abm.validation import (
     leverage_case_scenario,
     linear_cascade_move,
     mean_cascade_size,
+    overlap_case_scenario,
+    overlap_outcome,
     policy_case_scenario,
     return_correlation,
     truncated_cascade_size,
@@ -296,6 +303,42 @@ def correlation(seeds: int, workers: int) -> None:
     print()
 
 
+# --------------------------------------------------------------------------- 6. overlapping portfolios
+
+
+def _overlap_run(job):
+    diversification, leverage, seed = job
+    result = run_scenario(overlap_case_scenario(diversification, leverage), seed=seed)
+    share, touched = overlap_outcome(result.summary)
+    return diversification, leverage, share, touched
+
+
+def overlap(seeds: int, workers: int) -> None:
+    jobs = [
+        (d, level, seed)
+        for level in OVERLAP_LEVERAGE
+        for d in OVERLAP_DIVERSIFICATION
+        for seed in range(1, seeds + 1)
+    ]
+    runs = _map(_overlap_run, jobs, workers)
+    print(f"### 6. Overlapping portfolios: share of traders liquidated, {seeds} seeds\n")
+    print(
+        "| leverage | "
+        + " | ".join(f"{d} of {OVERLAP_INSTRUMENTS} held" for d in OVERLAP_DIVERSIFICATION)
+        + " |"
+    )
+    print("| --- | " + " | ".join("---" for _ in OVERLAP_DIVERSIFICATION) + " |")
+    for level in OVERLAP_LEVERAGE:
+        cells = []
+        for d in OVERLAP_DIVERSIFICATION:
+            rows = [run for run in runs if run[0] == d and run[1] == level]
+            share = np.mean([run[2] for run in rows])
+            touched = np.mean([run[3] for run in rows])
+            cells.append(f"{share:.3f} ({touched:.1f} books)")
+        print(f"| {level:g} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,7 +347,7 @@ def main(argv=None) -> int:
         "case",
         nargs="?",
         default="all",
-        choices=["stylized", "leverage", "cascade", "policy", "correlation", "all"],
+        choices=["stylized", "leverage", "cascade", "policy", "correlation", "overlap", "all"],
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None)
@@ -322,6 +365,8 @@ def main(argv=None) -> int:
         policy(options.seeds, options.steps, options.workers)
     if options.case in ("correlation", "all"):
         correlation(options.seeds, options.workers)
+    if options.case in ("overlap", "all"):
+        overlap(options.seeds, options.workers)
     print(f"_wall time {time.perf_counter() - started:.0f} s_", file=sys.stderr)
     return 0
 
