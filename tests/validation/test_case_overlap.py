@@ -1,4 +1,4 @@
-"""Validation case 6 at a reduced size (after Caccioli, Shrestha, Moore and Farmer 2014): overlapping portfolios.
+"""Validation case 6 at a reduced size (after Caccioli, Shrestha, Moore and Farmer 2014): overlaps.
 
 Six instruments, six groups of longs each holding ``d`` of them (overlapping), a 5% shock to A only.
 Full size (5 leverages x 4 diversifications x 10 seeds) in docs/validation.md, case 6.
