@@ -134,6 +134,7 @@ def assemble_result(
     invariant_checks: bool,
     extra: Mapping[str, Any],
     end_sensitivity=None,
+    portfolio_backtest=None,
 ) -> RunResult:
     """Build a run's :class:`RunResult` from its parts.
 
@@ -152,6 +153,8 @@ def assemble_result(
         extra: Further items for ``RunResult.extra`` (times, seed sequence).
         end_sensitivity: The accounts' :class:`~abm.margin.sensitivity.AccountSensitivity` at the end
             (for the end snapshot's risk columns).
+        portfolio_backtest: The portfolio rule's :class:`~abm.margin.backtest.PortfolioBacktest`
+            (its counts and tests join the summary), when some account is portfolio-margined.
     """
     timeseries = recorder.to_frame()
     trades = trades_table(ledger)
@@ -184,6 +187,8 @@ def assemble_result(
     )
     trade_graph = build_trade_graph(trades, accounts, liquidation_frame, sizes)
     summary.update(account_risk_summary(snapshots, accounts))
+    if portfolio_backtest is not None:
+        summary.update(portfolio_backtest.summary())
     before = snapshots[snapshots["snapshot"] == "before_stress"]
     exposure_graph = build_exposure_graph(exposures_from_accounts(before))
     summary.update(trade_network_summary(trade_graph, exposure_graph, asset=names[0]))

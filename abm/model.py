@@ -37,7 +37,7 @@ from abm.collateral import CollateralBook
 from abm.config import LeveragedTraderGroup, Scenario
 from abm.config.market import DEFAULT_INSTRUMENT
 from abm.exchange import Exchange
-from abm.ledger import KIND_NAMES, Instrument
+from abm.ledger import KIND_NAMES, MARGIN_MODES, Instrument
 from abm.margin.portfolio import build_portfolio_rule
 from abm.market import CorrelatedDraws, Market
 from abm.population import Group, Population
@@ -47,6 +47,8 @@ from abm.results import RunResult
 from abm.shocks import ShockContext, ShockSchedule
 
 __all__ = ["DEFAULT_INSTRUMENT", "MarketModel"]
+
+_PORTFOLIO_MODE = MARGIN_MODES.index("portfolio")
 
 
 def _resolve(scenario: Any, overrides: Mapping[str, Any]) -> Scenario:
@@ -162,6 +164,7 @@ class MarketModel(mesa.Model):
             correlated=self.correlated,
             collateral=self.collateral,
         )
+        self._portfolio_backtest = None  # made at the first step with portfolio accounts
         # Made now when checking, so that a breach in step 0 can name the accounts it changed.
         self._invariant_checker = None
         self.last_money_breakdown = None
@@ -423,6 +426,8 @@ class MarketModel(mesa.Model):
             # Only margined accounts: the system's (counterparty, liquidation engine) pay no margin.
             notional = check.position_notional.reshape(self.ledger.n_accounts, -1)[check.exposed, column]
             self.checker.policies[column].observe_notional(notional)
+        if self.checker.has_portfolio_accounts:  # the portfolio rule's coverage, account by account
+            self._portfolio_backtest_observe(check)
         if t == self._snapshot_step:  # every account just before the stress, for the stress figures
             kinds = [KIND_NAMES[int(code)] for code in self.ledger.kind]
             self.recorder.snapshot_accounts(
@@ -466,6 +471,7 @@ class MarketModel(mesa.Model):
             marks=self.marks,
             last_step=max(self.steps - 1, 0),
             end_sensitivity=self.sensitivity(),
+            portfolio_backtest=self._portfolio_backtest,
             wall_seconds=self.wall_seconds or (time.perf_counter() - self._started),
             invariant_checks=self.check_invariants,
             extra={
@@ -473,6 +479,20 @@ class MarketModel(mesa.Model):
                 "seed_sequence": self._seed_sequence(),
                 "end_time": datetime.now(UTC).isoformat(timespec="seconds"),
             },
+        )
+
+    def _portfolio_backtest_observe(self, check) -> None:
+        if self._portfolio_backtest is None:
+            from abm.margin.backtest import PortfolioBacktest
+
+            config = self.checker.portfolio_rule.config
+            scaling = getattr(config, "volatility_scaling", None)
+            horizon = getattr(config, "liquidation_steps", None) or getattr(scaling, "liquidation_steps", 10)
+            confidence = getattr(config, "confidence", 0.99)
+            self._portfolio_backtest = PortfolioBacktest(horizon, confidence, self.ledger.contract_sizes)
+        accounts = np.flatnonzero(self.ledger.margin_mode == _PORTFOLIO_MODE)
+        self._portfolio_backtest.observe(
+            self.ledger.position[accounts], check.maintenance_requirement[accounts], check.marks
         )
 
     def sensitivity(self, marks=None):
