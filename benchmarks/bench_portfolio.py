@@ -41,7 +41,8 @@ def settings_for(name: str, names: list[str]) -> dict:
         "portfolio_var": {"window": 250, "minimum_rate": 0.005},
         "portfolio_es": {"window": 250, "filtered": True, "minimum_rate": 0.005},
         "parametric_var": {"minimum_rate": 0.005},
-    }[name]
+        "unified_account": {},
+    }.get(name, {})
 
 
 def main() -> None:
