@@ -3,7 +3,10 @@
 ``build_margin_policy(config)`` turns a validated ``margin:`` section into a :class:`MarginPolicy`;
 the model calls ``policy.review(step, prices)`` every step and ``policy.requirements(notional)`` to
 mark accounts. Rules subclass :class:`MarginRule`; the measures used to compare them are in
-:mod:`abm.margin.measures`. Reference: ``docs/margin-rules.md``.
+:mod:`abm.margin.measures`. Portfolio-margined accounts meet one of the portfolio rules of
+:mod:`abm.margin.portfolio` (settings in :mod:`abm.margin.portfolio_settings`), backtested by
+:mod:`abm.margin.backtest`; :mod:`abm.margin.sensitivity` gives each account's utilisation and
+distance to liquidation. Reference: ``docs/margin-rules.md``.
 """
 
 from abm.margin.apc import ApcOutcome, apply_speed_limit, buffer_windows, target_rates, volatility_ratio
