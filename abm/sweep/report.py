@@ -72,6 +72,10 @@ HEADLINE_MEASURES = (
     "mmr_largest_increase",
     "margin_calls",
     "calm_margin_per_notional",
+    # with portfolio-margined accounts
+    "portfolio_calm_margin_per_notional",
+    "portfolio_calm_offset",
+    "portfolio_margin_peak_to_trough",
 )
 # With several instruments, after the headline: the contagion and each instrument's drawdown.
 _INSTRUMENT_HEADLINE = ("liquidations", "max_drawdown")
@@ -81,7 +85,8 @@ def headline_measures(measures: Sequence[str]) -> list[str]:
     """The measures shown first (on the terminal and atop report.html), in order, of those present.
 
     :data:`HEADLINE_MEASURES`, then with several instruments ``contagion_liquidated_notional`` and
-    each instrument's ``by_instrument.<name>.liquidations`` and ``.max_drawdown``.
+    each instrument's ``by_instrument.<name>.liquidations`` and ``.max_drawdown``, then each trader
+    group's ``by_group.<label>.liquidated_share`` (over the seeds: its probability of liquidation).
 
     Example:
         >>> headline_measures(["bad_debt", "by_instrument.B.max_drawdown", "max_drawdown", "volume"])
@@ -94,6 +99,7 @@ def headline_measures(measures: Sequence[str]) -> list[str]:
     shown += [
         m for m in measures if m.startswith("by_instrument.") and m.rsplit(".", 1)[-1] in _INSTRUMENT_HEADLINE
     ]
+    shown += [m for m in measures if m.startswith("by_group.") and m.endswith(".liquidated_share")]
     return shown or list(measures)
 
 
