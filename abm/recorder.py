@@ -136,7 +136,7 @@ class RunRecorder:
                 # What the rule asks of the portfolio accounts, and what their positions would need
                 # alone under each instrument's rule: the offset granted is one minus their ratio.
                 "portfolio_maintenance": float(check.maintenance_requirement[held_portfolio].sum()),
-                "portfolio_standalone_maintenance": float(check.position_maintenance[held_portfolio].sum()),
+                "portfolio_standalone_maintenance": float(check.position_rows(held_portfolio)[1].sum()),
                 "portfolio_gross_notional": float(check.notional[held_portfolio].sum()),
                 **portfolio_rule.state(ledger.position[accounts], check.marks),
             }

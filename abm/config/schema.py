@@ -115,6 +115,23 @@ def _fail(path: str, message: str, **context: object) -> PydanticCustomError:
     return PydanticCustomError("scenario_cross_check", message, {"path": path, **context})
 
 
+def _unique_names(items, section: str, what: str) -> dict[str, int]:
+    """Each item's ``name`` -> its index; a name given twice is bad input at the second one."""
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise _fail(
+                f"{section}.{i}.name",
+                "duplicate {what} '{name}' (also {section}.{first}.name)",
+                what=what,
+                name=item.name,
+                section=section,
+                first=seen[item.name],
+            )
+        seen[item.name] = i
+    return seen
+
+
 class Scenario(Strict):
     """A complete, validated scenario.
 
@@ -255,16 +272,7 @@ class Scenario(Strict):
                     "with instruments:, every instrument has its own market, fundamental and margin "
                     "settings: move this section's fields under instruments.N",
                 )
-        seen: dict[str, int] = {}
-        for i, instrument in enumerate(self.instruments):
-            if instrument.name in seen:
-                raise _fail(
-                    f"instruments.{i}.name",
-                    "duplicate instrument name '{name}' (also instruments.{first}.name)",
-                    name=instrument.name,
-                    first=seen[instrument.name],
-                )
-            seen[instrument.name] = i
+        _unique_names(self.instruments, "instruments", "instrument name")
         if self.correlation is not None:
             size = len(self.instruments)
             if len(self.correlation) != size or any(len(row) != size for row in self.correlation):
@@ -352,16 +360,7 @@ class Scenario(Strict):
 
     def _check_collateral(self) -> None:
         # Asset names are unique; a group or a depeg names one of them.
-        seen: dict[str, int] = {}
-        for i, asset in enumerate(self.collateral_assets):
-            if asset.name in seen:
-                raise _fail(
-                    f"collateral_assets.{i}.name",
-                    "duplicate collateral asset '{name}' (also collateral_assets.{first}.name)",
-                    name=asset.name,
-                    first=seen[asset.name],
-                )
-            seen[asset.name] = i
+        seen = _unique_names(self.collateral_assets, "collateral_assets", "collateral asset")
         known = ", ".join(seen) or "none: add a collateral_assets: list"
         for where, group in self._groups():
             name = getattr(group, "collateral_asset", None)

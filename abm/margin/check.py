@@ -77,6 +77,12 @@ class MarginCheck:
             self._position_maintenance = self.position_notional * self._rates[1]
         return self._position_maintenance
 
+    def position_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Initial and maintenance margin per position of some accounts only (without forming them all)."""
+        return _position_rows(
+            self.position_notional, self._position_initial, self._position_maintenance, self._rates, rows
+        )
+
     def exposed_totals(self) -> tuple[np.ndarray, np.ndarray]:
         """Initial margin and notional per instrument, summed over the exposed accounts.
 
@@ -88,6 +94,15 @@ class MarginCheck:
         if self._position_initial is None and self._rates is not None:
             return notional * self._rates[0], notional
         return weights @ self.position_initial, notional
+
+
+def _position_rows(notional, initial, maintenance, rates, rows) -> tuple[np.ndarray, np.ndarray]:
+    # The accounts' rows of the per-position requirements: under linear rules notional x rate for those
+    # rows alone (the full arrays are formed only when read).
+    if initial is None:
+        selected = notional[rows]
+        return selected * rates[0], selected * rates[1]
+    return initial[rows], maintenance[rows]
 
 
 class MarginChecker:
@@ -236,12 +251,7 @@ class MarginChecker:
         accounts = np.flatnonzero(ledger.margin_mode == _PORTFOLIO)
         if len(accounts) == 0:
             return initial_req, maintenance_req, buffered, None
-        position_notional, position_initial, position_maintenance, rates = per_position
-        if position_initial is None:  # linear rules: only the portfolio accounts' rows are needed
-            rows = position_notional[accounts]
-            initial_rows, maintenance_rows = rows * rates[0], rows * rates[1]
-        else:
-            initial_rows, maintenance_rows = position_initial[accounts], position_maintenance[accounts]
+        initial_rows, maintenance_rows = _position_rows(*per_position, accounts)
         initial, maintenance = self.portfolio_rule.requirements(
             ledger.position[accounts], marks, initial_rows, maintenance_rows
         )

@@ -145,7 +145,12 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
 
     def losses(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
         """Each account's loss in each scenario, ``(accounts, scenarios)``."""
-        return -(_exposures(positions, marks, self.contract_sizes) @ self.scenario_moves)
+        return self._losses(_exposures(positions, marks, self.contract_sizes))
+
+    def _losses(self, exposure: np.ndarray) -> np.ndarray:
+        losses = exposure @ self.scenario_moves
+        np.negative(losses, out=losses)  # in place: the product is a fresh array
+        return losses
 
     def tail(self, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` largest losses of each account (largest first) and the column of the k-th largest.
@@ -177,9 +182,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         if not self.ready:
             return position_initial.sum(axis=1), position_maintenance.sum(axis=1)
         exposure = _exposures(positions, marks, self.contract_sizes)
-        losses = exposure @ self.scenario_moves
-        np.negative(losses, out=losses)
-        tail, _ = self.tail(losses)
+        tail, _ = self.tail(self._losses(exposure))
         return _floored(self.config, self.measure(tail), exposure)
 
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
