@@ -9,7 +9,9 @@ A market owns:
   (which a shock may hold stale or misprint);
 * the **mark price** from the configured source (last trade, mid, index, or index plus an EMA of the
   book's basis, the EMA kept here and nowhere else), the **mark history** and the **realised
-  volatility** of the mark.
+  volatility** of the mark;
+* the **funding** of the perpetual (:mod:`abm.funding`): the premium index sampled from the book each
+  step and the payment at the end of each interval.
 
 Randomness: a market draws nothing itself; the model hands :meth:`Market.evolve_fundamental` a
 standard normal draw from the run's generator (correlated across markets when there are several).
@@ -39,6 +41,7 @@ import numpy as np
 
 from abm.book import Book
 from abm.config import FundamentalConfig, MarketConfig
+from abm.funding import PerpetualFunding
 from abm.ledger import Instrument, Ledger
 
 __all__ = ["CorrelatedDraws", "Market"]
@@ -111,6 +114,9 @@ class Market:
         liquidity_withdrawal: Share of maker depth withdrawn by shocks this step.
         spread_factor: Factor on the makers' half spread and level spacing set by shocks this step.
         agent_requests: Agent actions that reached the book (orders and cancel requests).
+        funding: The perpetual's funding (None when ``market.funding.enabled`` is false).
+        funding_paid: Funding the paying side paid in this instrument this step (scheduled payments and
+            funding_spike shocks).
     """
 
     def __init__(
@@ -153,6 +159,12 @@ class Market:
         self.liquidity_withdrawal = 0.0
         self.spread_factor = 1.0
         self.agent_requests = 0
+        self.funding = (
+            PerpetualFunding(market.funding, self.tick_size, self.contract_size)
+            if market.funding.enabled
+            else None
+        )
+        self.funding_paid = 0.0
 
     # ------------------------------------------------------------------ fundamental and index
 
@@ -162,6 +174,7 @@ class Market:
         self.regime_volatility = None
         self.index_stale = False
         self.index_error = 0.0
+        self.funding_paid = 0.0  # this step's, counted from here (the shocks come next)
 
     def fundamental_moves(self) -> bool:
         """Whether the fundamental moves this step (and so needs a random draw)."""
@@ -231,6 +244,21 @@ class Market:
                 self._basis_ema += self._alpha * (basis - self._basis_ema)
         self._marks[step + 1] = self.mark
         np.log(self._marks[step + 1 : step + 2], out=self._log_marks[step + 1 : step + 2])
+
+    def pay_funding(self, rate: float) -> float:
+        """Every position in this instrument pays ``rate x position x mark x contract_size`` now."""
+        paid = self.ledger.pay_funding(self.column, rate, self.mark)
+        self.funding_paid += paid
+        return paid
+
+    def accrue_funding(self, step: int) -> None:
+        """End of a step, after the mark: sample the premium index; at the end of an interval, pay."""
+        funding = self.funding
+        if funding is None:
+            return
+        funding.sample(self.book, self.index, self.mark)
+        if funding.due(step):
+            self.funding_paid += funding.settle(self.ledger, self.column, self.mark)
 
     def mark_history(self, step: int) -> np.ndarray:
         """Marks ``0..step`` (the mark before the first step first)."""

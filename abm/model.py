@@ -391,6 +391,7 @@ class MarketModel(mesa.Model):
         check = self.liquidator.run(t, self._current_marks, enabled=self.liquidation_enabled)
         for market in self.markets:
             market.close_step(t)
+            market.accrue_funding(t)  # the premium sampled; funding paid at the end of an interval
         self.marks = np.array([market.mark for market in self.markets])
         if self.check_invariants:
             self._check_invariants(t)

@@ -178,6 +178,7 @@ class RunRecorder:
         last = book.last_price
         band = max(1, int(round(0.01 * mark / tick)))
         margin_held, gross_notional = margin_totals
+        funding = market.funding
         state = {**policy.state(), **portfolio_state} if portfolio_state else policy.state()
         row = {
             "step": step,
@@ -210,6 +211,9 @@ class RunRecorder:
             "realised_vol": market.realised_vol,
             "mean_leverage": account_wide["mean_leverage"],
             "cascade_rounds": account_wide["cascade_rounds"],
+            "premium_index": funding.premium if funding is not None else 0.0,
+            "funding_rate": funding.rate if funding is not None else 0.0,
+            "funding_paid": market.funding_paid,
         }
         self.record(row, state)
         # For the stress figures: the book around the mid.

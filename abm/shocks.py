@@ -204,7 +204,7 @@ def _depeg(ctx: ShockContext, shock: Depeg, k: int, step: int, state: dict, effe
 @handles(FundingSpike)
 def _funding_spike(ctx: ShockContext, shock: FundingSpike, k: int, step: int, state: dict, effects) -> None:
     market = ctx.market_of(shock)
-    state["paid"] = state.get("paid", 0.0) + ctx.ledger.pay_funding(market.column, shock.rate, market.mark)
+    state["paid"] = state.get("paid", 0.0) + market.pay_funding(shock.rate)
 
 
 @handles(StaleIndex)

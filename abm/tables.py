@@ -186,6 +186,25 @@ TIMESERIES = Table(
             "Mean notional / equity of the solvent leveraged traders with a position.",
         ),
         ("cascade_rounds", "int64", "Liquidation rounds run in the step."),
+        (
+            "premium_index",
+            "float64",
+            "Funding premium index sampled at the end of the step: impact bid / ask against the index "
+            "(0 without funding).",
+            "share",
+        ),
+        (
+            "funding_rate",
+            "float64",
+            "Funding rate of the interval so far (on a payment step, the rate paid; 0 without funding).",
+            "share",
+        ),
+        (
+            "funding_paid",
+            "float64",
+            "Funding paid by the paying side in the step (scheduled payments and funding_spike shocks).",
+            "money",
+        ),
     ),
     pattern=(
         "margin_<figure>",

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_INSTRUMENT",
     "INSTRUMENT_NAME",
     "FundamentalConfig",
+    "FundingConfig",
     "InstrumentConfig",
     "MarkPriceConfig",
     "MarketConfig",
@@ -39,6 +40,36 @@ class MarkPriceConfig(Strict):
     ema_steps: StepCount = Field(default=30, description="EMA span of the basis (index_ema_basis).")
 
 
+class FundingConfig(Strict):
+    """Perpetual funding in the form Binance publishes for its USD-M perpetuals (docs/references.md).
+
+    Every step the premium index is sampled from the book: ``(max(0, impact_bid - index) - max(0, index -
+    impact_ask)) / index``, the impact prices being the average fill of a market order for
+    ``impact_notional`` on each side. At the end of every ``interval`` steps the funding rate is the
+    time-weighted average premium ``P`` (the k-th sample weighted k) plus ``clamp(interest_rate - P,
+    -clamp, +clamp)``, limited to ``+-cap``, and every position pays ``rate x position x mark x
+    contract_size`` (longs pay shorts when the rate is positive).
+    """
+
+    enabled: bool = Field(default=True, description="Pay funding (every instrument is a perpetual).")
+    interval: StepCount = Field(
+        default=480, description="Steps between payments (8 hours of one-minute steps, as Binance)."
+    )
+    impact_notional: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1e15,
+        description="Notional of the impact bid and ask (price x lots x contract size); default 10 lots.",
+    )
+    interest_rate: float = Field(
+        default=0.0001, ge=-0.01, le=0.01, description="Interest term per interval (Binance: 0.01%)."
+    )
+    clamp: float = Field(
+        default=0.0005, ge=0.0, le=0.1, description="Bound on interest minus premium (Binance: 0.05%)."
+    )
+    cap: float = Field(default=0.0075, gt=0.0, le=0.1, description="Bound on the rate per interval.")
+
+
 MIN_PRICE_TICKS = 10
 MAX_START_TICKS = MAX_PRICE_TICKS // 8
 
@@ -50,6 +81,7 @@ class MarketConfig(Strict):
     initial_price: Price = 100.0
     contract_size: float = Field(default=1.0, ge=MIN_UNIT, le=1e6, description="Units of underlying per lot.")
     mark_price: MarkPriceConfig = Field(default_factory=MarkPriceConfig)
+    funding: FundingConfig = Field(default_factory=FundingConfig)
     vol_window: int = Field(
         default=60, ge=2, le=MAX_STEPS, description="Steps in the realised-volatility window."
     )
