@@ -34,6 +34,7 @@ from abm.agents import AGENT_CLASSES, LeveragedTrader
 from abm.assembly import accounts_table, assemble_result
 from abm.book import BUY
 from abm.collateral import CollateralBook
+from abm.comeback import Comebacks
 from abm.config import LeveragedTraderGroup, Scenario
 from abm.config.market import DEFAULT_INSTRUMENT
 from abm.exchange import Exchange
@@ -151,6 +152,8 @@ class MarketModel(mesa.Model):
         self.counterparty_account = -1
         self.exogenous_account = -1
         self._build_agents()
+        # Liquidated traders of groups with `comeback:` return after a delay (abm.comeback).
+        self.comebacks = Comebacks(self.population.groups)
         self.liquidator.open_system_accounts(self.population.open_system_account)
         self.shock_context = ShockContext(
             markets=self.markets,
@@ -384,11 +387,15 @@ class MarketModel(mesa.Model):
             market.update_realised_vol(t)
         if self.checker.has_portfolio_accounts:  # and the portfolio rule's, on the same marks
             self.checker.portfolio_rule.review(t, [market.mark_history(t) for market in self.markets])
-        # 3. agents act
+        # 3. agents act (liquidated traders due back first: topped up, they re-open their positions)
+        if self.comebacks:
+            self._bring_back(t)
         for agent in self.population.draw_actors(self.rng, self.ledger.margin_called):
             agent.step()
         # 4-7. margin check, liquidation rounds and waterfall; then the marks
         check = self.liquidator.run(t, self._current_marks, enabled=self.liquidation_enabled)
+        if self.comebacks:  # the accounts liquidated now come back after their delay
+            self.comebacks.observe(t, self.ledger, self.rng)
         for market in self.markets:
             market.close_step(t)
             market.accrue_funding(t)  # the premium sampled; funding paid at the end of an interval
@@ -402,6 +409,12 @@ class MarketModel(mesa.Model):
         if t + 1 >= self.horizon:
             self.running = False
             self.wall_seconds = time.perf_counter() - self._started
+
+    def _bring_back(self, t: int) -> None:
+        for account, amount, order in self.comebacks.due(t, self.ledger, self.marks):
+            if amount > 0.0:
+                self.ledger.deposit(account, amount)
+            self.population.agent_of(account).come_back(account, market_order=order == "market")
 
     def _check_invariants(self, t: int) -> None:
         # Ledger (zero sum, conservation, finite) and books (crossed, structure); see abm.invariants.

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from abm.config import schema
-from abm.config.agents import AGENT_KINDS, Holding
+from abm.config.agents import AGENT_KINDS, Comeback, Holding
 from abm.config.collateral import CollateralAsset, VolatilityHaircut
 from abm.config.market import FundingConfig
 from abm.margin import portfolio_settings, settings
@@ -42,6 +42,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     *((f"Agents: {name}", kind.settings, "agents[i].") for name, kind in AGENT_KINDS.items()),
     ("Agents: leverage distribution", schema.LeverageDistribution, "agents[i].leverage."),
     ("Agents: margin-call reaction", schema.MarginCallReaction, "agents[i].margin_call."),
+    ("Agents: comeback of liquidated traders", Comeback, "agents[i].comeback."),
     ("Agents: portfolio holding", Holding, "agents[i].portfolio[j]."),
     ("Liquidation", schema.LiquidationConfig, "liquidation."),
     *((f"Margin: {name}", model, "margin.") for name, model in settings.RULE_SETTINGS.items()),

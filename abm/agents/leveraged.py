@@ -119,6 +119,13 @@ class LeveragedTrader(TraderAgent):
                 side = BUY if signal > 0 else SELL
             self._trade_toward(self.target_lots(side, position), venue=market, account=account)
 
+    def come_back(self, account: int, market_order: bool = False) -> None:
+        """Re-open a returning account's positions at the trader's leverage (at the touch, or at market)."""
+        for position in self.positions:
+            if position.account == account:
+                target = self.target_lots(position.side, position)
+                self._trade_toward(target, market=market_order, venue=position.market, account=account)
+
     def answer_margin_call(self, account: int | None = None) -> None:
         """Top up, reduce to initial margin, or ignore, drawn from the group's probabilities."""
         model = self.model

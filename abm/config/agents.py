@@ -33,6 +33,7 @@ __all__ = [
     "AR1NoiseGroup",
     "AgentGroup",
     "AgentKind",
+    "Comeback",
     "FundamentalistGroup",
     "LeverageDistribution",
     "LeveragedTraderGroup",
@@ -113,6 +114,27 @@ class MarginCallReaction(Strict):
         return self
 
 
+class Comeback(Strict):
+    """Liquidated traders come back: after ``delay`` steps, topped up from a reserve, at their leverage."""
+
+    delay: StepCount = Field(default=100, description="Steps from a liquidation to the trader's return.")
+    share: Fraction = Field(default=1.0, description="Chance that a liquidated trader comes back.")
+    collateral: PositiveMoney | None = Field(
+        default=None, description="Equity a returning account is topped up to (default: its opening one)."
+    )
+    reserve: Money | None = Field(
+        default=None, description="Money the group's returns may draw in all (default: no limit)."
+    )
+    max_returns: int = Field(default=1_000, ge=1, le=1_000_000, description="Returns per account at most.")
+    spread: int = Field(
+        default=0, ge=0, le=100_000, description="Each return waits delay + a uniform 0..spread-1 more steps."
+    )
+    order: Literal["limit", "market"] = Field(
+        default="limit",
+        description="How a returning trader re-opens: a bid (ask) at the touch, or a market order.",
+    )
+
+
 class _GroupBase(Strict):
     count: int = Field(ge=0, le=MAX_AGENTS)
     collateral: PositiveMoney = Field(default=1_000.0, description="Initial collateral per agent.")
@@ -159,6 +181,9 @@ class LeveragedTraderGroup(_GroupBase):
     reentry_rate: Fraction = Field(default=0.0, description="Chance per step to re-enter when flat.")
     reserves: Money = Field(default=0.0, description="Off-exchange cash for top-ups.")
     margin_call: MarginCallReaction = Field(default_factory=MarginCallReaction)
+    comeback: Comeback | None = Field(
+        default=None, description="Liquidated traders re-enter after a delay (default: they stay out)."
+    )
     portfolio: list[Holding] | None = Field(
         default=None,
         min_length=1,
