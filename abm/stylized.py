@@ -18,7 +18,10 @@ Every statistic takes plain arrays (numpy only; no scipy) and states its definit
 * :func:`leverage_correlation`: ``corr(r_t, r_{t+l}^2)`` (Pearson) for ``l = 1..L``; negative values are
   the leverage effect;
 * :func:`aggregational_kurtosis`: excess kurtosis of returns over growing intervals;
-* :func:`volume_volatility_correlation`: ``corr(|r_t|, volume over the same interval)`` (Pearson).
+* :func:`volume_volatility_correlation`: ``corr(|r_t|, volume over the same interval)`` (Pearson);
+* :func:`index_explained_share`: the ``R^2`` of the least-squares regression of the mark's returns on a
+  constant and the index's returns at lags ``0..L`` (how much of the market's motion the exogenous index
+  explains; not a published fact, a measure of how much the agents add).
 
 :func:`stylized_facts` computes all of them from a run's time series and :func:`compare_with_published`
 puts each beside its published range (Cont 2001, Quantitative Finance 1:223-236).
@@ -56,6 +59,7 @@ __all__ = [
     "leverage_correlation",
     "ljung_box",
     "log_returns",
+    "index_explained_share",
     "power_law_decay_exponent",
     "skewness",
     "stylized_facts",
@@ -297,6 +301,49 @@ def aggregational_kurtosis(
     return {int(k): excess_kurtosis(log_returns(prices, int(k))) for k in intervals}
 
 
+DEFAULT_INDEX_LAGS = 3
+
+
+def index_explained_share(
+    mark: Sequence[float] | np.ndarray,
+    index: Sequence[float] | np.ndarray,
+    interval: int = 1,
+    lags: int = DEFAULT_INDEX_LAGS,
+) -> float:
+    """R^2 of the mark's log returns regressed on a constant and the index's at lags ``0..lags``.
+
+    Both series are sampled every ``interval`` steps over the steps where both are positive; NaN when
+    there are too few returns or the mark never moves.
+
+    Example:
+        >>> index = np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, 500)))
+        >>> round(index_explained_share(index, index), 6)       # the mark is the index: all of it
+        1.0
+        >>> mark = np.r_[index[:1], index[:-1]]                  # the index one step late: lag 1
+        >>> round(index_explained_share(mark, index), 6)
+        1.0
+    """
+    mark = np.asarray(mark, dtype=float)
+    index = np.asarray(index, dtype=float)
+    both = np.isfinite(mark) & np.isfinite(index) & (mark > 0) & (index > 0)
+    mark_returns = log_returns(mark[both], interval)
+    index_returns = log_returns(index[both], interval)
+    n = len(mark_returns) - lags
+    if n < lags + 3:
+        return float("nan")
+    target = mark_returns[lags:]
+    spread = target - target.mean()
+    total = float(spread @ spread)
+    if total == 0.0:
+        return float("nan")
+    design = np.column_stack(
+        [np.ones(n)] + [index_returns[lags - lag : len(index_returns) - lag] for lag in range(lags + 1)]
+    )
+    coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = target - design @ coefficients
+    return float(1.0 - (residual @ residual) / total)
+
+
 def volume_volatility_correlation(
     returns: Sequence[float] | np.ndarray, volume: Sequence[float] | np.ndarray
 ) -> float:
@@ -366,6 +413,10 @@ def stylized_facts(
         volume_corr = volume_volatility_correlation(returns, _interval_sums(volume, interval, n))
     else:
         volume_corr = float("nan")
+    if "index" in timeseries:
+        explained = index_explained_share(prices, timeseries["index"].to_numpy(dtype=float), interval)
+    else:
+        explained = float("nan")
     return {
         "interval": int(interval),
         "observations": int(n),
@@ -392,6 +443,7 @@ def stylized_facts(
         "leverage_effect": float(np.nanmean(leverage)) if np.isfinite(leverage).any() else float("nan"),
         "kurtosis_by_interval": {str(k): v for k, v in kurtosis_by_interval.items()},
         "volume_volatility_correlation": volume_corr,
+        "index_explained_share": explained,
     }
 
 
@@ -497,6 +549,11 @@ def format_fact_table(facts: dict[str, Any]) -> str:
         )
     kurtosis = ", ".join(f"{k}: {v:.3g}" for k, v in facts["kurtosis_by_interval"].items())
     lines.append(f"excess kurtosis by interval (steps): {kurtosis}")
+    explained = facts.get("index_explained_share", float("nan"))
+    lines.append(
+        f"returns exactly zero: {facts['zero_return_share']:.3g}; mark-return variance explained by "
+        f"the index's returns at lags 0-{DEFAULT_INDEX_LAGS}: R^2 = {explained:.3g}"
+    )
     lines.append(
         f"Ljung-Box Q({len(facts['acf'])}) = {facts['ljung_box_q']:.4g}, "
         f"p = {facts['ljung_box_pvalue']:.3g}; "

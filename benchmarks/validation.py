@@ -109,6 +109,9 @@ def stylized(seeds: int, steps: int | None, workers: int) -> None:
             "ACF lag 1": [facts[interval]["acf_lag1"] for facts, _ in runs],
             "Ljung-Box p (lags 1-50)": [facts[interval]["ljung_box_pvalue"] for facts, _ in runs],
             "zero-return share": [facts[interval]["zero_return_share"] for facts, _ in runs],
+            "R^2 of r on index returns, lags 0-3": [
+                facts[interval]["index_explained_share"] for facts, _ in runs
+            ],
         }
         for label, values in extra.items():
             print(f"| {label} | {_mean_sd(values)} | | |")

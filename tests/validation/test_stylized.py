@@ -239,3 +239,28 @@ def test_published_fact_bounds():
     assert fact.contains(2.0) and fact.contains(5.0) and fact.contains(3.0)
     assert not fact.contains(1.99) and not fact.contains(5.01) and not fact.contains(float("nan"))
     assert st.PublishedFact("y", "y", "> 0", 0.0, None).contains(1e9)
+
+
+def test_index_explained_share_by_hand():
+    rng = np.random.default_rng(4)
+    index = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    x = np.diff(np.log(index))
+    # With no lag the regression has one regressor: R^2 is the squared correlation of the returns.
+    noise = rng.normal(0, 0.01, 399)
+    mark = 100 * np.exp(np.r_[0.0, np.cumsum(0.5 * x + noise)])
+    expected = np.corrcoef(np.diff(np.log(mark)), x)[0, 1] ** 2
+    assert st.index_explained_share(mark, index, lags=0) == pytest.approx(expected)
+    # A mark made of the index's returns now and two steps ago (0.3 x_t + 0.7 x_{t-2}) is explained in
+    # full once lag 2 is among the regressors, and not with lags 0-1 alone.
+    r = 0.3 * x + 0.7 * np.r_[0.0, 0.0, x[:-2]]
+    mark = 100 * np.exp(np.r_[0.0, np.cumsum(r)])
+    assert st.index_explained_share(mark, index, lags=3) == pytest.approx(1.0)
+    # With lags 0-1 only x_t of r's formula is a regressor: R^2 is 0.3^2 / (0.3^2 + 0.7^2) = 0.155 in
+    # expectation (0.21 in this sample of 398 returns); far from 1 either way.
+    assert 0.05 < st.index_explained_share(mark, index, lags=1) < 0.4
+    # A mark that never moves: undefined; too few returns: undefined.
+    assert np.isnan(st.index_explained_share(np.full(50, 100.0), index[:50]))
+    assert np.isnan(st.index_explained_share(index[:6], index[:6]))
+    # The facts carry it when the time series has an index column.
+    facts = st.stylized_facts(pd.DataFrame({"mark": index, "index": index, "volume": np.ones(400)}))
+    assert facts["index_explained_share"] == pytest.approx(1.0)
