@@ -131,10 +131,11 @@ class Comebacks:
             account = int(returns.accounts[k])
             if ledger.held_instruments(account):
                 continue
-            target = returns.settings.collateral or float(ledger.initial_collateral[account])
-            amount = min(max(target - ledger.account_equity(account, marks), 0.0), returns.remaining())
-            if returns.remaining() <= 0.0:
+            left = returns.remaining()
+            if left <= 0.0:
                 continue
+            target = returns.settings.collateral or float(ledger.initial_collateral[account])
+            amount = min(max(target - ledger.account_equity(account, marks), 0.0), left)
             returns.drawn += amount
             returns.returns[k] += 1
             self.returned += 1
