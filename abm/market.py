@@ -5,8 +5,9 @@ A market owns:
 * the **order book** of the instrument and the **order entry** agents use (every fill is settled in the
   ledger at once, under the instrument's column);
 * the **fundamental value** (the spot price the future tracks: a GBM, an OU process or a constant, with
-  drift and volatility a regime shock may replace) and the **index** the exchange publishes from it
-  (which a shock may hold stale or misprint);
+  drift and volatility a regime shock may replace) and the **index** the exchange publishes from it,
+  directly or as a composite of spot venues (:mod:`abm.venues`; a shock may hold it stale or misprint
+  it, or fault one venue);
 * the **mark price** from the configured source (last trade, mid, index, or index plus an EMA of the
   book's basis, the EMA kept here and nowhere else), the **mark history** and the **realised
   volatility** of the mark;
@@ -14,7 +15,8 @@ A market owns:
   step and the payment at the end of each interval.
 
 Randomness: a market draws nothing itself; the model hands :meth:`Market.evolve_fundamental` a
-standard normal draw from the run's generator (correlated across markets when there are several).
+standard normal draw from the run's generator (correlated across markets when there are several), and
+:meth:`Market.publish_index` the generator for the venues' noise (drawn only when it is on).
 
 Example:
     >>> from abm.book import OrderBook
@@ -43,6 +45,7 @@ from abm.book import Book
 from abm.config import FundamentalConfig, MarketConfig
 from abm.funding import PerpetualFunding
 from abm.ledger import Instrument, Ledger
+from abm.venues import SpotVenues
 
 __all__ = ["CorrelatedDraws", "Market"]
 
@@ -108,7 +111,9 @@ class Market:
     Attributes:
         fundamental: The fundamental value now.
         fundamental_level: The level an OU process reverts to.
-        index: The published index (the fundamental, unless a shock holds it stale or misprints it).
+        index: The published index (the fundamental, or the spot venues' composite; a shock may hold
+            it stale or misprint it).
+        venues: The spot venues of the index (None when the index is the fundamental itself).
         mark: The mark price at the end of the last step (the initial price before the first).
         realised_vol: Sample sd of one-step log mark returns over the volatility window.
         liquidity_withdrawal: Share of maker depth withdrawn by shocks this step.
@@ -165,6 +170,7 @@ class Market:
             else None
         )
         self.funding_paid = 0.0
+        self.venues = SpotVenues(market.index, self.fundamental) if market.index.composite else None
 
     # ------------------------------------------------------------------ fundamental and index
 
@@ -175,6 +181,8 @@ class Market:
         self.index_stale = False
         self.index_error = 0.0
         self.funding_paid = 0.0  # this step's, counted from here (the shocks come next)
+        if self.venues is not None:
+            self.venues.reset_faults()
 
     def fundamental_moves(self) -> bool:
         """Whether the fundamental moves this step (and so needs a random draw)."""
@@ -207,10 +215,20 @@ class Market:
         self.fundamental *= 1.0 + size
         self.fundamental_level *= 1.0 + size
 
-    def publish_index(self) -> None:
-        """Publish the index from the fundamental (unless a shock holds it stale)."""
+    def publish_index(self, rng: np.random.Generator | None = None) -> None:
+        """Publish the index: the fundamental, or the venues' composite (unless a shock holds it stale).
+
+        The venues print every step, stale or not (their own faults are theirs); ``stale_index`` and
+        ``index_misprint`` act on the published composite, as a fault of the exchange's own feed.
+        """
+        spot = self.fundamental if self.venues is None else self.venues.publish(self.fundamental, rng)
         if not self.index_stale:
-            self.index = self.fundamental * (1.0 + self.index_error)
+            self.index = spot * (1.0 + self.index_error)
+
+    @property
+    def index_sources(self) -> int:
+        """Spot venues in the last composite (1 when the index is the fundamental itself)."""
+        return 1 if self.venues is None else self.venues.sources
 
     # ------------------------------------------------------------------ the mark
 

@@ -358,7 +358,7 @@ class MarketModel(mesa.Model):
             market = self.markets[0]
             if market.fundamental_moves():
                 market.evolve_fundamental(self.rng.standard_normal())
-            market.publish_index()
+            market.publish_index(self.rng)
             return
         # Several instruments: one correlated draw each, every step (so the stream does not depend on
         # which of them moves).
@@ -366,7 +366,7 @@ class MarketModel(mesa.Model):
         for market, draw in zip(self.markets, draws.tolist(), strict=True):
             if market.fundamental_moves():
                 market.evolve_fundamental(draw)
-            market.publish_index()
+            market.publish_index(self.rng)
 
     def step(self) -> None:
         """Advance the market by one step (see the module docstring for the order)."""

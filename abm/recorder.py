@@ -187,6 +187,7 @@ class RunRecorder:
             "mid": mid * tick if mid is not None else np.nan,
             "mark": mark,
             "index": market.index,
+            "index_sources": market.index_sources,
             "best_bid": bid * tick if bid is not None else np.nan,
             "best_ask": ask * tick if ask is not None else np.nan,
             "spread": (ask - bid) * tick if bid is not None and ask is not None else np.nan,

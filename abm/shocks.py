@@ -10,7 +10,7 @@ on at the start of which the condition holds (it fires once). The condition read
 the previous step: its mark, the mark's fall from its running peak, the realised volatility.
 
 How long it acts: one step (jumps, margin decrees, haircuts, outflows), ``over_steps`` steps (regimes,
-TWAP programs, funding, index faults, inflows), ``over_steps + recovery_steps`` steps (liquidity
+TWAP programs, funding, index and venue faults, inflows), ``over_steps + recovery_steps`` steps (liquidity
 withdrawal), or until done (a sell program at a share of volume).
 
 Lasting effects are rebuilt every step: the schedule first puts the markets back to their configured
@@ -43,6 +43,7 @@ from abm.config.shocks import (
     StaleIndex,
     TraderInflow,
     TraderOutflow,
+    VenueFault,
 )
 from abm.ledger import KIND_CODES
 from abm.registry import Registry, literal_name
@@ -216,6 +217,11 @@ def _stale_index(ctx: ShockContext, shock: StaleIndex, k: int, step: int, state:
 def _index_misprint(ctx: ShockContext, shock: IndexMisprint, k: int, step: int, state: dict, effects) -> None:
     market = ctx.market_of(shock)
     market.index_error = (1.0 + market.index_error) * (1.0 + shock.size) - 1.0
+
+
+@handles(VenueFault)
+def _venue_fault(ctx: ShockContext, shock: VenueFault, k: int, step: int, state: dict, effects) -> None:
+    ctx.market_of(shock).venues.fault(shock.venue, shock.mode, shock.size)
 
 
 @handles(TraderInflow)

@@ -125,9 +125,11 @@ TIMESERIES = Table(
         (
             "index",
             "float64",
-            "Published index: the fundamental, unless a shock holds it stale or misprints it.",
+            "Published index: the fundamental or the spot venues' composite, unless a shock holds it stale "
+            "or misprints it.",
             "price",
         ),
+        ("index_sources", "int64", "Spot venues in the index's composite (1 when it is the fundamental)."),
         ("best_bid", "float64", "Best bid at the end of the step (NaN when there is none).", "price"),
         ("best_ask", "float64", "Best ask at the end of the step (NaN when there is none).", "price"),
         ("spread", "float64", "Best ask minus best bid (NaN when a side is empty).", "price"),

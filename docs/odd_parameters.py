@@ -24,7 +24,7 @@ from pydantic_core import PydanticUndefined
 from abm.config import schema
 from abm.config.agents import AGENT_KINDS, Comeback, Holding
 from abm.config.collateral import CollateralAsset, VolatilityHaircut
-from abm.config.market import FundingConfig
+from abm.config.market import FundingConfig, IndexConfig
 from abm.margin import portfolio_settings, settings
 
 ODD_PATH = Path(__file__).with_name("ODD.md")
@@ -37,6 +37,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Market", schema.MarketConfig, "market."),
     ("Mark price", schema.MarkPriceConfig, "market.mark_price."),
     ("Perpetual funding", FundingConfig, "market.funding."),
+    ("Index from spot venues", IndexConfig, "market.index."),
     ("Fundamental value (index)", schema.FundamentalConfig, "fundamental."),
     ("Instrument (several instruments)", schema.InstrumentConfig, "instruments[i]."),
     *((f"Agents: {name}", kind.settings, "agents[i].") for name, kind in AGENT_KINDS.items()),

@@ -26,6 +26,7 @@ LIBRARY = (
     "short_squeeze",
     "margin_hike_in_stress",
     "oracle_glitch",
+    "oracle_venues",
     "crowded_longs_build_up",
     "crash_2020_03_12",
     "crash_2021_05_19",
@@ -180,6 +181,28 @@ def test_oracle_glitch_liquidates_while_the_book_holds():
     assert liquidated["account_id"].nunique() >= 100
     assert ts.loc[450:479, "index"].nunique() == 1  # the stale spell: the oracle holds its value
     assert ts.loc[480:482, "index"].nunique() == 3
+
+
+def test_oracle_venues_the_pricing_rule_decides_on_every_seed():
+    # One venue of five prints 30% low for 3 steps: the mean of 4 x F and 0.7 F is 0.94 F, so the index
+    # falls 6% and the longs (10-25x on 4% initial) are marked down through their maintenance; a median
+    # or a mean with a 5% outlier band leaves the wrong print out. Headline: 10 of 10 seeds.
+    result = full_run("oracle_venues")
+    ts = result.timeseries.set_index("step")
+    assert ts.loc[300, "index"] / ts.loc[299, "index"] == pytest.approx(0.94, abs=0.003)
+    # The stale venue (from 450 for 60 steps) is left out from its 10th step without an update.
+    assert ts.loc[450:458, "index_sources"].eq(5).all() and ts.loc[459:509, "index_sources"].eq(4).all()
+    assert ts.loc[510, "index_sources"] == 5
+    short = ("steps=310", "shocks.1.step=305")
+    for seed in range(1, 11):
+        mean = full_run("oracle_venues", *short, f"seed={seed}")
+        assert mean.liquidations.query("300 <= step <= 302")["account_id"].nunique() >= 100, seed
+    for seed in (1, 2, 3):
+        for rule in ("market.index.method=median", "market.index.outlier_band=0.05"):
+            assert len(full_run("oracle_venues", *short, f"seed={seed}", rule).liquidations) == 0, (
+                seed,
+                rule,
+            )
 
 
 def test_crowded_longs_build_up_crowd_goes_first():

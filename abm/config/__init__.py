@@ -71,6 +71,7 @@ from abm.config.schema import (
     StaleIndex,
     TraderInflow,
     TraderOutflow,
+    VenueFault,
 )
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "IndexMisprint",
     "TraderInflow",
     "TraderOutflow",
+    "VenueFault",
     "AgentGroup",
     "Fraction",
     "FundamentalConfig",

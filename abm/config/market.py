@@ -22,6 +22,7 @@ __all__ = [
     "INSTRUMENT_NAME",
     "FundamentalConfig",
     "FundingConfig",
+    "IndexConfig",
     "InstrumentConfig",
     "MarkPriceConfig",
     "MarketConfig",
@@ -70,6 +71,55 @@ class FundingConfig(Strict):
     cap: float = Field(default=0.0075, gt=0.0, le=0.1, description="Bound on the rate per interval.")
 
 
+MAX_VENUES = 50
+
+
+class IndexConfig(Strict):
+    """The index the exchange publishes: a composite of spot venues, with its pricing rule (abm.venues).
+
+    With one venue and no venue noise (the default) the index is the fundamental. With ``venues > 1``
+    each venue prints the fundamental times ``exp(d)``, its own deviation ``d`` following ``d <-
+    persistence x d + noise x z``; venues not updated for ``stale_after`` steps are left out, then with
+    ``outlier_band`` those whose log distance from the median is above it, and the index is the
+    ``median`` or the (``weights``-weighted) ``mean`` of the rest. A ``venue_fault`` shock makes one
+    venue stale, misprint or drop out.
+    """
+
+    venues: int = Field(default=1, ge=1, le=MAX_VENUES, description="Spot venues in the composite.")
+    method: Literal["median", "mean"] = Field(
+        default="median", description="How the venues' prices are combined."
+    )
+    weights: list[float] | None = Field(
+        default=None, description="Each venue's weight in the mean (one per venue, > 0); default equal."
+    )
+    noise: float = Field(default=0.0, ge=0.0, le=0.1, description="Per-step sd of a venue's log deviation.")
+    persistence: float = Field(
+        default=0.9, ge=0.0, lt=1.0, description="AR(1) coefficient of a venue's deviation."
+    )
+    outlier_band: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Leave out venues this far (log) from the median."
+    )
+    stale_after: StepCount | None = Field(
+        default=None, description="Leave out a venue that has not updated for this many steps."
+    )
+
+    @model_validator(mode="after")
+    def _weights_per_venue(self) -> IndexConfig:
+        if self.weights is not None:
+            if len(self.weights) != self.venues:
+                raise ValueError(
+                    f"weights has {len(self.weights)} numbers: give one per venue ({self.venues})"
+                )
+            if any(not (0.0 < w <= 1e6) for w in self.weights):
+                raise ValueError("weights must be > 0 (and at most 1e6)")
+        return self
+
+    @property
+    def composite(self) -> bool:
+        """Whether the index is formed from venues (False: it is the fundamental itself)."""
+        return self.venues > 1 or self.noise > 0.0
+
+
 MIN_PRICE_TICKS = 10
 MAX_START_TICKS = MAX_PRICE_TICKS // 8
 
@@ -82,6 +132,7 @@ class MarketConfig(Strict):
     contract_size: float = Field(default=1.0, ge=MIN_UNIT, le=1e6, description="Units of underlying per lot.")
     mark_price: MarkPriceConfig = Field(default_factory=MarkPriceConfig)
     funding: FundingConfig = Field(default_factory=FundingConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
     vol_window: int = Field(
         default=60, ge=2, le=MAX_STEPS, description="Steps in the realised-volatility window."
     )

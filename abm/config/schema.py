@@ -62,6 +62,7 @@ from abm.config.shocks import (
     StaleIndex,
     TraderInflow,
     TraderOutflow,
+    VenueFault,
     correlation_problem,
 )
 from abm.margin.portfolio_settings import PortfolioMarginConfig
@@ -90,6 +91,7 @@ __all__ = [
     "StaleIndex",
     "TraderInflow",
     "TraderOutflow",
+    "VenueFault",
     "FundamentalistGroup",
     "LeverageDistribution",
     "LeveragedTraderGroup",
@@ -403,6 +405,17 @@ class Scenario(Strict):
                     raise _fail(
                         f"shocks.{i}.common" if shock.common is not None else f"shocks.{i}.correlation",
                         problem,
+                    )
+            if isinstance(shock, VenueFault):
+                configs = self.instrument_configs()
+                index = configs[names.index(name) if name is not None else 0].index
+                if shock.venue >= index.venues:
+                    raise _fail(
+                        f"shocks.{i}.venue",
+                        "venue {venue} does not exist: the index has {count} venue(s), numbered from 0 "
+                        "(set market.index.venues)",
+                        venue=shock.venue,
+                        count=index.venues,
                     )
             if isinstance(shock, CollateralHaircut):
                 present = {group.kind for group in self.agents}

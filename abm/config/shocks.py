@@ -35,6 +35,7 @@ __all__ = [
     "StaleIndex",
     "TraderInflow",
     "TraderOutflow",
+    "VenueFault",
     "correlation_problem",
     "shock_type",
 ]
@@ -310,6 +311,29 @@ class IndexMisprint(_LastingMarketShock):
 
     type: Literal["index_misprint"]
     size: float = Field(gt=-1.0, le=10.0)
+
+
+@shock_type
+class VenueFault(_LastingMarketShock):
+    """One spot venue of a composite index (``market.index.venues > 1``) is faulty for ``over_steps`` steps.
+
+    ``stale``: it keeps printing the price it had when the fault began; ``misprint``: it prints ``size``
+    away from its own price (-0.3: 30% low); ``drop``: it prints nothing. What the index does then is the
+    pricing rule's business (``market.index``: median or mean, ``outlier_band``, ``stale_after``).
+    """
+
+    type: Literal["venue_fault"]
+    venue: int = Field(ge=0, description="The venue (0 to market.index.venues - 1).")
+    mode: Literal["stale", "misprint", "drop"]
+    size: float = Field(default=0.0, gt=-1.0, le=10.0, description="The misprint (a fraction).")
+
+    @model_validator(mode="after")
+    def _size_for_misprint(self) -> VenueFault:
+        if self.mode == "misprint" and self.size == 0.0:
+            raise ValueError("a misprint needs a size (a fraction: -0.3 prints 30% low)")
+        if self.mode != "misprint" and self.size != 0.0:
+            raise ValueError(f"size applies to a misprint only, not to mode {self.mode!r}")
+        return self
 
 
 @shock_type
