@@ -1,4 +1,4 @@
-"""Mesa agents by family: leveraged traders, market makers, noise traders, fundamentalists, TFG agents.
+"""Mesa agents by family: leveraged traders, makers, noise traders, fundamentalists, arbitrageurs, TFG.
 
 Every agent kind is registered with its group model in :data:`abm.config.agents.AGENT_KINDS`, which
 names the agent class (``module:Class``); :data:`AGENT_CLASSES` is derived from it. The modules:
@@ -8,6 +8,7 @@ names the agent class (``module:Class``); :data:`AGENT_CLASSES` is derived from 
 * :mod:`~abm.agents.makers`: :class:`MarketMaker`;
 * :mod:`~abm.agents.noise`: :class:`NoiseTrader`;
 * :mod:`~abm.agents.fundamentalists`: :class:`Fundamentalist`;
+* :mod:`~abm.agents.arbitrageurs`: :class:`BasisArbitrageur` (cash and carry against a spot hedge);
 * :mod:`~abm.agents.tfg`: :class:`ValueFund` and :class:`AR1NoiseTrader` (Thurner, Farmer and
   Geanakoplos 2012).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 
+from abm.agents.arbitrageurs import BasisArbitrageur
 from abm.agents.base import TraderAgent
 from abm.agents.fundamentalists import Fundamentalist
 from abm.agents.leveraged import LeveragedTrader
@@ -27,6 +29,7 @@ from abm.config.agents import AGENT_KINDS
 __all__ = [
     "AGENT_CLASSES",
     "AR1NoiseTrader",
+    "BasisArbitrageur",
     "Fundamentalist",
     "LeveragedTrader",
     "MarketMaker",

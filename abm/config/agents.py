@@ -33,6 +33,7 @@ __all__ = [
     "AR1NoiseGroup",
     "AgentGroup",
     "AgentKind",
+    "BasisArbitrageurGroup",
     "Comeback",
     "FundamentalistGroup",
     "LeverageDistribution",
@@ -339,6 +340,43 @@ class AR1NoiseGroup(_GroupBase):
     rho: float = Field(default=0.99, ge=0.0, lt=1.0, description="AR(1) coefficient of log demand.")
     sigma: float = Field(default=0.035, ge=0.0, le=1.0, description="AR(1) innovation sd per step.")
     scale: Lots = Field(default=1_000, description="Lots demanded at the long-run demand per unit.")
+
+
+@agent_kind("abm.agents.arbitrageurs:BasisArbitrageur")
+class BasisArbitrageurGroup(_GroupBase):
+    """Cash-and-carry traders: the perpetual against a spot hedge held on another venue.
+
+    An arbitrageur buys the perpetual when its mid is ``entry_basis`` or more below the index (and
+    sells it that far above), ``max_order`` lots at a time up to ``leverage`` x its equity here, hedging
+    every lot at once on spot at the index, off this exchange's ledger; it unwinds once the basis is
+    back within ``exit_basis``. Only the perpetual leg is margined: on a call it tops up from
+    ``reserves``, else cuts to what its equity carries.
+    """
+
+    kind: Literal["basis_arbitrageur"]
+    single_instrument: ClassVar[bool] = True
+    collateral: PositiveMoney = 100_000.0
+    arrival_rate: Fraction = 1.0
+    entry_basis: float = Field(
+        default=0.005, gt=0.0, le=1.0, description="|mid / index - 1| at which it enters (its costs)."
+    )
+    exit_basis: float = Field(
+        default=0.001, ge=0.0, le=1.0, description="|mid / index - 1| at which it unwinds."
+    )
+    leverage: float = Field(
+        default=5.0, ge=1.0, le=MAX_LEVERAGE, description="Most notional per unit of its equity here."
+    )
+    max_order: Lots = Field(default=50, description="Most lots per step, entering or unwinding.")
+    reserves: Money = Field(default=0.0, description="Cash off the exchange for margin calls.")
+
+    @model_validator(mode="after")
+    def _exit_inside_entry(self) -> BasisArbitrageurGroup:
+        if self.exit_basis >= self.entry_basis:
+            raise ValueError(
+                f"exit_basis ({self.exit_basis}) must be below entry_basis ({self.entry_basis}): it unwinds "
+                "once the basis has closed"
+            )
+        return self
 
 
 # The union of every registered group model: `kind` picks one (derived from the registry).
