@@ -60,7 +60,7 @@ def test_it_enters_up_to_its_leverage_and_max_order_and_unwinds_when_the_basis_c
 
 
 def test_in_a_flash_crash_they_buy_the_wick_hedged_and_leave_flat():
-    model, arbitrageurs = _model(count=5, collateral=20_000.0, max_order=100)
+    model, arbitrageurs = _model(seed=3, count=5, collateral=20_000.0, max_order=100)
     held = []
     while model.running:
         model.step()
