@@ -1,4 +1,4 @@
-"""Mesa agents by family: leveraged traders, makers, noise traders, fundamentalists, arbitrageurs, TFG.
+"""Mesa agents by family: leveraged, makers, noise, fundamentalists, arbitrageurs, flow, switching, TFG.
 
 Every agent kind is registered with its group model in :data:`abm.config.agents.AGENT_KINDS`, which
 names the agent class (``module:Class``); :data:`AGENT_CLASSES` is derived from it. The modules:
@@ -9,6 +9,8 @@ names the agent class (``module:Class``); :data:`AGENT_CLASSES` is derived from 
 * :mod:`~abm.agents.noise`: :class:`NoiseTrader`;
 * :mod:`~abm.agents.fundamentalists`: :class:`Fundamentalist`;
 * :mod:`~abm.agents.arbitrageurs`: :class:`BasisArbitrageur` (cash and carry against a spot hedge);
+* :mod:`~abm.agents.metaorders`: :class:`MetaorderTrader` (split orders: signs with long memory);
+* :mod:`~abm.agents.switching`: :class:`SwitchingTrader` (chartist or fundamentalist by performance);
 * :mod:`~abm.agents.tfg`: :class:`ValueFund` and :class:`AR1NoiseTrader` (Thurner, Farmer and
   Geanakoplos 2012).
 """
@@ -22,7 +24,9 @@ from abm.agents.base import TraderAgent
 from abm.agents.fundamentalists import Fundamentalist
 from abm.agents.leveraged import LeveragedTrader
 from abm.agents.makers import MarketMaker
+from abm.agents.metaorders import MetaorderTrader
 from abm.agents.noise import NoiseTrader
+from abm.agents.switching import SwitchingTrader
 from abm.agents.tfg import AR1NoiseTrader, ValueFund
 from abm.config.agents import AGENT_KINDS
 
@@ -33,7 +37,9 @@ __all__ = [
     "Fundamentalist",
     "LeveragedTrader",
     "MarketMaker",
+    "MetaorderTrader",
     "NoiseTrader",
+    "SwitchingTrader",
     "TraderAgent",
     "ValueFund",
     "agent_class",

@@ -37,10 +37,12 @@ __all__ = [
     "Comeback",
     "FundamentalistGroup",
     "LeverageDistribution",
+    "MetaorderGroup",
     "LeveragedTraderGroup",
     "MarginCallReaction",
     "MarketMakerGroup",
     "NoiseTraderGroup",
+    "SwitchingGroup",
     "ValueFundGroup",
     "agent_kind",
 ]
@@ -377,6 +379,73 @@ class BasisArbitrageurGroup(_GroupBase):
                 "once the basis has closed"
             )
         return self
+
+
+@agent_kind("abm.agents.metaorders:MetaorderTrader")
+class MetaorderGroup(_GroupBase):
+    """Traders who split large orders: order signs with long memory (Lillo, Mike and Farmer 2005).
+
+    Each works one metaorder at a time, ``child_size`` lots by market order each step it acts; a
+    metaorder's length (child orders) has a Pareto tail of exponent ``tail_exponent`` from
+    ``min_length``, capped at ``max_length``; its side leans against the trader's position. The signs'
+    autocorrelation decays as ``lag ** -(tail_exponent - 1)``.
+    """
+
+    kind: Literal["metaorder"]
+    single_instrument: ClassVar[bool] = True
+    collateral: PositiveMoney = 100_000.0
+    arrival_rate: Fraction = 0.2
+    child_size: Lots = Field(default=5, ge=1, description="Lots of each child market order.")
+    tail_exponent: float = Field(
+        default=1.5,
+        gt=1.0,
+        le=3.0,
+        description="Pareto tail of metaorder lengths (1.5: sign ACF ~ lag^-0.5).",
+    )
+    min_length: int = Field(default=1, ge=1, le=1_000_000, description="Shortest metaorder (child orders).")
+    max_length: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="Longest metaorder (child orders)."
+    )
+    max_position: Lots = 2_000
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> MetaorderGroup:
+        if self.max_length < self.min_length:
+            raise ValueError(
+                f"max_length ({self.max_length}) must be at least min_length ({self.min_length})"
+            )
+        return self
+
+
+@agent_kind("abm.agents.switching:SwitchingTrader")
+class SwitchingGroup(_GroupBase):
+    """Chartists or fundamentalists by recent performance (Brock and Hommes 1998; Lux and Marchesi 1999).
+
+    Each trader, when it acts, is a chartist with the group's chartist share, a logit with
+    ``intensity`` of the two strategies' fitness (an exponential average, weight ``memory`` on the past,
+    of what a unit position in each strategy's last direction earned), else a fundamentalist. A
+    chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps, a
+    fundamentalist ``fundamentalist_aggression x log(index / mark)``, by market orders.
+    """
+
+    kind: Literal["switching"]
+    single_instrument: ClassVar[bool] = True
+    collateral: PositiveMoney = 100_000.0
+    arrival_rate: Fraction = 0.2
+    chartist_aggression: float = Field(
+        default=2_000.0, ge=0.0, le=1e9, description="Lots per unit log trend."
+    )
+    fundamentalist_aggression: float = Field(
+        default=2_000.0, ge=0.0, le=1e9, description="Lots per unit log mispricing."
+    )
+    trend_window: int = Field(default=10, ge=1, le=10_000, description="Steps the trend is measured over.")
+    intensity: float = Field(
+        default=1_000.0, ge=0.0, le=1e9, description="Intensity of choice (per unit fitness)."
+    )
+    memory: float = Field(default=0.95, ge=0.0, lt=1.0, description="Weight of past fitness per update.")
+    initial_chartist_share: Fraction = 0.5
+    max_order: Lots = 20
+    max_position: Lots = 2_000
 
 
 # The union of every registered group model: `kind` picks one (derived from the registry).
