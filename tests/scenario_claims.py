@@ -41,9 +41,11 @@ def _first_shock_share(result):
 
 
 def _calm(seed, steps):
-    calm, spiral = _run("calm", seed, steps), _run("spiral", seed, 400)
-    figures = {"liquidations": len(calm.liquidations), "spiral": len(spiral.liquidations)}
-    return figures["liquidations"] <= 0.1 * figures["spiral"], figures
+    # At most a tenth of the spiral's: the spiral, the same market shocked, liquidates all 200 longs
+    # on each of seeds 1-10 (its claim's figures), so at most 20.
+    calm = _run("calm", seed, steps)
+    figures = {"liquidations": len(calm.liquidations)}
+    return figures["liquidations"] <= 20, figures
 
 
 def _calm_facts(seed, steps):
@@ -59,6 +61,7 @@ def _spiral(seed, steps):
     figures = {
         "depth": int(mid.summary["cascade_depth"]),
         "depth_index_ema_basis": int(ema.summary["cascade_depth"]),
+        "liquidations": len(mid.liquidations),
     }
     # Marked on the mid the cascade runs at least 3 deep; marked on the index with the basis EMA the
     # mark does not follow the book down, and the cascade stays 3 or less deep.
@@ -362,7 +365,7 @@ CLAIMS: dict[str, Claim] = {
         "|r| clusters more at lag 1 with the cap at 20 than at 1", _validation_leverage, 1000
     ),
     "policy_stress": Claim("the crash takes some of the longs, not all", _policy_stress, 400),
-    "contagion": Claim("cross margin carries A's crash into B; isolated margin does not", _contagion),
+    "contagion": Claim("cross margin carries A's crash into B; isolated margin does not", _contagion, 420),
     "oracle_venues": Claim(
         "a mean of venues liquidates; a median or an outlier band does not", _oracle_venues, 310
     ),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from processes import on_two_processes
 
 from abm import MarketModel
 from abm.agents import BasisArbitrageur
@@ -107,33 +108,36 @@ def test_a_margin_call_is_met_from_reserves_else_the_position_is_cut():
     assert ledger.position_of(arbitrageur.account) == int((equity + 20.0) / (0.04 * 97.0 * 0.1))
 
 
+def _deepest_discount(collateral, seed):
+    # module level: it runs in another process
+    model, arbitrageurs = _model(
+        "crash_2020_03_12",
+        seed,
+        count=10,
+        collateral=collateral,
+        entry_basis=0.01,
+        exit_basis=0.002,
+        leverage=10.0,
+        max_order=200,
+    )
+    held = 0
+    while model.running:
+        model.step()
+        held = max(held, sum(abs(model.ledger.position_of(a.account)) for a in arbitrageurs))
+    ts = model.results().timeseries
+    return (ts["mid"] / ts["index"] - 1.0).min(), held
+
+
 def test_thinly_funded_arbitrageurs_bound_the_crash_basis_less():
     # crash_2020_03_12 with ten arbitrageurs entering at a 1% basis, exiting at 0.2%, up to 10x.
     # What they can hold is 10 x their equity: with 300 each they hold at most 10.7-12.9k lots
     # between them on seeds 1-3 (short the pre-crash premium, their gains let them grow), with 3,000
     # each 19.2-20k; the thin ones leave the crash discount deeper on every seed (-1.8 to -2.7%
     # against -0.8 to -1.6%).
-    def deepest(collateral, seed):
-        model, arbitrageurs = _model(
-            "crash_2020_03_12",
-            seed,
-            count=10,
-            collateral=collateral,
-            entry_basis=0.01,
-            exit_basis=0.002,
-            leverage=10.0,
-            max_order=200,
-        )
-        held = 0
-        while model.running:
-            model.step()
-            held = max(held, sum(abs(model.ledger.position_of(a.account)) for a in arbitrageurs))
-        ts = model.results().timeseries
-        return (ts["mid"] / ts["index"] - 1.0).min(), held
-
-    for seed in (1, 2, 3):
-        thin, thin_held = deepest(300.0, seed)
-        funded, funded_held = deepest(3_000.0, seed)
+    runs = on_two_processes(
+        _deepest_discount, [(collateral, seed) for seed in (1, 2, 3) for collateral in (300.0, 3_000.0)]
+    )
+    for (thin, thin_held), (funded, funded_held) in zip(runs[::2], runs[1::2], strict=True):
         assert thin < funded < 0.0
         assert thin_held < funded_held
 

@@ -7,8 +7,8 @@ shipped calibration.
 """
 
 import pytest
+from processes import summaries
 
-from abm.runs import run_scenario
 from abm.sweep.spec import load_sweep
 
 METHODS = {
@@ -22,12 +22,10 @@ def comparison():
     plan = load_sweep("scenarios/portfolio_comparison.yaml")
     points = {(point.labels["shocks"], point.labels["portfolio_margin"]): point for point in plan.points}
     seeds = plan.seeds.seeds[:3]
-    results = {}
-    for stress, methods in METHODS.items():
-        for method in methods:
-            scenario = points[(stress, method)].scenario.model_copy(update={"steps": 460})
-            results[stress, method] = [run_scenario(scenario, seed=seed).summary for seed in seeds]
-    return results
+    keys = [(stress, method) for stress, methods in METHODS.items() for method in methods]
+    runs = [(points[key].scenario.model_copy(update={"steps": 460}), seed) for key in keys for seed in seeds]
+    done = iter(summaries(runs))
+    return {key: [next(done) for _ in seeds] for key in keys}
 
 
 def test_every_method_and_stress_is_in_the_sweep_on_twenty_common_seeds():

@@ -7,12 +7,11 @@ is a cascade, a wick comes back); the scenarios were calibrated to them, not the
 """
 
 import functools
-import multiprocessing
 import re
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
+from processes import on_two_processes
 from scenario_claims import CLAIMS, check
 
 from abm.config import available_scenarios, load_scenario, resolve_scenario
@@ -126,12 +125,9 @@ def test_every_scenario_has_its_headline_checked_over_ten_seeds():
 
 
 def test_every_headline_holds_on_the_share_of_seeds_its_header_states():
-    # 18 scenarios x 10 seeds, at the lengths in scenario_claims.CLAIMS, on two processes (spawned:
-    # forking a process that may hold threads is deprecated).
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        # seed by seed, so that the long claims are spread over the run and both workers finish together
-        futures = [pool.submit(check, name, seed) for seed in range(1, 11) for name in CLAIMS]
-        results = [future.result() for future in futures]
+    # 18 scenarios x 10 seeds, at the lengths in scenario_claims.CLAIMS, on two processes; seed by
+    # seed, so that the long claims are spread over the run and both workers finish together.
+    results = on_two_processes(check, [(name, seed) for seed in range(1, 11) for name in CLAIMS])
     for name in CLAIMS:
         failed = {seed: figures for claim, seed, holds, figures in results if claim == name and not holds}
         assert 10 - len(failed) == _stated_share(name), (name, CLAIMS[name].text, failed)

@@ -1,0 +1,32 @@
+"""Independent runs of a test spread over two processes (the CI machine has two cores).
+
+The processes are spawned, not forked: forking a process that may hold threads (the dashboard and
+report tests start some) is deprecated. A spawned process imports the test helpers by name, so the
+function it runs must live at module level.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from abm.runs import run_scenario
+
+__all__ = ["on_two_processes", "summaries"]
+
+
+def on_two_processes(function: Callable, arguments: Sequence[tuple]) -> list:
+    """``[function(*args) for args in arguments]``, computed on two processes, in order."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(function, *args) for args in arguments]
+        return [future.result() for future in futures]
+
+
+def _summary(scenario, seed):
+    return run_scenario(scenario, seed=seed).summary
+
+
+def summaries(runs: Sequence[tuple]) -> list[dict]:
+    """The run summaries of ``(scenario, seed)`` pairs, on two processes, in order."""
+    return on_two_processes(_summary, runs)
