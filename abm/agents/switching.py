@@ -89,7 +89,7 @@ class SwitchingTrader(TraderAgent):
         t = model.steps - 1
         if pool.updated_at != t:
             mark = market.mark
-            log_return = math.log(mark / pool.last_mark) if pool.last_mark == pool.last_mark else 0.0
+            log_return = 0.0 if math.isnan(pool.last_mark) else math.log(mark / pool.last_mark)
             pool.record(log_return, trend, mispricing)
             pool.updated_at, pool.last_mark = t, mark
         if model.rng.random() < pool.share:
