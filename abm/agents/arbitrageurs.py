@@ -78,21 +78,9 @@ class BasisArbitrageur(TraderAgent):
         self._trade_toward(target)
 
     def _answer_margin_call(self) -> None:
-        model = self.model
-        ledger = model.ledger
-        initial, _ = model.checker.account_requirements(self.account, model.marks)
-        shortfall = initial - ledger.account_equity(self.account, model.marks)
-        amount = min(max(shortfall, 0.0), self.reserves)
-        if amount > 0.0:
-            self.reserves -= amount
-            ledger.deposit(self.account, amount)
-        if amount >= shortfall:
-            return
-        market = self.market
-        cap = model.checker.max_position(self.account, market.column, model.marks)
-        position = ledger.position_of(self.account, market.column)
-        if abs(position) > cap:
-            self._trade_toward(int(math.copysign(cap, position)))
+        # Top up to the initial requirement from the reserves; what they cannot cover, cut.
+        if self._top_up_to_initial(self.account) > 0.0:
+            self._reduce_to_initial(self.account)
 
     def _match_hedge(self, position: int) -> None:
         """Trade spot at the index so that the hedge is ``-position x contract_size`` units."""

@@ -75,3 +75,41 @@ class TraderAgent(mesa.Agent):
             venue.submit_market(account, side, abs(delta))
         else:
             venue.submit_limit(account, side, venue.passive_price(side), abs(delta))
+
+    def _top_up_to_initial(self, account: int) -> float:
+        """Deposit from ``self.reserves`` what ``account`` lacks of its initial requirement.
+
+        For agents that keep off-exchange ``reserves``. Returns what it still lacks (0 or less: nothing).
+        """
+        model = self.model
+        ledger = model.ledger
+        initial_requirement = model.checker.account_requirements(account, model.marks)[0]
+        shortfall = initial_requirement - ledger.account_equity(account, model.marks)
+        amount = min(max(shortfall, 0.0), self.reserves)
+        if amount > 0.0:
+            self.reserves -= amount
+            ledger.deposit(account, amount)
+        return shortfall - amount
+
+    def _reduce_to_initial(self, account: int) -> None:
+        """Cut an account's positions so that its initial requirement fits its equity."""
+        model = self.model
+        ledger = model.ledger
+        held = ledger.held_instruments(account)
+        if len(held) == 1:
+            market = model.markets[held[0]]
+            cap = model.checker.max_position(account, market.column, model.marks)
+            position = ledger.position_of(account, market.column)
+            if abs(position) > cap:
+                self._trade_toward(int(math.copysign(cap, position)), venue=market, account=account)
+            return
+        # Several positions: keep the same share of each, the share the equity can carry.
+        initial, _ = model.checker.account_requirements(account, model.marks)
+        equity = ledger.account_equity(account, model.marks)
+        if initial <= equity or initial <= 0.0:
+            return
+        keep = max(equity, 0.0) / initial
+        for column in held:
+            position = ledger.position_of(account, column)
+            target = int(math.copysign(int(abs(position) * keep), position))
+            self._trade_toward(target, venue=model.markets[column], account=account)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from abm.agents.base import TraderAgent
@@ -132,36 +131,7 @@ class LeveragedTrader(TraderAgent):
         account = self.account if account is None else account
         reaction = self.group.margin_call
         draw = model.rng.random()
-        ledger = model.ledger
         if draw < reaction.top_up:
-            initial_requirement = model.checker.account_requirements(account, model.marks)[0]
-            shortfall = initial_requirement - ledger.account_equity(account, model.marks)
-            amount = min(max(shortfall, 0.0), self.reserves)
-            if amount > 0.0:
-                self.reserves -= amount
-                ledger.deposit(account, amount)
+            self._top_up_to_initial(account)
         elif draw < reaction.top_up + reaction.reduce:
             self._reduce_to_initial(account)
-
-    def _reduce_to_initial(self, account: int) -> None:
-        """Cut an account's positions so that its initial requirement fits its equity."""
-        model = self.model
-        ledger = model.ledger
-        held = ledger.held_instruments(account)
-        if len(held) == 1:
-            market = model.markets[held[0]]
-            cap = model.checker.max_position(account, market.column, model.marks)
-            position = ledger.position_of(account, market.column)
-            if abs(position) > cap:
-                self._trade_toward(int(math.copysign(cap, position)), venue=market, account=account)
-            return
-        # Several positions: keep the same share of each, the share the equity can carry.
-        initial, _ = model.checker.account_requirements(account, model.marks)
-        equity = ledger.account_equity(account, model.marks)
-        if initial <= equity or initial <= 0.0:
-            return
-        keep = max(equity, 0.0) / initial
-        for column in held:
-            position = ledger.position_of(account, column)
-            target = int(math.copysign(int(abs(position) * keep), position))
-            self._trade_toward(target, venue=model.markets[column], account=account)
