@@ -88,7 +88,7 @@ def test_a_switcher_trades_the_strategy_it_draws():
     market, ledger = model.market, model.ledger
     marks = market.mark_history(model.steps - 1)
     trend = math.log(marks[-1] / marks[-11])  # trend_window 10
-    mispricing = math.log(market.index / marks[-1])
+    mispricing = math.log(market.fundamental / (market.book.mid() * market.tick_size))  # V / mid
     for share, strategy, demand in (
         (1.0, "chartist", 5_000.0 * trend),
         (0.0, "fundamentalist", 3_000.0 * mispricing),
@@ -105,7 +105,7 @@ def test_a_switcher_trades_the_strategy_it_draws():
 def test_trends_that_pay_bring_the_chartists_in():
     # slow_bleed's index drifts down 0.05% a step from step 100 to 500: following the trend pays and
     # leaning on the index does not, so the chartists' share rises from 0.5 (the first 100 steps: the
-    # mark hardly moves, neither strategy earns) to 0.73 on average over steps 200-399 (seed 1).
+    # mark hardly moves, neither strategy earns) to 0.72 on average over steps 200-399 (seed 1).
     model, trader = _model(
         SwitchingTrader, name="slow_bleed", steps=400, kind="switching", count=20, arrival_rate=1.0
     )

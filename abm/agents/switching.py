@@ -2,9 +2,10 @@
 
 Each trader of a group, when it acts, follows one of two strategies: as a **chartist** it extrapolates
 the trend, ``chartist_aggression x log(p_t / p_{t - trend_window})`` lots; as a **fundamentalist** it
-trades toward the index, ``fundamentalist_aggression x log(V / p)`` lots (each a market order of at
-most ``max_order`` lots, within ``max_position``). Which one it follows is drawn with the group's
-chartist share, a logit of the two strategies' recent performance,
+trades toward the fundamental value ``V``, ``fundamentalist_aggression x log(V / p)`` lots with ``p``
+the mid, the mispricing :meth:`abm.market.Market.mispricing` gives the fundamentalists. Each is a
+market order of at most ``max_order`` lots, within ``max_position``. Which one it follows is drawn
+with the group's chartist share, a logit of the two strategies' recent performance,
 
     n_chartist = 1 / (1 + exp(-intensity x (U_chartist - U_fundamentalist))),
 
@@ -83,15 +84,16 @@ class SwitchingTrader(TraderAgent):
 
     def step(self) -> None:
         """Bring the group's fitness up to date, draw a strategy and trade it."""
-        model, market, group = self.model, self.market, self.group
-        trend, mispricing = self._signals()
-        pool = self.pool
+        model, market, group, pool = self.model, self.market, self.group, self.pool
         t = model.steps - 1
+        marks = market.mark_history(t)  # the last is the mark now
+        window = group.trend_window
+        trend = math.log(marks[-1] / marks[-1 - window]) if len(marks) > window else 0.0
+        mispricing = market.mispricing()  # what the fundamentalists read: log(V / p)
         if pool.updated_at != t:
-            mark = market.mark
-            log_return = 0.0 if math.isnan(pool.last_mark) else math.log(mark / pool.last_mark)
+            log_return = 0.0 if math.isnan(pool.last_mark) else math.log(marks[-1] / pool.last_mark)
             pool.record(log_return, trend, mispricing)
-            pool.updated_at, pool.last_mark = t, mark
+            pool.updated_at, pool.last_mark = t, marks[-1]
         if model.rng.random() < pool.share:
             self.strategy, demand = "chartist", group.chartist_aggression * trend
         else:
@@ -104,10 +106,3 @@ class SwitchingTrader(TraderAgent):
         size = min(size, group.max_position - side * position)
         if size > 0:
             market.submit_market(self.account, side, size)
-
-    def _signals(self) -> tuple[float, float]:
-        market = self.market
-        marks = market.mark_history(self.model.steps - 1)
-        window = self.group.trend_window
-        trend = math.log(marks[-1] / marks[-1 - window]) if len(marks) > window else 0.0
-        return trend, math.log(market.index / marks[-1])

@@ -425,7 +425,8 @@ class SwitchingGroup(_GroupBase):
     ``intensity`` of the two strategies' fitness (an exponential average, weight ``memory`` on the past,
     of what a unit position in each strategy's last direction earned), else a fundamentalist. A
     chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps, a
-    fundamentalist ``fundamentalist_aggression x log(index / mark)``, by market orders.
+    fundamentalist ``fundamentalist_aggression x log(V / mid)`` (``V`` the fundamental), by market
+    orders.
     """
 
     kind: Literal["switching"]
