@@ -78,18 +78,18 @@ def _mean_sd(values) -> str:
 # --------------------------------------------------------------------------- 1. stylized facts
 
 
-def _stylized_run(seed_and_steps):
-    seed, steps = seed_and_steps
-    result = run_scenario(load_scenario(resolve_scenario("calm_facts"), [f"steps={steps}"]), seed=seed)
+def _stylized_run(seed_steps_and_scenario):
+    seed, steps, name = seed_steps_and_scenario
+    result = run_scenario(load_scenario(resolve_scenario(name), [f"steps={steps}"]), seed=seed)
     return {
         interval: stylized_facts(result.timeseries, interval) for interval in STYLIZED_INTERVALS
     }, result.summary["liquidated_accounts"]
 
 
-def stylized(seeds: int, steps: int | None, workers: int) -> None:
+def stylized(seeds: int, steps: int | None, workers: int, scenario: str = "calm_facts") -> None:
     steps = steps or STYLIZED_STEPS
-    runs = _map(_stylized_run, [(seed, steps) for seed in range(1, seeds + 1)], workers)
-    print(f"### 1. Stylized facts: calm, {seeds} seeds x {steps} steps\n")
+    runs = _map(_stylized_run, [(seed, steps, scenario) for seed in range(1, seeds + 1)], workers)
+    print(f"### 1. Stylized facts: {scenario}, {seeds} seeds x {steps} steps\n")
     print(f"Liquidated accounts per run: {[liquidated for _, liquidated in runs]}\n")
     for interval in STYLIZED_INTERVALS:
         checks = [compare_with_published(facts[interval]) for facts, _ in runs]
@@ -356,10 +356,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--trials", type=int, default=1_000, help="cascades per branching ratio (case 3)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scenario", default="calm_facts", help="the calm scenario of case 1")
     options = parser.parse_args(argv)
     started = time.perf_counter()
     if options.case in ("stylized", "all"):
-        stylized(options.seeds, options.steps, options.workers)
+        stylized(options.seeds, options.steps, options.workers, options.scenario)
     if options.case in ("leverage", "all"):
         leverage(options.seeds, options.steps, options.workers)
     if options.case in ("cascade", "all"):

@@ -22,6 +22,7 @@ from abm.runs import run_scenario
 LIBRARY = (
     "calm",
     "calm_facts",
+    "calm_flow",
     "spiral",
     "contagion",
     "flash_crash",
