@@ -280,3 +280,24 @@ def test_the_filter_factor_is_clipped_after_a_still_spell():
     for step in range(5):
         margin.review(step, [history[0][: step + 1]])
     assert _maintenance(margin, [[-10]])[0] == pytest.approx(10.51709, abs=1e-5)
+
+
+@pytest.mark.parametrize("rule", ["portfolio_var", "portfolio_es"])
+@pytest.mark.parametrize("confidence", [0.99, 0.9])  # k = 3 (argmax passes) and k = 25 (a sort)
+def test_many_accounts_are_margined_in_chunks_exactly_as_in_one_piece(rule, confidence):
+    # Past 2,048 accounts the losses are made and searched in chunks; every account's requirement
+    # and binding scenario must equal those of the losses of all accounts made and searched in one
+    # piece, -(exposure @ moves), bit for bit.
+    rng = np.random.default_rng(7)
+    returns = rng.normal(0.0, 0.01, size=(3, 260))
+    model = _rule("ABC", rule=rule, confidence=confidence, window=250, liquidation_steps=1)
+    model.review(250, _history(*returns))
+    positions = rng.integers(-30, 31, size=(5_000, 3))
+    marks = np.array([101.0, 99.0, 100.5])
+    exposure = positions * (marks * CONTRACT)
+    tails, kth = model.tail(-(exposure @ model.scenario_moves))
+    expected = tails[:, -1] if rule == "portfolio_var" else tails.mean(axis=1)
+    initial, maintenance = model.requirements(positions, marks, None, None)
+    np.testing.assert_array_equal(maintenance, np.maximum(expected, 0.0))
+    np.testing.assert_array_equal(initial, maintenance * model.config.initial_multiple)
+    np.testing.assert_array_equal(model._exposure_tail(exposure)[1], kth)

@@ -39,6 +39,9 @@ def tail_count(confidence: float, scenarios: int) -> int:
     return max(1, math.ceil(round((1.0 - confidence) * scenarios, 9)))
 
 
+_CHUNK = 2048  # accounts whose scenario losses are made and searched at once
+
+
 def _exposures(positions: np.ndarray, marks: np.ndarray, contract_sizes: np.ndarray) -> np.ndarray:
     return np.asarray(positions, dtype=np.float64) * (np.asarray(marks, dtype=np.float64) * contract_sizes)
 
@@ -68,6 +71,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         super().__init__(config, correlation, instruments)
         k = len(self.instrument_names)
         self.scenario_moves = np.zeros((k, 0))  # relative moves exp(R) - 1, (instruments, scenarios)
+        self._loss_per_exposure = np.zeros((k, 0))  # -scenario_moves: a loss is one product away
         self.scenario_steps = np.zeros(0, dtype=np.int64)  # step each scenario's period ended in
         self._stress_moves: np.ndarray | None = None
         self._stress_steps = np.zeros(0, dtype=np.int64)
@@ -111,8 +115,10 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         if self._stress_moves is not None:
             moves = np.hstack([moves, self._stress_moves])
             steps = np.concatenate([steps, self._stress_steps])
-        # Fortran order: the product with the exposures runs a third faster.
+        # Fortran order: the product with the exposures runs a third faster. The negated copy makes
+        # the losses in one product; negation is exact, so they equal -(exposure @ moves) bit for bit.
         self.scenario_moves, self.scenario_steps = np.asfortranarray(moves), steps
+        self._loss_per_exposure = np.asfortranarray(-moves)
 
     def _keep_stress_period(self, mark_histories, start: int, end: int, h: int) -> None:
         # The h-step periods ending in steps start..end (ending mark index s + 1, from s + 1 - h >= 0).
@@ -145,12 +151,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
 
     def losses(self, positions: np.ndarray, marks: np.ndarray) -> np.ndarray:
         """Each account's loss in each scenario, ``(accounts, scenarios)``."""
-        return self._losses(_exposures(positions, marks, self.contract_sizes))
-
-    def _losses(self, exposure: np.ndarray) -> np.ndarray:
-        losses = exposure @ self.scenario_moves
-        np.negative(losses, out=losses)  # in place: the product is a fresh array
-        return losses
+        return _exposures(positions, marks, self.contract_sizes) @ self._loss_per_exposure
 
     def tail(self, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` largest losses of each account (largest first) and the column of the k-th largest.
@@ -173,6 +174,20 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
             losses[rows, column] = -np.inf
         return tail, column
 
+    def _exposure_tail(self, exposure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # tail() of the losses, made and searched _CHUNK accounts at a time: a chunk's losses (2,048
+        # x 250 scenarios, 4 MB) stay in cache for the k passes; a row's figures do not depend on
+        # the chunk it is in. At 10,000 x 10 x 241 scenarios: 3.6 ms against 5.0 ms in one piece.
+        accounts = len(exposure)
+        if accounts <= _CHUNK:
+            return self.tail(exposure @ self._loss_per_exposure)
+        k = tail_count(self.config.confidence, self._loss_per_exposure.shape[1])
+        tail, column = np.empty((accounts, k)), np.empty(accounts, dtype=np.int64)
+        for start in range(0, accounts, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            tail[part], column[part] = self.tail(exposure[part] @ self._loss_per_exposure)
+        return tail, column
+
     @abstractmethod
     def measure(self, tail: np.ndarray) -> np.ndarray:
         """The requirement of each account from its tail losses (VaR or ES)."""
@@ -182,7 +197,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         if not self.ready:
             return position_initial.sum(axis=1), position_maintenance.sum(axis=1)
         exposure = _exposures(positions, marks, self.contract_sizes)
-        tail, _ = self.tail(self._losses(exposure))
+        tail, _ = self._exposure_tail(exposure)
         return _floored(self.config, self.measure(tail), exposure)
 
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
@@ -194,7 +209,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         name = self.name
         binding = -1.0
         if self.ready and len(positions):
-            _, kth = self.tail(self.losses(positions, marks))
+            _, kth = self._exposure_tail(_exposures(positions, marks, self.contract_sizes))
             exposed = np.any(positions != 0, axis=1)
             if exposed.any():
                 counts = np.bincount(kth[exposed], minlength=self.scenario_moves.shape[1])
