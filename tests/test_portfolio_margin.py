@@ -43,8 +43,15 @@ def test_a_credit_is_the_rate_times_the_smaller_leg_and_a_leg_is_spread_once():
     # Maintenance 11 - 1 - 1.2 = 8.8; initial 1.1 x 8.8 = 9.68.
     initial, maintenance = rule.requirements(np.array([[10, -5, -3]]), marks, None, None)
     assert maintenance[0] == pytest.approx(8.8) and initial[0] == pytest.approx(9.68)
+    # The long's 6 is bound by the full fall, the shorts' 2 + 3 = 5 by the full rise (the extremes
+    # weigh 0.7 < 1 range): the fall bound the larger part, 6 / 11.
     assert rule.state(np.array([[10, -5, -3]]), marks) == pytest.approx(
-        {"span_scanning_risk": 11.0, "span_credits": 2.2}
+        {
+            "span_scanning_risk": 11.0,
+            "span_credits": 2.2,
+            "span_binding_move": -1.0,
+            "span_binding_share": 6 / 11,
+        }
     )
     # Same sides earn nothing (long A, long B): 6 + 2 = 8; a flat account needs 0.
     initial, maintenance = rule.requirements(np.array([[10, 5, 0], [0, 0, 0]]), marks, None, None)
@@ -59,6 +66,12 @@ def test_the_extreme_moves_bind_only_when_they_weigh_more_than_a_full_range():
     heavy = _rule({"A": 0.06}, extreme_weight=0.6)
     _, maintenance = heavy.requirements(np.array([[10], [-10]]), marks, None, None)
     assert maintenance.tolist() == pytest.approx([7.2, 7.2])
+    # The scenario that bound is then the extreme rise, +1.2 ranges: shorts of 10 and 5 lots carry
+    # 7.2 + 3.6 = 10.8 of the 18 against the long's 7.2, a share of 0.6. With no position, none.
+    state = heavy.state(np.array([[10], [-10], [-5]]), marks)
+    assert (state["span_binding_move"], state["span_binding_share"]) == pytest.approx((1.2, 0.6))
+    state = heavy.state(np.array([[0]]), marks)
+    assert (state["span_binding_move"], state["span_binding_share"]) == (0.0, 0.0)
 
 
 def _scaled(history_returns, **settings) -> SpanRule:
@@ -174,6 +187,10 @@ def test_a_run_with_span_accounts_keeps_every_invariant():
     risk = result.timeseries["margin_span_scanning_risk"].to_numpy()
     assert risk[0] > 0 and (risk >= 0).all() and risk[-1] < risk[0]
     assert (result.timeseries["margin_span_credits"] == 0).all()
+    # The crowd is long, so a full fall bound all of its scanning risk while it held any.
+    held = risk > 0
+    assert (result.timeseries["margin_span_binding_move"][held] == -1.0).all()
+    assert (result.timeseries["margin_span_binding_share"][held] == 1.0).all()
 
 
 # --------------------------------------------------------------------------- every portfolio rule

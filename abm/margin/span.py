@@ -135,7 +135,9 @@ class SpanRule(PortfolioMarginRule):
 
     def _charges(self, positions: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Each account's scanning risk and the credits its spreads earn.
-        charges = self.scanning_risk(positions, marks)
+        return self._credited(self.scanning_risk(positions, marks), positions)
+
+    def _credited(self, charges: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scanning = charges.sum(axis=1)
         remaining = charges.copy()
         credits = np.zeros(len(scanning))
@@ -149,9 +151,29 @@ class SpanRule(PortfolioMarginRule):
         return scanning, credits
 
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
-        """Scanning risk and spread credits summed over the accounts: what the offsets save."""
-        scanning, credits = self._charges(positions, marks)
-        return {"span_scanning_risk": float(scanning.sum()), "span_credits": float(credits.sum())}
+        """Scanning risk and spread credits summed over the accounts, and the scenario that bound.
+
+        Every instrument is its own combined commodity, so each position has its own worst scenario:
+        the largest move against it (down for a long, up for a short; the extreme move when it weighs
+        more than a full range). ``span_binding_move`` is the move, in scan ranges as counted, that
+        bound the larger part of the scanning risk (0 with none), ``span_binding_share`` that part.
+        """
+        charges = self.scanning_risk(positions, marks)
+        scanning, credits = self._credited(charges, positions)
+        bound_by_fall = float(charges[np.asarray(positions) > 0].sum())
+        bound_by_rise = float(charges[np.asarray(positions) < 0].sum())
+        total = bound_by_fall + bound_by_rise
+        if total > 0:
+            move = -self._largest_move if bound_by_fall >= bound_by_rise else self._largest_move
+            share = max(bound_by_fall, bound_by_rise) / total
+        else:
+            move, share = 0.0, 0.0
+        return {
+            "span_scanning_risk": float(scanning.sum()),
+            "span_credits": float(credits.sum()),
+            "span_binding_move": move,
+            "span_binding_share": share,
+        }
 
     def instrument_state(self) -> dict[str, np.ndarray]:
         """The scan range in force per instrument (and, with an APC buffer, its level: NaN without)."""
