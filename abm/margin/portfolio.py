@@ -65,7 +65,9 @@ class CorrelationOffsetRule(PortfolioMarginRule):
 
     def _combined(self, positions: np.ndarray, standalone: np.ndarray) -> np.ndarray:
         signed = np.sign(positions) * standalone
-        quadratic = np.einsum("ai,ij,aj->a", signed, self.correlation, signed)
+        # s' C s row by row as one matrix product and a row sum: 1.1 ms at 10,000 x 10 against
+        # 3.4 ms for einsum's loop; the sums' order differs from einsum's in the last bits.
+        quadratic = ((signed @ self.correlation) * signed).sum(axis=1)
         return np.sqrt(np.maximum(quadratic, 0.0))
 
     def requirements(self, positions, marks, position_initial, position_maintenance):
