@@ -156,7 +156,8 @@ class SpanRule(PortfolioMarginRule):
         Every instrument is its own combined commodity, so each position has its own worst scenario:
         the largest move against it (down for a long, up for a short; the extreme move when it weighs
         more than a full range). ``span_binding_move`` is the move, in scan ranges as counted, that
-        bound the larger part of the scanning risk (0 with none), ``span_binding_share`` that part.
+        bound the larger part of the scanning risk (the fall on a tie; 0 with none), ``span_binding_share``
+        that part.
         """
         charges = self.scanning_risk(positions, marks)
         scanning, credits = self._credited(charges, positions)
