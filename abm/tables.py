@@ -216,11 +216,11 @@ TIMESERIES = Table(
         "portfolio rule's: portfolio_maintenance, portfolio_standalone_maintenance and "
         "portfolio_gross_notional (what the rule asks of them, what their positions would need alone, "
         "their gross notional), the rule's own figures summed over them (span_scanning_risk, "
-        "span_credits, span_binding_move, span_binding_share; <rule>_ready, <rule>_scenarios, "
-        "<rule>_binding_step; "
-        "parametric_var_mean_correlation; account-wide) and per instrument on its row (span_scan_range, "
-        "span_buffer_level, parametric_var_sigma); with collateral assets, collateral_<asset>_price and "
-        "collateral_<asset>_haircut (the asset's quoted price and the haircut in force).",
+        "span_intra_spread_charges, span_credits, span_binding_move, span_binding_share; <rule>_ready, "
+        "<rule>_scenarios, <rule>_binding_step; parametric_var_mean_correlation; account-wide) and per "
+        "instrument on its row (span_scan_range, span_buffer_level, parametric_var_sigma); with collateral "
+        "assets, collateral_<asset>_price and collateral_<asset>_haircut (the asset's quoted price and the "
+        "haircut in force).",
     ),
 )
 

@@ -54,6 +54,22 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
         (f"Portfolio margin: {name}", model, "portfolio_margin.")
         for name, model in portfolio_settings.PORTFOLIO_RULE_SETTINGS.items()
     ),
+    (
+        "Portfolio margin: SPAN combined commodity",
+        portfolio_settings.CombinedCommodity,
+        "portfolio_margin.combined_commodities[i].",
+    ),
+    (
+        "Portfolio margin: SPAN spread credit",
+        portfolio_settings.SpreadCredit,
+        "portfolio_margin.spread_credits[i].",
+    ),
+    (
+        "Portfolio margin: SPAN scan ranges from volatility",
+        portfolio_settings.ScanRangeScaling,
+        "portfolio_margin.volatility_scaling.",
+    ),
+    ("Portfolio margin: stress window", portfolio_settings.StressWindow, "portfolio_margin.stress_window."),
     ("Collateral asset", CollateralAsset, "collateral_assets[i]."),
     ("Collateral asset: volatility haircut", VolatilityHaircut, "collateral_assets[i].volatility_haircut."),
 ]

@@ -48,6 +48,7 @@ def test_a_credit_is_the_rate_times_the_smaller_leg_and_a_leg_is_spread_once():
     assert rule.state(np.array([[10, -5, -3]]), marks) == pytest.approx(
         {
             "span_scanning_risk": 11.0,
+            "span_intra_spread_charges": 0.0,
             "span_credits": 2.2,
             "span_binding_move": -1.0,
             "span_binding_share": 6 / 11,
@@ -72,6 +73,64 @@ def test_the_extreme_moves_bind_only_when_they_weigh_more_than_a_full_range():
     assert (state["span_binding_move"], state["span_binding_share"]) == pytest.approx((1.2, 0.6))
     state = heavy.state(np.array([[0]]), marks)
     assert (state["span_binding_move"], state["span_binding_share"]) == (0.0, 0.0)
+
+
+def test_a_combined_commodity_scans_its_members_together_and_charges_their_spread():
+    # A 100 / 6%, B 50 / 8%, C 200 / 5%, contracts of 0.1. A and B form the combined commodity AB with
+    # an intra-commodity spread rate of 25%; a 40% credit between AB and C.
+    rule = _rule(
+        {"A": 0.06, "B": 0.08, "C": 0.05},
+        [{"pair": ["AB", "C"], "rate": 0.4}],
+        combined_commodities=[{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.25}],
+    )
+    assert rule.commodity_names == ["C", "AB"]
+    marks = np.array([100.0, 50.0, 200.0])
+    # Long 10 A (exposure 6), short 20 B (-8), long 3 C (3). AB's members move by the same share of
+    # their ranges: a loss of -(6 - 8) x move, worst at a full rise: scanning risk |6 - 8| = 2, net
+    # short. Its spread charge: 0.25 x (6 + 8 - 2) = 3. C alone: 3, long. AB (short) and C (long)
+    # offset: credit 0.4 x min(2, 3) = 0.8. Maintenance 2 + 3 + 3 - 0.8 = 7.2; initial 1.1 x 7.2 = 7.92.
+    positions = np.array([[10, -20, 3]])
+    initial, maintenance = rule.requirements(positions, marks, None, None)
+    assert maintenance[0] == pytest.approx(7.2) and initial[0] == pytest.approx(7.92)
+    # The scenario that bound: AB's 2 by the rise, C's 3 by the fall: the fall, with 3 / 5.
+    assert rule.state(positions, marks) == pytest.approx(
+        {
+            "span_scanning_risk": 5.0,
+            "span_intra_spread_charges": 3.0,
+            "span_credits": 0.8,
+            "span_binding_move": -1.0,
+            "span_binding_share": 0.6,
+        }
+    )
+    # Members on the same side do not offset: long 10 A and long 20 B scan at 6 + 8 = 14, charge 0;
+    # with C flat no credit. Long 10 A against short 10 B (-4): scanning 2, charge 0.25 x (10 - 2) = 2.
+    _, maintenance = rule.requirements(np.array([[10, 20, 0], [10, -10, 0]]), marks, None, None)
+    assert maintenance.tolist() == pytest.approx([14.0, 4.0])
+
+
+def test_the_intra_spread_rate_runs_from_perfect_correlation_to_margining_apart():
+    # Long 10 A (6), short 20 B (-8), one commodity. Rate 0: the scanning risk alone, |6 - 8| = 2.
+    # Rate 1: 2 + (14 - 2) = 14, what A and B ask as two combined commodities of their own.
+    positions, marks = np.array([[10, -20]]), np.array([100.0, 50.0])
+    apart = _rule({"A": 0.06, "B": 0.08}).requirements(positions, marks, None, None)[1][0]
+    assert apart == pytest.approx(14.0)
+    for rate, expected in ((0.0, 2.0), (0.5, 8.0), (1.0, apart)):
+        combined = [{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": rate}]
+        rule = _rule({"A": 0.06, "B": 0.08}, combined_commodities=combined)
+        assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(expected)
+
+
+def test_three_members_net_before_they_are_charged():
+    # A 100 / 6% (10 lots: 6), B 50 / 8% (-20 lots: -8), D 100 / 4% (15 lots: 6), all in ABD at 10%.
+    # Net 6 - 8 + 6 = 4, long: scanning risk 4, bound by the fall. Own risks 6 + 8 + 6 = 20; the
+    # offset 20 - 4 = 16 is twice the short side's 8; the charge 0.1 x 16 = 1.6. Maintenance 5.6.
+    combined = [{"name": "ABD", "instruments": ["A", "B", "D"], "intra_spread_rate": 0.1}]
+    rule = _rule({"A": 0.06, "B": 0.08, "D": 0.04}, combined_commodities=combined)
+    positions, marks = np.array([[10, -20, 15]]), np.array([100.0, 50.0, 100.0])
+    assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(5.6)
+    state = rule.state(positions, marks)
+    assert (state["span_scanning_risk"], state["span_intra_spread_charges"]) == pytest.approx((4.0, 1.6))
+    assert (state["span_binding_move"], state["span_binding_share"]) == (-1.0, 1.0)
 
 
 def _scaled(history_returns, **settings) -> SpanRule:
@@ -141,12 +200,50 @@ def _span_contagion(**span) -> dict:
         (
             {"spread_credits": [{"pair": ["A", "Z"], "rate": 0.5}]},
             "portfolio_margin.spread_credits.0.pair",
-            "'Z' is not an instrument (A, B)",
+            "'Z' is neither an instrument nor a combined commodity (A, B)",
         ),
         (
             {"spread_credits": [{"pair": ["A", "A"], "rate": 0.5}]},
             "portfolio_margin.spread_credits.0.pair",
-            "two different instruments",
+            "two different legs",
+        ),
+        (
+            {"combined_commodities": [{"name": "AB", "instruments": ["A", "Q"], "intra_spread_rate": 0.2}]},
+            "portfolio_margin.combined_commodities.0.instruments",
+            "'Q' is not an instrument (A, B)",
+        ),
+        (
+            {"combined_commodities": [{"name": "AB", "instruments": ["A"], "intra_spread_rate": 0.2}]},
+            "portfolio_margin.combined_commodities.0.instruments",
+            "at least 2 items",
+        ),
+        (
+            {"combined_commodities": [{"name": "A", "instruments": ["A", "B"], "intra_spread_rate": 0.2}]},
+            "portfolio_margin.combined_commodities.0.name",
+            "'A' is already the name",
+        ),
+        (
+            {"combined_commodities": [{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 2}]},
+            "portfolio_margin.combined_commodities.0.intra_spread_rate",
+            "must be <= 1",
+        ),
+        (
+            {
+                "combined_commodities": [
+                    {"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.2},
+                    {"name": "BA", "instruments": ["B", "A"], "intra_spread_rate": 0.2},
+                ]
+            },
+            "portfolio_margin.combined_commodities.1.instruments",
+            "'B' is already in the combined commodity 'AB'",
+        ),
+        (
+            {
+                "combined_commodities": [{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.2}],
+                "spread_credits": [{"pair": ["AB", "B"], "rate": 0.5}],
+            },
+            "portfolio_margin.spread_credits.0.pair",
+            "'B' is in the combined commodity 'AB'",
         ),
         ({"apc": {"buffer": 0.2}}, "portfolio_margin", "add volatility_scaling"),
         (
@@ -191,6 +288,38 @@ def test_a_run_with_span_accounts_keeps_every_invariant():
     held = risk > 0
     assert (result.timeseries["margin_span_binding_move"][held] == -1.0).all()
     assert (result.timeseries["margin_span_binding_share"][held] == 1.0).all()
+
+
+def test_a_run_with_a_combined_commodity_charges_the_hedges_spreads():
+    # portfolio_stress: crowded longs in A and B, and hedgers long A / short B, every one portfolio-
+    # margined under SPAN with 2% ranges, A and B one combined commodity charging 25% of its offset.
+    data = config.load_scenario(config.resolve_scenario("portfolio_stress")).model_dump(
+        mode="json", exclude_unset=True
+    )
+    data["portfolio_margin"] = {
+        "rule": "span",
+        "scan_ranges": {"A": 0.02, "B": 0.02},
+        "call_buffer": 0.25,
+        "combined_commodities": [{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.25}],
+    }
+    result = run_scenario(config.scenario_from_dict({**data, "steps": 320}), check_invariants=True)
+    series = result.timeseries[result.timeseries["instrument"] == "A"]
+    scanning, charges, maintenance, alone = (
+        series[f"margin_{name}"].to_numpy()
+        for name in (
+            "span_scanning_risk",
+            "span_intra_spread_charges",
+            "portfolio_maintenance",
+            "portfolio_standalone_maintenance",
+        )
+    )
+    # Maintenance is the scanning risk plus the spread charges (no credit pair), every step.
+    assert maintenance == pytest.approx(scanning + charges)
+    # Each position alone needs 2% of its notional under the instruments' fixed rule, which is what a
+    # 2% range asks of it alone (a full range, extremes 0.7): the offset is alone - scanning, and the
+    # charge a quarter of it. The hedges offset, so it is positive.
+    assert charges == pytest.approx(0.25 * (alone - scanning))
+    assert charges[0] > 0.05 * maintenance[0]
 
 
 # --------------------------------------------------------------------------- every portfolio rule

@@ -297,7 +297,7 @@ class Scenario(Strict):
                 raise _fail("portfolio_margin.correlation", problem)
 
     def _check_span(self, rule) -> None:
-        # Every instrument has a scan range, and only instruments do; a spread pair names two of them.
+        # Every instrument has a scan range, and only instruments do; a spread pair names two legs.
         names = self.instrument_names()
         known = ", ".join(names)
         for name in rule.scan_ranges:
@@ -313,15 +313,64 @@ class Scenario(Strict):
             raise _fail(
                 "portfolio_margin.scan_ranges", "no scan range for {missing}", missing=", ".join(missing)
             )
+        member_of = self._check_combined_commodities(rule, names)
+        legs = [name for name in names if name not in member_of]
+        legs += [commodity.name for commodity in rule.combined_commodities]
         for index, credit in enumerate(rule.spread_credits):
             where = f"portfolio_margin.spread_credits.{index}.pair"
             for name in credit.pair:
-                if name not in names:
-                    raise _fail(where, "'{name}' is not an instrument ({known})", name=name, known=known)
+                if name in member_of:
+                    raise _fail(
+                        where,
+                        "'{name}' is in the combined commodity '{commodity}': a spread credit is between "
+                        "combined commodities, so name '{commodity}'",
+                        name=name,
+                        commodity=member_of[name],
+                    )
+                if name not in legs:
+                    raise _fail(
+                        where,
+                        "'{name}' is neither an instrument nor a combined commodity ({known})",
+                        name=name,
+                        known=", ".join(legs),
+                    )
             if credit.pair[0] == credit.pair[1]:
                 raise _fail(
-                    where, "a spread needs two different instruments, not '{name}' twice", name=credit.pair[0]
+                    where, "a spread needs two different legs, not '{name}' twice", name=credit.pair[0]
                 )
+
+    @staticmethod
+    def _check_combined_commodities(rule, names: list[str]) -> dict[str, str]:
+        # Members are instruments, each in one commodity at most; a commodity's name is its own.
+        member_of: dict[str, str] = {}
+        seen: set[str] = set()
+        for index, commodity in enumerate(rule.combined_commodities):
+            where = f"portfolio_margin.combined_commodities.{index}"
+            if commodity.name in names or commodity.name in seen:
+                raise _fail(
+                    f"{where}.name",
+                    "'{name}' is already the name of an instrument or of another combined commodity",
+                    name=commodity.name,
+                )
+            seen.add(commodity.name)
+            for name in commodity.instruments:
+                if name not in names:
+                    raise _fail(
+                        f"{where}.instruments",
+                        "'{name}' is not an instrument ({known})",
+                        name=name,
+                        known=", ".join(names),
+                    )
+                if name in member_of:
+                    raise _fail(
+                        f"{where}.instruments",
+                        "'{name}' is already in the combined commodity '{other}': an instrument belongs "
+                        "to one at most",
+                        name=name,
+                        other=member_of[name],
+                    )
+                member_of[name] = commodity.name
+        return member_of
 
     def _groups(self) -> list[tuple[str, object]]:
         # Traders joining through a trader_inflow shock are a group like the others.

@@ -22,6 +22,7 @@ __all__ = [
     "PortfolioEsMargin",
     "PortfolioMarginConfig",
     "PortfolioVarMargin",
+    "CombinedCommodity",
     "ScanRangeScaling",
     "SpanMargin",
     "SpreadCredit",
@@ -84,10 +85,32 @@ class SumOfPositionsMargin(_PortfolioBase):
 
 
 class SpreadCredit(_Strict):
-    """An inter-instrument spread credit: offsetting positions earn ``rate`` x the smaller charge."""
+    """An inter-commodity spread credit: offsetting positions earn ``rate`` x the smaller charge."""
 
-    pair: list[str] = Field(min_length=2, max_length=2, description="The two instruments (by name).")
+    pair: list[str] = Field(
+        min_length=2,
+        max_length=2,
+        description="The two legs, by name: combined commodities, or instruments in none.",
+    )
     rate: float = Field(ge=0.0, le=1.0, description="Credit as a share of the smaller of the two charges.")
+
+
+class CombinedCommodity(_Strict):
+    """Instruments scanned together, as if their prices moved as one, with a charge on their spreads.
+
+    Every scenario of the risk array moves each member by the same share of its own scan range, so a
+    long in one member and a short in another offset in the scanning risk; the intra-commodity spread
+    charge gives back ``intra_spread_rate`` of that offset (0: the members are taken as perfectly
+    correlated; 1: as margined apart).
+    """
+
+    name: str = Field(min_length=1, description="Name of the combined commodity (not an instrument's).")
+    instruments: list[str] = Field(min_length=2, description="Its instruments (by name), two at least.")
+    intra_spread_rate: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Share of the offset between the members' own scanning risks charged back.",
+    )
 
 
 class ScanRangeScaling(_Strict):
@@ -110,11 +133,14 @@ class SpanMargin(_Reviewed):
 
     Per instrument, the position is revalued at moves of 0, +-1/3, +-2/3 and +-3/3 of its price scan
     range (a fraction of the mark) and at +-``extreme_move`` ranges counted at ``extreme_weight``; its
-    scanning risk is the worst loss (0 at least). Each spread pair, in the order given, whose positions
-    offset (one long, one short) takes ``rate`` x the smaller of the two legs' remaining charges off the
-    total, and uses that much of each leg. Maintenance is the total; initial is ``initial_multiple``
-    times it. With ``volatility_scaling`` the ranges follow each instrument's volatility at every review
-    (``scan_ranges`` the floor), through the ``apc`` tools.
+    scanning risk is the worst loss (0 at least). Instruments listed in a ``combined_commodities`` entry
+    are scanned together (their losses summed scenario by scenario) and pay its intra-commodity spread
+    charge; every other instrument is a combined commodity of its own. Each spread pair (of combined
+    commodities or lone instruments), in the order given, whose net positions offset (one long, one
+    short) takes ``rate`` x the smaller of the two legs' remaining scanning risks off the total, and
+    uses that much of each leg. Maintenance is scanning risk plus spread charges less credits; initial
+    is ``initial_multiple`` times it. With ``volatility_scaling`` the ranges follow each instrument's
+    volatility at every review (``scan_ranges`` the floor), through the ``apc`` tools.
     """
 
     rule: Literal["span"]
@@ -126,7 +152,14 @@ class SpanMargin(_Reviewed):
     extreme_weight: float = Field(
         default=0.35, ge=0.0, le=1.0, description="Share of an extreme loss counted."
     )
-    spread_credits: list[SpreadCredit] = Field(default_factory=list)
+    combined_commodities: list[CombinedCommodity] = Field(
+        default_factory=list,
+        description="Groups of instruments scanned together, each with its intra-commodity spread charge.",
+    )
+    spread_credits: list[SpreadCredit] = Field(
+        default_factory=list,
+        description="Inter-commodity spread credits between offsetting legs, applied in the order listed.",
+    )
     volatility_scaling: ScanRangeScaling | None = Field(
         default=None, description="Scan ranges that follow volatility (default: the fixed scan_ranges)."
     )

@@ -1,4 +1,4 @@
-"""SPAN-style scanning: a risk array of price moves per instrument, the worst loss, spread credits.
+"""SPAN-style scanning: a risk array of price moves per combined commodity, the worst loss, spreads.
 
 The scan ranges are fixed, or follow each instrument's volatility at every review through the
 anti-procyclicality tools (:class:`~abm.margin.portfolio_settings.ScanRangeScaling`).
@@ -21,18 +21,23 @@ __all__ = ["SpanRule"]
 
 @implements_portfolio(SpanMargin)
 class SpanRule(PortfolioMarginRule):
-    """SPAN-style scanning risk per instrument, less inter-instrument spread credits.
+    """SPAN-style scanning risk per combined commodity, plus intra- less inter-commodity spreads.
 
     A position's loss in a scenario is ``-lots x contract x mark x range x move`` for the moves 0,
     +-1/3, +-2/3, +-1 and, counted at ``extreme_weight``, +-``extreme_move`` (in scan ranges); its
     scanning risk is the worst of them (0 at least): for a future, a full-range move against it, as
-    ``2 x 0.35 = 0.7 < 1``. Spread pairs then credit offsetting positions (see :class:`SpanMargin`).
+    ``2 x 0.35 = 0.7 < 1``. The members of a combined commodity move together, each by the same share
+    of its own range, so their losses add scenario by scenario: the commodity's scanning risk is
+    ``|sum of signed exposures| x`` the largest move, and its intra-commodity spread charge is
+    ``intra_spread_rate x`` (the members' own scanning risks less that). Spread pairs then credit
+    offsetting commodities (see :class:`SpanMargin`).
 
     Worked by hand (``tests/test_portfolio_margin.py`` has more): A at 100 with a 6% range, B at 50 with
     8%, contracts of 0.1, a credit of 50% between them. Long 10 A: ``10 x 0.1 x 100 x 0.06 = 6``; short
     20 B: ``20 x 0.1 x 50 x 0.08 = 8``; offsetting, so the pair uses ``min(6, 8) = 6`` of each and
     credits ``0.5 x 6 = 3``: maintenance ``6 + 8 - 3 = 11``, initial ``1.1 x 11 = 12.1``. Long both: 14
-    and 15.4, no credit.
+    and 15.4, no credit. With A and B one combined commodity charging 25% of its offset, the first
+    account's scanning risk is ``|6 - 8| = 2``, its spread charge ``0.25 x (6 + 8 - 2) = 3``: 5.
 
     With ``volatility_scaling``, each review sets instrument ``i``'s range to
     ``multiple x sigma_i x sqrt(liquidation_steps)`` (``sigma_i`` its EWMA sd of one-step log returns),
@@ -50,6 +55,10 @@ class SpanRule(PortfolioMarginRule):
     >>> initial, maintenance = rule.requirements(positions, marks, None, None)
     >>> maintenance.round(6).tolist(), initial.round(6).tolist()
     ([11.0, 14.0], [12.1, 15.4])
+    >>> combined = SpanMargin(rule="span", scan_ranges={"A": 0.06, "B": 0.08}, combined_commodities=[
+    ...     {"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.25}])
+    >>> SpanRule(combined, np.eye(2), instruments).requirements(positions, marks, None, None)[1].round(6)
+    array([ 5., 14.])
     """
 
     def __init__(self, config: SpanMargin, correlation: np.ndarray, instruments: Sequence[Any] = ()) -> None:
@@ -64,7 +73,8 @@ class SpanRule(PortfolioMarginRule):
             [0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0, extreme * weight, -extreme * weight]
         )
         self._largest_move = float(np.abs(self.scenario_moves).max())
-        column = {name: i for i, name in enumerate(self.instrument_names)}
+        self.commodity_names, self._members, self._intra_rates = _commodities(config, self.instrument_names)
+        column = {name: i for i, name in enumerate(self.commodity_names)}
         self.pairs = [(column[c.pair[0]], column[c.pair[1]], c.rate) for c in config.spread_credits]
         scaling = config.volatility_scaling
         self._ewma = (
@@ -127,21 +137,42 @@ class SpanRule(PortfolioMarginRule):
         exposure *= np.asarray(marks) * self.contract_sizes * (self.scan_ranges * self._largest_move)
         return exposure
 
+    def commodity_risk(
+        self, positions: np.ndarray, marks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per combined commodity: its scanning risk, its net side, its intra-commodity spread charge.
+
+        Each ``(accounts, commodities)``, in :attr:`commodity_names` order (the lone instruments in
+        instrument order, then the combined commodities as listed); the charge is ``None`` with no
+        combined commodity, when the scanning risk is :meth:`scanning_risk` itself.
+        """
+        if self._members is None:
+            return self.scanning_risk(positions, marks), np.sign(positions), None
+        signed = np.asarray(positions, dtype=float) * (
+            np.asarray(marks) * self.contract_sizes * (self.scan_ranges * self._largest_move)
+        )
+        net = signed @ self._members
+        own = np.abs(signed) @ self._members
+        scanning = np.abs(net)
+        # Summed in another order, the members' own risks can fall a last bit below the net's.
+        return scanning, np.sign(net), self._intra_rates * np.maximum(own - scanning, 0.0)
+
     def requirements(self, positions, marks, position_initial, position_maintenance):
-        """Scanning risk less spread credits (maintenance), times ``initial_multiple`` (initial)."""
-        scanning, credits = self._charges(positions, marks)
-        maintenance = scanning - credits
+        """Scanning risk plus spread charges less credits (maintenance), times ``initial_multiple``."""
+        scanning, intra, credits = self._charges(positions, marks)
+        maintenance = scanning - credits if intra is None else scanning + intra - credits
         return maintenance * self.config.initial_multiple, maintenance
 
-    def _charges(self, positions: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Each account's scanning risk and the credits its spreads earn.
-        return self._credited(self.scanning_risk(positions, marks), positions)
+    def _charges(self, positions: np.ndarray, marks: np.ndarray):
+        # Each account's scanning risk, its intra-commodity spread charges and its credits.
+        charges, sides, intra = self.commodity_risk(positions, marks)
+        scanning, credits = self._credited(charges, sides)
+        return scanning, None if intra is None else intra.sum(axis=1), credits
 
-    def _credited(self, charges: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _credited(self, charges: np.ndarray, sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scanning = charges.sum(axis=1)
         remaining = charges.copy()
         credits = np.zeros(len(scanning))
-        sides = np.sign(positions)
         for first, second, rate in self.pairs:
             offsetting = sides[:, first] * sides[:, second] < 0
             used = np.where(offsetting, np.minimum(remaining[:, first], remaining[:, second]), 0.0)
@@ -151,18 +182,18 @@ class SpanRule(PortfolioMarginRule):
         return scanning, credits
 
     def state(self, positions: np.ndarray, marks: np.ndarray) -> dict[str, float]:
-        """Scanning risk and spread credits summed over the accounts, and the scenario that bound.
+        """Scanning risk, spread charges and credits summed over the accounts; the scenario that bound.
 
-        Every instrument is its own combined commodity, so each position has its own worst scenario:
-        the largest move against it (down for a long, up for a short; the extreme move when it weighs
-        more than a full range). ``span_binding_move`` is the move, in scan ranges as counted, that
-        bound the larger part of the scanning risk (the fall on a tie; 0 with none), ``span_binding_share``
-        that part.
+        Each combined commodity (a lone instrument is one) has its own worst scenario: the largest
+        move against its net position (down when net long, up when net short; the extreme move when it
+        weighs more than a full range). ``span_binding_move`` is the move, in scan ranges as counted,
+        that bound the larger part of the scanning risk (the fall on a tie; 0 with none),
+        ``span_binding_share`` that part.
         """
-        charges = self.scanning_risk(positions, marks)
-        scanning, credits = self._credited(charges, positions)
-        bound_by_fall = float(charges[np.asarray(positions) > 0].sum())
-        bound_by_rise = float(charges[np.asarray(positions) < 0].sum())
+        charges, sides, intra = self.commodity_risk(positions, marks)
+        scanning, credits = self._credited(charges, sides)
+        bound_by_fall = float(charges[sides > 0].sum())
+        bound_by_rise = float(charges[sides < 0].sum())
         total = bound_by_fall + bound_by_rise
         if total > 0:
             move = -self._largest_move if bound_by_fall >= bound_by_rise else self._largest_move
@@ -171,6 +202,7 @@ class SpanRule(PortfolioMarginRule):
             move, share = 0.0, 0.0
         return {
             "span_scanning_risk": float(scanning.sum()),
+            "span_intra_spread_charges": 0.0 if intra is None else float(intra.sum()),
             "span_credits": float(credits.sum()),
             "span_binding_move": move,
             "span_binding_share": share,
@@ -179,3 +211,22 @@ class SpanRule(PortfolioMarginRule):
     def instrument_state(self) -> dict[str, np.ndarray]:
         """The scan range in force per instrument (and, with an APC buffer, its level: NaN without)."""
         return {"span_scan_range": self.scan_ranges.copy(), "span_buffer_level": self._buffer_level.copy()}
+
+
+def _commodities(config: SpanMargin, instrument_names: Sequence[str]):
+    # The commodity columns: lone instruments in instrument order, then the combined commodities;
+    # the membership matrix (instruments x commodities) and each column's intra-spread rate.
+    if not config.combined_commodities:
+        return list(instrument_names), None, None
+    grouped = {name for commodity in config.combined_commodities for name in commodity.instruments}
+    lone = [name for name in instrument_names if name not in grouped]
+    names = lone + [commodity.name for commodity in config.combined_commodities]
+    row = {name: i for i, name in enumerate(instrument_names)}
+    members = np.zeros((len(instrument_names), len(names)))
+    rates = np.zeros(len(names))
+    for column, name in enumerate(lone):
+        members[row[name], column] = 1.0
+    for column, commodity in enumerate(config.combined_commodities, start=len(lone)):
+        members[[row[name] for name in commodity.instruments], column] = 1.0
+        rates[column] = commodity.intra_spread_rate
+    return names, members, rates
