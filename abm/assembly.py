@@ -17,7 +17,6 @@ from abm.journal import money_figures
 from abm.ledger import KIND_NAMES, MARGIN_MODES, Ledger
 from abm.metrics import account_risk_summary, summarise
 from abm.network import (
-    build_cascade_graph,
     build_exposure_graph,
     build_trade_graph,
     exposures_from_accounts,
@@ -160,8 +159,7 @@ def assemble_result(
     trades = trades_table(ledger)
     liquidation_frame = liquidations_table(liquidations, ledger)
     accounts = accounts_table(ledger, population, marks)
-    cascade = build_cascade_graph(liquidation_frame)
-    summary = summarise(timeseries, liquidation_frame, cascade, scenario, policies[0])
+    summary = summarise(timeseries, liquidation_frame, scenario, policies[0])
     names = [instrument.name for instrument in ledger.instruments]
     summary.update(tier_figures(policies[0]))
     for name, policy in zip(names, policies, strict=True):
@@ -200,7 +198,7 @@ def assemble_result(
         liquidations=liquidation_frame,
         accounts=accounts,
         ledger=journal,
-        cascade=cascade,
+        cascade=None,  # the DAG is built from the liquidations when first asked for
         summary=summary,
         wall_seconds=wall_seconds,
         invariant_checks=invariant_checks,

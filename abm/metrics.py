@@ -43,12 +43,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 
+from abm.cascades import TableCascade
 from abm.margin import measures as margin_measures
-from abm.network import cascade_measures, network_summary
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -140,7 +139,6 @@ def _price_figures(frame: pd.DataFrame, liquidations: pd.DataFrame) -> dict[str,
 def summarise(
     timeseries: pd.DataFrame,
     liquidations: pd.DataFrame,
-    cascade: nx.DiGraph,
     scenario,
     policy=None,
 ) -> dict[str, Any]:
@@ -163,7 +161,9 @@ def summarise(
     first = frames[names[0]]
     configs = {config.name: config for config in scenario.instrument_configs()}
     fund = np.concatenate([[scenario.liquidation.insurance_fund], first["insurance_fund"].to_numpy()])
-    measures = cascade_measures(cascade)
+    cascade = TableCascade(liquidations)  # the cascade DAG's measures, from the table in arrays
+    components = cascade.components()
+    measures = cascade.measures(components)
     headline = _price_figures(first, by_instrument_liquidations[names[0]])
     summary: dict[str, Any] = {
         "steps": int(len(first)),
@@ -194,7 +194,7 @@ def summarise(
     }
     summary.update(margin_summary(first, scenario, configs[names[0]]))
     summary.update(portfolio_summary(first, scenario, configs[names[0]]))
-    summary.update(network_summary(cascade))
+    summary.update(cascade.summary(components))
     if len(names) > 1:
         shocked = set(scenario.shocked_instruments())
         summary["contagion_liquidated_notional"] = sum(

@@ -1,6 +1,8 @@
 """Networks of a run: the liquidation cascade DAG, the trade network and the exposure graph.
 
-Everything is a :mod:`networkx` graph and every measure is computed with networkx on it.
+Everything is a :mod:`networkx` graph and every measure is computed with networkx on it. A run's
+summary and report take the cascade's measures from :class:`abm.cascades.TableCascade` instead, the
+same figures from the liquidations table in arrays (checked against these in ``tests/test_cascades.py``).
 
 **Cascade DAG** (:func:`build_cascade_graph`). Nodes are liquidations (by ``liquidation_id``) with
 attributes ``account``, ``step``, ``round``, ``notional``, ``price_impact`` and ``side``. An edge

@@ -712,7 +712,9 @@ def result_tables(result: RunResult, run_dir: Path | str) -> dict[str, Any]:
     """What :func:`read_run_tables` would read from ``run_dir``, taken from the run that wrote it.
 
     For the report written right after a run (``abm run``): the same mapping without reading the
-    tables back; only the manifest is read from the directory.
+    tables back; only the manifest is read from the directory. ``cascade`` is None: the report reads
+    the cascade from ``liquidations`` (:class:`abm.cascades.TableCascade`), and building the graph
+    of a large cascade would cost seconds for nothing.
     """
     run_dir = Path(run_dir)
     run: dict[str, Any] = {
@@ -720,7 +722,7 @@ def result_tables(result: RunResult, run_dir: Path | str) -> dict[str, Any]:
         "manifest": json.loads((run_dir / MANIFEST_NAME).read_text(encoding="utf-8")),
         **{name: getattr(result, name) for name in TABLE_NAMES},
         "summary": result.summary,
-        "cascade": result.cascade,
+        "cascade": None,
         "trade_graph": _trade_graph(result),
     }
     for name, key in STRESS_TABLES.items():

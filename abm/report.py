@@ -333,13 +333,14 @@ def headline_table(summary: Mapping[str, Any], names: Sequence[str] = HEADLINE_M
 
 
 def _cascade_section(run: Mapping[str, Any]) -> str:
-    from abm.network import cascade_components, cascade_measures
+    from abm.cascades import TableCascade
 
-    cascade = run.get("cascade")
-    if cascade is None or cascade.number_of_nodes() == 0:
+    liquidations = run["liquidations"]
+    if liquidations is None or liquidations.empty:
         return "<p>No liquidations.</p>"
-    measures = cascade_measures(cascade)
-    components = cascade_components(cascade)
+    cascade = TableCascade(liquidations)  # what the cascade DAG would give, without building it
+    components = cascade.components()
+    measures = cascade.measures(components)
     shown = components.head(_TOP_ROWS)
     note = f"<p>The {len(shown)} largest of {len(components)} cascades.</p>"
     return html_table(measures, header=("measure", "value")) + note + html_table(shown)

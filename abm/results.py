@@ -24,6 +24,32 @@ LIQUIDATION_COLUMNS = LIQUIDATIONS.names()
 ACCOUNT_COLUMNS = ACCOUNTS.names()
 
 
+class _CascadeGraph:
+    """The ``cascade`` field: the graph given, or (given None) built from the liquidations on first use.
+
+    Most runs never need the networkx DAG (the summary and the report read the cascade from the
+    liquidations table, :class:`abm.cascades.TableCascade`), and at 100,000 liquidations it takes
+    seconds to build; so a run leaves it to whoever asks.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_graph"
+
+    def __get__(self, result: Any, owner: type | None = None) -> nx.DiGraph:
+        if result is None:  # the dataclass asks for a default: there is none, the field is required
+            raise AttributeError("cascade")
+        graph = result.__dict__.get(self._slot)
+        if graph is None:
+            from abm.network import build_cascade_graph
+
+            graph = build_cascade_graph(result.liquidations)
+            result.__dict__[self._slot] = graph
+        return graph
+
+    def __set__(self, result: Any, graph: nx.DiGraph | None) -> None:
+        result.__dict__[self._slot] = graph
+
+
 @dataclass
 class RunResult:
     """Everything a finished run produced.
@@ -37,7 +63,8 @@ class RunResult:
         accounts: One row per account at the end: :data:`abm.tables.ACCOUNTS`.
         ledger: One row per movement of money: :data:`abm.tables.LEDGER` (the journal every money
             figure is derived from).
-        cascade: The liquidation cascade DAG (nodes are liquidation ids).
+        cascade: The liquidation cascade DAG (nodes are liquidation ids); given as None, built from
+            ``liquidations`` when first read.
         summary: Headline metrics (JSON-serialisable scalars).
         wall_seconds: Wall time of the simulation itself.
         invariant_checks: Whether invariants were checked after every step.
@@ -49,7 +76,7 @@ class RunResult:
     trades: pd.DataFrame
     liquidations: pd.DataFrame
     accounts: pd.DataFrame
-    cascade: nx.DiGraph
+    cascade: nx.DiGraph = _CascadeGraph()  # type: ignore[assignment]  (required: no default)
     summary: dict[str, Any]
     wall_seconds: float = 0.0
     invariant_checks: bool = False
