@@ -271,21 +271,31 @@ def build_trade_graph(
         graph = nx.DiGraph(contract_size=float(contract_size))
     if accounts is not None and len(accounts):
         # One node per account (the accounts table has a row per account and instrument).
-        for row in accounts.drop_duplicates("account_id").itertuples(index=False):
-            graph.add_node(
-                int(row.account_id), kind=str(row.kind), group=str(getattr(row, "group", row.kind))
+        unique = accounts.drop_duplicates("account_id")
+        kinds = unique["kind"].astype(str).tolist()
+        groups = unique["group"].astype(str).tolist() if "group" in unique else kinds
+        graph.add_nodes_from(
+            (account, {"kind": kind, "group": group})
+            for account, kind, group in zip(
+                unique["account_id"].astype(np.int64).tolist(), kinds, groups, strict=True
             )
+        )
     flows = _trade_flows(trades, contract_size)
     if liquidations is not None and len(liquidations):
         flows = pd.concat([flows, _backstop_flows(liquidations, contract_size)], ignore_index=True)
     if len(flows):
         totals = flows.groupby(["source", "target"], sort=True)[list(_FLOW_ATTRIBUTES)].sum()
-        for (source, target), values in zip(totals.index, totals.to_dict("records"), strict=True):
-            attributes = {
-                name: (float(value) if name.endswith("notional") else int(value))
-                for name, value in values.items()
-            }
-            graph.add_edge(int(source), int(target), **attributes)
+        # Column by column as Python floats (notionals) and ints (counts), then one edge per pair.
+        columns = [
+            totals[name].astype(float if name.endswith("notional") else np.int64).tolist()
+            for name in _FLOW_ATTRIBUTES
+        ]
+        sources = totals.index.get_level_values("source").astype(np.int64).tolist()
+        targets = totals.index.get_level_values("target").astype(np.int64).tolist()
+        graph.add_edges_from(
+            (source, target, dict(zip(_FLOW_ATTRIBUTES, values, strict=True)))
+            for source, target, *values in zip(sources, targets, *columns, strict=True)
+        )
     for node, data in graph.nodes(data=True):
         if node == ENGINE_NODE:
             data["kind"] = data.get("kind", "liquidation_engine")
@@ -387,9 +397,12 @@ def liquidation_absorption(graph: nx.DiGraph) -> pd.DataFrame:
     return table.reset_index(drop=True)[columns]
 
 
-def absorption_by_kind(graph: nx.DiGraph) -> dict[str, float]:
-    """Share of the forced notional each kind of account absorbed (kinds sorted by name)."""
-    table = liquidation_absorption(graph)
+def absorption_by_kind(graph: nx.DiGraph, absorption: pd.DataFrame | None = None) -> dict[str, float]:
+    """Share of the forced notional each kind of account absorbed (kinds sorted by name).
+
+    ``absorption`` is the graph's :func:`liquidation_absorption`, when the caller has it.
+    """
+    table = liquidation_absorption(graph) if absorption is None else absorption
     if table.empty:
         return {}
     shares = table.groupby("kind", sort=True)["share"].sum()
@@ -410,7 +423,11 @@ def herfindahl(shares: Iterable[float]) -> float:
 
 
 def maker_centrality(
-    graph: nx.DiGraph, makers: Iterable[int] | None = None, betweenness: bool = True
+    graph: nx.DiGraph,
+    makers: Iterable[int] | None = None,
+    betweenness: bool = True,
+    *,
+    undirected: nx.Graph | None = None,
 ) -> pd.DataFrame:
     """Centrality of the market makers in the trade network (undirected, weighted by notional).
 
@@ -418,6 +435,7 @@ def maker_centrality(
         graph: A trade network from :func:`build_trade_graph`.
         makers: Account ids to report; by default the nodes of kind ``market_maker``.
         betweenness: Compute betweenness (the costly measure: O(nodes x links)); NaN when False.
+        undirected: The graph's traded accounts as an undirected graph, when the caller has it.
 
     Returns:
         One row per maker (sorted by account): ``account``, ``degree_share`` (its notional-weighted
@@ -430,7 +448,7 @@ def maker_centrality(
         makers = [node for node, kind in graph.nodes(data="kind") if kind == "market_maker"]
     makers = sorted(int(m) for m in makers if m in graph)
     columns = ["account", "degree_share", "eigenvector", "betweenness"]
-    undirected = _traded_undirected(graph)
+    undirected = _traded_undirected(graph) if undirected is None else undirected
     if not makers or undirected.number_of_edges() == 0:
         frame = pd.DataFrame({"account": pd.Series(makers, dtype="int64")})
         for column in columns[1:]:
@@ -529,9 +547,9 @@ def trade_network_measures(graph: nx.DiGraph, betweenness: bool = False) -> dict
         "absorption_top_account": int(absorption["account"].iloc[0]) if len(absorption) else None,
         "absorption_top_share": float(absorption["share"].iloc[0]) if len(absorption) else 0.0,
     }
-    for kind, share in absorption_by_kind(graph).items():
+    for kind, share in absorption_by_kind(graph, absorption).items():
         measures[f"absorption_share_{kind}"] = share
-    makers = maker_centrality(graph, betweenness=betweenness)
+    makers = maker_centrality(graph, betweenness=betweenness, undirected=undirected)
     has_makers = len(makers) > 0
     maker_set = set(makers["account"].tolist())
     total = undirected.size(weight="notional")
@@ -606,17 +624,19 @@ def build_exposure_graph(exposures: pd.DataFrame) -> nx.Graph:
         The bipartite graph.
     """
     graph = nx.Graph()
-    for row in exposures.itertuples(index=False):
-        account, asset = int(row.account_id), str(row.asset)
-        graph.add_node(account, bipartite=0, kind=str(getattr(row, "kind", "unknown")))
+    # Column lists, not itertuples: the rows are added in order, as one call per row would.
+    accounts = exposures["account_id"].astype(np.int64).tolist()
+    assets = exposures["asset"].astype(str).tolist()
+    kinds = exposures["kind"].astype(str).tolist() if "kind" in exposures else ["unknown"] * len(accounts)
+    positions = exposures["position"].astype(np.int64).to_numpy()
+    sides = np.sign(positions).tolist()
+    notionals = exposures["notional"].astype(float).tolist()
+    for account, asset, kind, position, side, notional in zip(
+        accounts, assets, kinds, positions.tolist(), sides, notionals, strict=True
+    ):
+        graph.add_node(account, bipartite=0, kind=kind)
         graph.add_node(asset, bipartite=1)
-        graph.add_edge(
-            account,
-            asset,
-            position=int(row.position),
-            side=int(np.sign(row.position)),
-            notional=float(row.notional),
-        )
+        graph.add_edge(account, asset, position=position, side=side, notional=notional)
     return graph
 
 
