@@ -64,11 +64,16 @@ class TableCascade:
         row = np.full(n, -1, dtype=np.int64)
         row[np.searchsorted(self.nodes, ids)] = np.arange(len(ids))
         has_row = row >= 0
+        self.has_row = has_row
         self.step = np.full(n, -1, dtype=np.int64)
+        self.round = np.zeros(n, dtype=np.int64)
+        self.account = self.nodes.copy()  # a node without a row: its own id, as the figure shows it
         self.notional = np.zeros(n)
         self.instrument = np.full(n, None, dtype=object)
         if len(ids):
             self.step[has_row] = liquidations["step"].to_numpy(dtype=np.int64)[row[has_row]]
+            self.round[has_row] = liquidations["round"].to_numpy(dtype=np.int64)[row[has_row]]
+            self.account[has_row] = liquidations["account_id"].to_numpy(dtype=np.int64)[row[has_row]]
             self.notional[has_row] = liquidations["notional"].to_numpy(dtype=np.float64)[row[has_row]]
             if "instrument" in liquidations:
                 instruments = liquidations["instrument"].astype(str).to_numpy(dtype=object)

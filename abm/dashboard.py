@@ -39,7 +39,6 @@ from abm.assembly import liquidations_table
 from abm.dash_command import OVERRIDES_ENVIRONMENT, SCENARIO_ENVIRONMENT
 from abm.headline import measure_of
 from abm.model import MarketModel
-from abm.network import build_cascade_graph
 from abm.plots import instrument_names, plot_cascade, plot_instrument_prices, plot_margin, plot_price
 from abm.recorder import DEPTH_BUCKET_WIDTH, DEPTH_BUCKETS
 
@@ -267,7 +266,7 @@ def margin_panel(model: MarketModel):
 def cascade_panel(model: MarketModel):
     """The liquidation cascade DAG so far (x: step and round; rows: the accounts)."""
     liquidations = liquidations_table(model.liquidator.liquidations, model.ledger)
-    return _shown(plot_cascade(build_cascade_graph(liquidations), ax=_axes()))
+    return _shown(plot_cascade(liquidations, ax=_axes()))
 
 
 def headline_panel(model: MarketModel):

@@ -332,7 +332,8 @@ def plot_all(result: RunResult, fig_dir: Path | str) -> list[Path]:
     paths += plot_stress(
         result.timeseries,
         result.scenario.shocks,
-        result.cascade,
+        # The graph when someone built it; else the table, which draws the same without building it.
+        result.cascade if result.has_cascade_graph else result.liquidations,
         fig_dir,
         depth_profile=result.extra.get("depth_profile"),
         snapshots=result.extra.get("account_snapshots"),
@@ -356,6 +357,8 @@ def plot_tables(run: Mapping[str, Any], shocks: Iterable[Any], fig_dir: Path | s
     timeseries = run["timeseries"]
     paths = _time_series_figures(timeseries, shock_list, fig_dir)
     cascade = run.get("cascade")
+    if cascade is None:
+        cascade = run.get("liquidations")
     paths += plot_stress(
         timeseries,
         shock_list,
@@ -370,7 +373,7 @@ def plot_tables(run: Mapping[str, Any], shocks: Iterable[Any], fig_dir: Path | s
 def plot_stress(
     timeseries: pd.DataFrame,
     shocks: Iterable[Any],
-    cascade: nx.DiGraph,
+    cascade: nx.DiGraph | pd.DataFrame,
     fig_dir: Path | str,
     *,
     depth_profile: pd.DataFrame | None = None,
@@ -381,7 +384,7 @@ def plot_stress(
     Args:
         timeseries: The run's time series.
         shocks: Scenario shocks.
-        cascade: The cascade DAG.
+        cascade: The cascade DAG, or the liquidations table it is built from (the same figures).
         fig_dir: Directory for the PNG files (created if missing).
         depth_profile: The book depth table (``depth.png`` is skipped without it).
         snapshots: The account snapshots (``leverage_distribution.png`` is skipped without them).
@@ -588,7 +591,9 @@ def _account_leverage(rows: pd.DataFrame) -> pd.DataFrame:
     return accounts
 
 
-def plot_cascade(cascade: nx.DiGraph, path: Path | str | None = None, *, ax: AxesArgument = None) -> Figure:
+def plot_cascade(
+    cascade: nx.DiGraph | pd.DataFrame, path: Path | str | None = None, *, ax: AxesArgument = None
+) -> Figure:
     """Draw the cascade DAG: x = step and round, y = the liquidated accounts in order.
 
     Every (step, round) with a liquidation gets a column, in time order, so the rounds of a spiral are
@@ -596,76 +601,101 @@ def plot_cascade(cascade: nx.DiGraph, path: Path | str | None = None, *, ax: Axe
     follows notional, colour the round; edges go from cause (left) to effect (right).
 
     Args:
-        cascade: The cascade DAG (node attributes ``step``, ``round``, ``account``, ``notional``).
+        cascade: The cascade DAG (node attributes ``step``, ``round``, ``account``, ``notional``), or
+            the liquidations table it is built from: the same figure, without building the graph.
         path: The PNG file to write (none without it).
         ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
         The figure drawn on.
     """
+    from matplotlib.collections import LineCollection
+
     figure, (axes,) = _panels(ax, 1)
-    if cascade.number_of_nodes() == 0:
+    nodes, step, round_of, account, notional, parent, child = _cascade_arrays(cascade)
+    if len(nodes) == 0:
         axes.text(0.5, 0.5, "no liquidations", transform=axes.transAxes, ha="center")
         axes.set_axis_off()
         return _finish(figure, path)
-    nodes = sorted(cascade.nodes)
-    # Graphs read back or built by other code may lack attributes: a missing step or round is 0 and a
-    # missing account is the node itself.
-    place = {
-        n: (
-            int(cascade.nodes[n].get("step", 0)),
-            int(cascade.nodes[n].get("round", 0)),
-            cascade.nodes[n].get("account", n),
-        )
-        for n in nodes
-    }
-    stages = sorted({(step, round_index) for step, round_index, _ in place.values()})
-    column = {stage: i for i, stage in enumerate(stages)}
-    accounts = sorted({account for _, _, account in place.values()})
-    row = {account: i for i, account in enumerate(accounts)}
-    positions = {
-        n: (column[(step, round_index)], row[account]) for n, (step, round_index, account) in place.items()
-    }
-    notional = np.array([cascade.nodes[n].get("notional", 0.0) for n in nodes], dtype=float)
+    stages, column = np.unique(np.column_stack([step, round_of]), axis=0, return_inverse=True)
+    accounts, row = np.unique(account, return_inverse=True)
+    x, y = column.reshape(-1).astype(float), row.reshape(-1).astype(float)
     scale = notional / notional.max() if notional.max() > 0 else np.ones_like(notional)
-    # Straight lines, no arrow heads: a cause is always in an earlier column, and one arrow patch per
-    # edge costs seconds on a real spiral (thousands of links).
-    nx.draw_networkx_edges(cascade, positions, ax=axes, edge_color="0.6", width=0.4, arrows=False)
-    nx.draw_networkx_nodes(
-        cascade,
-        positions,
-        nodelist=nodes,
-        ax=axes,
-        node_size=10 + 60 * scale,
-        node_color=[place[n][1] for n in nodes],
-        cmap="plasma",
-    )
+    if len(parent):
+        # Straight lines, no arrow heads: a cause is always in an earlier column, and one arrow patch
+        # per edge costs seconds on a real spiral (thousands of links).
+        segments = np.stack(
+            [np.column_stack([x[parent], y[parent]]), np.column_stack([x[child], y[child]])], 1
+        )
+        edges = LineCollection(segments, colors="0.6", linewidths=0.4, antialiaseds=(1,), zorder=1)
+        axes.add_collection(edges)
+        # A margin of 5% of the links' extent on each side, as networkx's drawing leaves.
+        ends = segments.reshape(-1, 2)
+        low, high = ends.min(axis=0), ends.max(axis=0)
+        pad = 0.05 * (high - low)
+        axes.update_datalim([low - pad, high + pad])
+        axes.autoscale_view()
+    # Markers without an edge line, their area grown by what the line added (scatter's default edge:
+    # 1.5 pt of the face colour): the same discs, drawn in a third of the time (100,000 of them:
+    # 1.3 against 3.7 s).
+    edge = 1.5
+    area = (np.sqrt(10 + 60 * scale) + edge) ** 2
+    axes.scatter(x, y, s=area, c=round_of, cmap="plasma", marker="o", linewidths=0, zorder=2)
     ticks = _thin_ticks(len(stages), 12)
-    axes.set_xticks(ticks, [f"{stages[i][0]}/{stages[i][1]}" for i in ticks], rotation=45, fontsize="small")
+    labels = [f"{stages[i][0]}/{stages[i][1]}" for i in ticks]
+    axes.set_xticks(ticks, labels, rotation=45, fontsize="small")
     axes.tick_params(left=True, bottom=True, labelleft=True, labelbottom=True)
     axes.set_xlabel("step / round")
     axes.set_ylabel(f"liquidated accounts ({len(accounts)}, by id)")
-    axes.set_title(f"Liquidation cascade: {len(nodes)} liquidations, {cascade.number_of_edges()} links")
+    axes.set_title(f"Liquidation cascade: {len(nodes)} liquidations, {len(parent)} links")
     return _finish(figure, path)
 
 
+def _cascade_arrays(cascade: nx.DiGraph | pd.DataFrame):
+    # Sorted nodes with their step, round, account and notional, and the edges as node positions.
+    if isinstance(cascade, pd.DataFrame):
+        from abm.cascades import TableCascade
+
+        table = TableCascade(cascade)
+        step = np.where(table.has_row, table.step, 0)  # as a graph node without attributes is drawn
+        return table.nodes, step, table.round, table.account, table.notional, table.parent, table.child
+    nodes = sorted(cascade.nodes)
+    attributes = cascade.nodes
+    # Graphs read back or built by other code may lack attributes: a missing step or round is 0 and a
+    # missing account is the node itself.
+    step = np.array([int(attributes[n].get("step", 0)) for n in nodes], dtype=np.int64)
+    round_of = np.array([int(attributes[n].get("round", 0)) for n in nodes], dtype=np.int64)
+    account = np.array([attributes[n].get("account", n) for n in nodes])
+    notional = np.array([attributes[n].get("notional", 0.0) for n in nodes], dtype=float)
+    position = {node: i for i, node in enumerate(nodes)}
+    parent = np.array([position[a] for a, _ in cascade.edges], dtype=np.int64)
+    child = np.array([position[b] for _, b in cascade.edges], dtype=np.int64)
+    return np.asarray(nodes), step, round_of, account, notional, parent, child
+
+
 def plot_cascade_sizes(
-    cascade: nx.DiGraph, path: Path | str | None = None, *, ax: AxesArgument = None
+    cascade: nx.DiGraph | pd.DataFrame, path: Path | str | None = None, *, ax: AxesArgument = None
 ) -> Figure:
     """The cascade size distribution on log-log axes: counts per size and the survival function.
 
     Args:
-        cascade: The cascade DAG.
+        cascade: The cascade DAG, or the liquidations table it is built from (the same figure).
         path: The PNG file to write (none without it).
         ax: Where to draw (see the module docstring); a new figure by default.
 
     Returns:
         The figure drawn on.
     """
-    from abm.network import cascade_size_distribution  # networkx measures live in abm.network
-
     figure, (axes,) = _panels(ax, 1)
-    distribution = cascade_size_distribution(cascade)
+    if isinstance(cascade, pd.DataFrame):
+        from abm.cascades import TableCascade
+
+        sizes, counts = np.unique(TableCascade(cascade).components()["size"], return_counts=True)
+        distribution = {int(size): int(count) for size, count in zip(sizes, counts, strict=True)}
+    else:
+        from abm.network import cascade_size_distribution  # networkx measures live in abm.network
+
+        distribution = cascade_size_distribution(cascade)
     if not distribution:
         axes.text(0.5, 0.5, "no cascades", transform=axes.transAxes, ha="center")
         axes.set_axis_off()

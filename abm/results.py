@@ -83,6 +83,11 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     ledger: pd.DataFrame = field(default_factory=LEDGER.empty)
 
+    @property
+    def has_cascade_graph(self) -> bool:
+        """Whether the cascade graph exists already (given, or built when first read)."""
+        return self.__dict__.get("_cascade_graph") is not None
+
     def __repr__(self) -> str:
         summary = self.summary
         figures = ", ".join(
