@@ -410,6 +410,21 @@ def _execute_processes(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+# The local cluster's workers run simulations, one at a time each. Two of Dask's defaults cost them
+# time (measured in docs/performance.md): the worker's statistical profiler, which samples the task's
+# thread every 10 ms, and MALLOC_TRIM_THRESHOLD_, which the nanny sets and which also turns off glibc's
+# sliding mmap threshold, so that every large numpy temporary is mapped and unmapped afresh. A cluster
+# of your own keeps its own configuration.
+_LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ": {
+        "OMP_NUM_THREADS": 1,
+        "MKL_NUM_THREADS": 1,
+        "OPENBLAS_NUM_THREADS": 1,
+    },
+}
+
+
 def _execute_dask(
     tasks: list[RunTask], workers: int | None, scheduler: str, simulate: Callable[..., Any] | None
 ) -> Iterator[dict[str, Any]]:
@@ -422,13 +437,16 @@ def _execute_dask(
     cluster = None
     try:
         if scheduler == "local":
-            cluster = LocalCluster(
-                n_workers=_backend_workers(workers, scheduler),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            with dask.config.set(_LOCAL_CLUSTER_CONFIG):  # read by the nannies as they start the workers
+                cluster = LocalCluster(
+                    n_workers=_backend_workers(workers, scheduler),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                )
             client = Client(cluster)
         else:
             try:
