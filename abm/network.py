@@ -454,7 +454,8 @@ def maker_centrality(
         for column in columns[1:]:
             frame[column] = 0.0
         return frame
-    degree = dict(undirected.degree(weight="notional"))
+    # Weighted degrees of the makers alone: each is its own sum over its links, as over all nodes.
+    degree = dict(undirected.degree([maker for maker in makers if maker in undirected], weight="notional"))
     total = undirected.size(weight="notional")
     eigenvector = _eigenvector(undirected)
     between = _betweenness(undirected) if betweenness else None

@@ -359,7 +359,7 @@ def _absorption_section(run: Mapping[str, Any]) -> str:
         parts = [
             "<p>Who took the other side of the liquidation orders (and the engine's backstop), by kind "
             f"and for the {min(_TOP_ROWS, len(absorption))} largest accounts.</p>",
-            html_table(absorption_by_kind(graph), header=("kind", "share of forced notional")),
+            html_table(absorption_by_kind(graph, absorption), header=("kind", "share of forced notional")),
             html_table(absorption.head(_TOP_ROWS)),
         ]
     makers = maker_centrality(graph)
