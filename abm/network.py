@@ -449,14 +449,14 @@ def maker_centrality(
     makers = sorted(int(m) for m in makers if m in graph)
     columns = ["account", "degree_share", "eigenvector", "betweenness"]
     undirected = _traded_undirected(graph) if undirected is None else undirected
-    if not makers or undirected.number_of_edges() == 0:
+    if not makers or nx.is_empty(undirected):
         frame = pd.DataFrame({"account": pd.Series(makers, dtype="int64")})
         for column in columns[1:]:
             frame[column] = 0.0
         return frame
     # Weighted degrees of the makers alone: each is its own sum over its links, as over all nodes.
     degree = dict(undirected.degree([maker for maker in makers if maker in undirected], weight="notional"))
-    total = undirected.size(weight="notional")
+    total = _traded_notional(undirected)
     eigenvector = _eigenvector(undirected)
     between = _betweenness(undirected) if betweenness else None
     rows = [
@@ -484,6 +484,14 @@ def _traded_undirected(graph: nx.DiGraph) -> nx.Graph:
     return undirected
 
 
+def _traded_notional(undirected: nx.Graph) -> float:
+    # The notional of every link: a pass over all of them, so kept on the graph for its next reader.
+    total = undirected.graph.get("_traded_notional")
+    if total is None:
+        total = undirected.graph["_traded_notional"] = undirected.size(weight="notional")
+    return total
+
+
 def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
     # The principal eigenvector of the notional matrix, by a symmetric eigen-solver: networkx's
     # pure-Python power iteration needs thousands of sweeps on near-bipartite taker-maker graphs
@@ -491,7 +499,7 @@ def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
     # one, so two runs of the same seed give the same digits. Bipartite graphs have eigenvalues
     # +l and -l: "largest algebraic" picks +l.
     nodes = list(undirected)
-    if undirected.number_of_edges() == 0:
+    if nx.is_empty(undirected):
         return {}
     matrix = nx.to_scipy_sparse_array(undirected, nodelist=nodes, weight="notional", format="csr")
     matrix = matrix / matrix.max()  # the centrality does not depend on the scale
@@ -553,7 +561,7 @@ def trade_network_measures(graph: nx.DiGraph, betweenness: bool = False) -> dict
     makers = maker_centrality(graph, betweenness=betweenness, undirected=undirected)
     has_makers = len(makers) > 0
     maker_set = set(makers["account"].tolist())
-    total = undirected.size(weight="notional")
+    total = _traded_notional(undirected)
     with_maker = sum(
         notional for a, b, notional in undirected.edges(data="notional") if a in maker_set or b in maker_set
     )
