@@ -132,6 +132,7 @@ class MarketModel(mesa.Model):
             for column, (instrument, item) in enumerate(zip(instruments, settings, strict=True))
         ]
         self._market_by_name = {market.name: market for market in self.markets}
+        self._group_markets: dict[int, list[Market]] = {}  # markets_of, by the group config's id
         self.correlated = CorrelatedDraws(correlation)
         self.marks = np.array([market.mark for market in self.markets])
         self.population = Population(self.ledger)
@@ -195,13 +196,17 @@ class MarketModel(mesa.Model):
 
         Kinds that trade one instrument take the first of them.
         """
-        if isinstance(group, LeveragedTraderGroup):
-            names = [holding.instrument for holding in group.holdings(self.markets[0].name)]
-        else:
-            names = group.instruments or [market.name for market in self.markets]
-        if type(group).single_instrument:
-            names = names[:1]
-        return [self._market_by_name[name] for name in names]
+        # Once per group (every agent asks as it is made: 100,000 traders asked 100,000 times).
+        known = self._group_markets.get(id(group))
+        if known is None:
+            if isinstance(group, LeveragedTraderGroup):
+                names = [holding.instrument for holding in group.holdings(self.markets[0].name)]
+            else:
+                names = group.instruments or [market.name for market in self.markets]
+            if type(group).single_instrument:
+                names = names[:1]
+            known = self._group_markets[id(group)] = [self._market_by_name[name] for name in names]
+        return list(known)
 
     @property
     def agent_requests(self) -> int:
@@ -296,8 +301,9 @@ class MarketModel(mesa.Model):
             owned = [[account] for account in accounts.tolist()]
         else:
             owned = accounts.tolist()
+        holdings = config.holdings(self.markets[0].name)  # the group's, read once for all its traders
         return [
-            LeveragedTrader(self, mine[0], config, index, side, lev, accounts=mine)
+            LeveragedTrader(self, mine[0], config, index, side, lev, accounts=mine, holdings=holdings)
             for mine, side, lev in zip(owned, sides.tolist(), leverage.tolist(), strict=True)
         ]
 

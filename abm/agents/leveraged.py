@@ -55,13 +55,15 @@ class LeveragedTrader(TraderAgent):
         side: int,
         leverage: float,
         accounts: list[int] | None = None,
+        holdings: list | None = None,
     ):
         super().__init__(model, account, group, group_index)
         self.side = side
         self.leverage = leverage
         self.reserves = group.reserves
         self.accounts = list(accounts) if accounts is not None else [account]
-        holdings = group.holdings(model.markets[0].name)
+        if holdings is None:  # the group's holdings (the model reads them once per group)
+            holdings = group.holdings(model.markets[0].name)
         total = sum(holding.weight for holding in holdings)
         isolated = group.margin_mode == "isolated"
         self.positions = [
