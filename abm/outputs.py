@@ -678,8 +678,9 @@ def read_run_tables(run_dir: Path | str, *, verify: bool = False) -> dict[str, A
     Returns:
         A dict with the tables (``timeseries``, ``trades``, ``liquidations``, ``accounts``) as
         DataFrames (``liquidations.parents`` as lists of ints), ``summary`` and ``manifest`` as dicts,
-        ``cascade`` and ``trade_graph`` as ``networkx.DiGraph`` (None when the file is missing), the
-        ``STRESS_TABLES`` (None when missing) and ``path``.
+        ``cascade`` and ``trade_graph`` as ``networkx.DiGraph`` (read from their GraphML files when
+        written, else rebuilt from the tables; ``trade_graph`` is None when the manifest has no
+        scenario to take contract sizes from), the ``STRESS_TABLES`` (None when missing) and ``path``.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no manifest.
