@@ -31,9 +31,40 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["TableCascade"]
+__all__ = ["COMPONENT_COLUMNS", "TableCascade", "empty_components", "measures_of"]
 
-_COMPONENT_COLUMNS = ["cascade", "size", "depth", "roots", "first_node", "step", "notional"]
+COMPONENT_COLUMNS = ["cascade", "size", "depth", "roots", "first_node", "step", "notional"]
+
+
+def empty_components() -> pd.DataFrame:
+    """The components table of a cascade without liquidations (its columns and dtypes)."""
+    frame = pd.DataFrame({column: pd.Series(dtype="int64") for column in COMPONENT_COLUMNS})
+    return frame.astype({"notional": "float64"})
+
+
+def measures_of(components: pd.DataFrame, nodes: int, triggered: int) -> dict[str, float]:
+    """The headline cascade measures, from the components table and two counts.
+
+    ``nodes`` is the number of liquidations, ``triggered`` those with a parent; all 0 without nodes.
+    What :func:`abm.network.cascade_measures` and :meth:`TableCascade.measures` both return.
+    """
+    if nodes == 0:
+        return {
+            "cascades": 0,
+            "largest_cascade": 0,
+            "largest_cascade_depth": 0,
+            "cascade_depth": 0,
+            "branching_ratio": 0.0,
+            "mean_cascade_size": 0.0,
+        }
+    return {
+        "cascades": len(components),
+        "largest_cascade": int(components["size"].iloc[0]),
+        "largest_cascade_depth": int(components["depth"].iloc[0]),
+        "cascade_depth": int(components["depth"].max()),
+        "branching_ratio": triggered / nodes,
+        "mean_cascade_size": nodes / len(components),
+    }
 
 
 class TableCascade:
@@ -118,9 +149,7 @@ class TableCascade:
     def components(self) -> pd.DataFrame:
         """One row per cascade, largest first: :func:`abm.network.cascade_components` of the graph."""
         if self.count == 0:
-            return pd.DataFrame({column: pd.Series(dtype="int64") for column in _COMPONENT_COLUMNS}).astype(
-                {"notional": "float64"}
-            )
+            return empty_components()
         label = self.label
         size = np.bincount(label, minlength=self.count)
         depth = np.zeros(self.count, dtype=np.int64)
@@ -142,29 +171,12 @@ class TableCascade:
         )
         table = table.sort_values(["size", "first_node"], ascending=[False, True], kind="stable")
         table.insert(0, "cascade", np.arange(len(table), dtype=np.int64))
-        return table.reset_index(drop=True)[_COMPONENT_COLUMNS]
+        return table.reset_index(drop=True)[COMPONENT_COLUMNS]
 
     def measures(self, components: pd.DataFrame | None = None) -> dict[str, float]:
         """:func:`abm.network.cascade_measures` of the graph (``components`` when already made)."""
-        n = len(self.nodes)
-        if n == 0:
-            return {
-                "cascades": 0,
-                "largest_cascade": 0,
-                "largest_cascade_depth": 0,
-                "cascade_depth": 0,
-                "branching_ratio": 0.0,
-                "mean_cascade_size": 0.0,
-            }
         components = self.components() if components is None else components
-        return {
-            "cascades": len(components),
-            "largest_cascade": int(components["size"].iloc[0]),
-            "largest_cascade_depth": int(components["depth"].iloc[0]),
-            "cascade_depth": int(components["depth"].max()),
-            "branching_ratio": int((self.in_degree > 0).sum()) / n,
-            "mean_cascade_size": n / len(components),
-        }
+        return measures_of(components, len(self.nodes), int((self.in_degree > 0).sum()))
 
     def summary(self, components: pd.DataFrame | None = None) -> dict[str, Any]:
         """:func:`abm.network.network_summary` of the graph."""

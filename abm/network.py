@@ -60,6 +60,8 @@ import pandas as pd
 from networkx.algorithms import bipartite
 from threadpoolctl import threadpool_limits
 
+from abm.cascades import COMPONENT_COLUMNS, empty_components, measures_of
+
 __all__ = [
     "ADL_NODE",
     "ENGINE_NODE",
@@ -178,14 +180,11 @@ def cascade_components(graph: nx.DiGraph) -> pd.DataFrame:
                 "notional": float(sum(attributes[node].get("notional", 0.0) for node in nodes)),
             }
         )
-    columns = ["cascade", "size", "depth", "roots", "first_node", "step", "notional"]
     if not rows:
-        return pd.DataFrame({column: pd.Series(dtype="int64") for column in columns}).astype(
-            {"notional": "float64"}
-        )
+        return empty_components()
     table = pd.DataFrame(rows).sort_values(["size", "first_node"], ascending=[False, True])
     table.insert(0, "cascade", np.arange(len(table), dtype=np.int64))
-    return table.reset_index(drop=True)[columns]
+    return table.reset_index(drop=True)[COMPONENT_COLUMNS]
 
 
 def _longest_path_ending_at(graph: nx.DiGraph) -> dict[int, int]:
@@ -208,25 +207,9 @@ def cascade_measures(graph: nx.DiGraph) -> dict[str, float]:
         ``branching_ratio``, ``mean_cascade_size`` (all 0 for an empty graph).
     """
     n = graph.number_of_nodes()
-    if n == 0:
-        return {
-            "cascades": 0,
-            "largest_cascade": 0,
-            "largest_cascade_depth": 0,
-            "cascade_depth": 0,
-            "branching_ratio": 0.0,
-            "mean_cascade_size": 0.0,
-        }
-    components = cascade_components(graph)
+    components = cascade_components(graph) if n else empty_components()
     triggered = sum(1 for node in graph.nodes if graph.in_degree(node) > 0)
-    return {
-        "cascades": len(components),
-        "largest_cascade": int(components["size"].iloc[0]),
-        "largest_cascade_depth": int(components["depth"].iloc[0]),
-        "cascade_depth": int(components["depth"].max()),
-        "branching_ratio": triggered / n,
-        "mean_cascade_size": n / len(components),
-    }
+    return measures_of(components, n, triggered)
 
 
 # --------------------------------------------------------------------------- the trade network
