@@ -11,7 +11,9 @@ positions and a random correlated mark history of ``--history`` steps:
 * their sum, against the 5 ms target.
 
 ``span_combined`` is SPAN with the instruments paired into combined commodities (an intra-commodity
-spread charge each) and credits between consecutive commodities.
+spread charge each) and credits between consecutive commodities; ``span_tiered`` makes the
+instruments two combined commodities of five, each with a front tier of two members, a back tier of
+three and a tier spread between them.
 
 Usage::
 
@@ -60,7 +62,22 @@ def variants(names: list[str]) -> list[tuple[str, str, dict]]:
         for i in range(0, len(commodities) - 1, 2)
     ]
     combined = {**settings_for("span", names), "combined_commodities": commodities, "spread_credits": pairs}
-    return [*rows, ("span_combined", "span", combined)]
+    half = len(names) // 2
+    tiered = [
+        {
+            "name": f"T{j}",
+            "instruments": members,
+            "intra_spread_rate": 0.5,
+            "tiers": [
+                {"name": f"T{j}front", "instruments": members[:2], "intra_spread_rate": 0.1},
+                {"name": f"T{j}back", "instruments": members[2:], "intra_spread_rate": 0.2},
+            ],
+            "tier_spreads": [{"tiers": [f"T{j}front", f"T{j}back"], "rate": 0.3}],
+        }
+        for j, members in enumerate((names[:half], names[half:]))
+    ]
+    tiers = {**settings_for("span", names), "combined_commodities": tiered, "spread_credits": []}
+    return [*rows, ("span_combined", "span", combined), ("span_tiered", "span", tiers)]
 
 
 def main() -> None:

@@ -60,6 +60,16 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
         "portfolio_margin.combined_commodities[i].",
     ),
     (
+        "Portfolio margin: SPAN tier of a combined commodity",
+        portfolio_settings.SpreadTier,
+        "portfolio_margin.combined_commodities[i].tiers[j].",
+    ),
+    (
+        "Portfolio margin: SPAN tier spread",
+        portfolio_settings.TierSpread,
+        "portfolio_margin.combined_commodities[i].tier_spreads[j].",
+    ),
+    (
         "Portfolio margin: SPAN spread credit",
         portfolio_settings.SpreadCredit,
         "portfolio_margin.spread_credits[i].",

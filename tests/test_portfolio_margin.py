@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from abm import config
@@ -133,6 +134,79 @@ def test_three_members_net_before_they_are_charged():
     assert (state["span_binding_move"], state["span_binding_share"]) == (-1.0, 1.0)
 
 
+TIERED = {
+    "name": "X",
+    "instruments": ["A", "B", "C", "D"],
+    "intra_spread_rate": 0.5,
+    "tiers": [
+        {"name": "front", "instruments": ["A", "B"], "intra_spread_rate": 0.1},
+        {"name": "back", "instruments": ["C", "D"], "intra_spread_rate": 0.2},
+    ],
+    "tier_spreads": [{"tiers": ["front", "back"], "rate": 0.3}],
+}
+
+
+def test_tiers_charge_their_own_offsets_then_the_tier_spreads_then_the_rest():
+    # A 100 / 6%, B 50 / 8%, C 100 / 5%, D 100 / 5%, contracts of 0.1; all four one commodity X.
+    rule = _rule({"A": 0.06, "B": 0.08, "C": 0.05, "D": 0.05}, combined_commodities=[TIERED])
+    marks = np.array([100.0, 50.0, 100.0, 100.0])
+    # Account 1: long 10 A (6), short 10 B (-4), short 10 C (-5), long 2 D (1). Net 6 - 4 - 5 + 1 = -2:
+    # scanning risk 2. Within front: own 6 + 4 = 10, net +2, charge 0.1 x (10 - 2) = 0.8. Within back:
+    # own 6, net -4, charge 0.2 x (6 - 4) = 0.4. The spread front (+2) / back (-4): uses 2 of each,
+    # charge 0.3 x 2 x 2 = 1.2; left front 0, back 2. The rest: 0 + 2 - |-2| = 0, nothing at 50%.
+    # Maintenance 2 + 0.8 + 0.4 + 1.2 = 4.4 (untiered at 50%: 2 + 0.5 x (16 - 2) = 9).
+    # Account 2: long 10 A (6), long 10 B (4), short 10 C (-5), short 2 D (-1). Front +10 and back -6
+    # offset nothing within; the spread uses 6: 0.3 x 12 = 3.6; left front 4, and 4 - |10 - 6| = 0
+    # beyond it. Maintenance 4 + 3.6 = 7.6.
+    positions = np.array([[10, -10, -10, 2], [10, 10, -10, -2]])
+    initial, maintenance = rule.requirements(positions, marks, None, None)
+    assert maintenance.tolist() == pytest.approx([4.4, 7.6])
+    assert initial.tolist() == pytest.approx([4.84, 8.36])
+    state = rule.state(positions, marks)
+    assert (state["span_scanning_risk"], state["span_intra_spread_charges"]) == pytest.approx((6.0, 6.0))
+
+
+def test_what_no_tier_spread_covers_pays_the_commoditys_rate():
+    # A 100 / 6% (10 lots: 6), B 50 / 8% (-20 lots: -8), C 100 / 5% (6 lots: 3), one commodity at 50%
+    # with no tiers and one spread, A against B, at 10%. Members in no tier are legs of their own.
+    combined = [
+        {
+            "name": "X",
+            "instruments": ["A", "B", "C"],
+            "intra_spread_rate": 0.5,
+            "tier_spreads": [{"tiers": ["A", "B"], "rate": 0.1}],
+        }
+    ]
+    rule = _rule({"A": 0.06, "B": 0.08, "C": 0.05}, combined_commodities=combined)
+    # Net 6 - 8 + 3 = 1: scanning risk 1. The spread A / B uses 6 of each: 0.1 x 12 = 1.2; left A 0,
+    # B 2, C 3; the rest 0 + 2 + 3 - 1 = 4 at 50%: 2. Maintenance 1 + 1.2 + 2 = 4.2 (untiered at 50%:
+    # 1 + 0.5 x (17 - 1) = 9).
+    positions, marks = np.array([[10, -20, 6]]), np.array([100.0, 50.0, 100.0])
+    assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(4.2)
+
+
+def test_tiers_at_the_commodity_rate_charge_what_no_tiers_do():
+    # Within, between and beyond the spreads, the three parts of the offset add up to all of it, so with
+    # every rate the commodity's the tiered charge is the untiered one, account by account.
+    ranges = {"A": 0.06, "B": 0.08, "C": 0.05, "D": 0.05}
+    same = {
+        **TIERED,
+        "intra_spread_rate": 0.3,
+        "tiers": [{**tier, "intra_spread_rate": 0.3} for tier in TIERED["tiers"]],
+        "tier_spreads": [{"tiers": ["front", "back"], "rate": 0.3}],
+    }
+    plain = {key: TIERED[key] for key in ("name", "instruments")} | {"intra_spread_rate": 0.3}
+    tiered, untiered = (_rule(ranges, combined_commodities=[c]) for c in (same, plain))
+    positions = np.random.default_rng(5).integers(-30, 31, size=(500, 4))
+    marks = np.array([100.0, 50.0, 100.0, 100.0])
+    np.testing.assert_allclose(
+        tiered.requirements(positions, marks, None, None)[1],
+        untiered.requirements(positions, marks, None, None)[1],
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
 def _scaled(history_returns, **settings) -> SpanRule:
     # One instrument, scan-range floor 2%, ranges 2 sds over 4 steps, EWMA decay 0.5 seeded with two
     # returns; reviewed at the step after the returns (marks 0..n).
@@ -184,6 +258,13 @@ def _span_contagion(**span) -> dict:
     data["agents"][1]["margin_mode"] = "portfolio"
     data["portfolio_margin"] = {"rule": "span", "scan_ranges": {"A": 0.04, "B": 0.04}, **span}
     return data
+
+
+def _tiered(**tiers) -> dict:
+    # A and B one combined commodity, with the tiers or tier spreads given.
+    return {
+        "combined_commodities": [{"name": "AB", "instruments": ["A", "B"], "intra_spread_rate": 0.2, **tiers}]
+    }
 
 
 @pytest.mark.parametrize(
@@ -244,6 +325,49 @@ def _span_contagion(**span) -> dict:
             },
             "portfolio_margin.spread_credits.0.pair",
             "'B' is in the combined commodity 'AB'",
+        ),
+        (
+            _tiered(tiers=[{"name": "A", "instruments": ["A"], "intra_spread_rate": 0.1}]),
+            "portfolio_margin.combined_commodities.0.tiers.0.name",
+            "'A' is already the name",
+        ),
+        (
+            _tiered(tiers=[{"name": "t", "instruments": ["Q"], "intra_spread_rate": 0.1}]),
+            "portfolio_margin.combined_commodities.0.tiers.0.instruments",
+            "'Q' is not a member of 'AB' (A, B)",
+        ),
+        (
+            _tiered(
+                tiers=[
+                    {"name": "t", "instruments": ["A"], "intra_spread_rate": 0.1},
+                    {"name": "u", "instruments": ["A", "B"], "intra_spread_rate": 0.1},
+                ]
+            ),
+            "portfolio_margin.combined_commodities.0.tiers.1.instruments",
+            "'A' is already in the tier 't'",
+        ),
+        (
+            _tiered(tiers=[{"name": "t", "instruments": ["A"], "intra_spread_rate": 1.5}]),
+            "portfolio_margin.combined_commodities.0.tiers.0.intra_spread_rate",
+            "must be <= 1",
+        ),
+        (
+            _tiered(
+                tiers=[{"name": "t", "instruments": ["A"], "intra_spread_rate": 0.1}],
+                tier_spreads=[{"tiers": ["A", "B"], "rate": 0.1}],
+            ),
+            "portfolio_margin.combined_commodities.0.tier_spreads.0.tiers",
+            "'A' is in the tier 't': a tier spread is between tiers, so name 't'",
+        ),
+        (
+            _tiered(tier_spreads=[{"tiers": ["A", "Z"], "rate": 0.1}]),
+            "portfolio_margin.combined_commodities.0.tier_spreads.0.tiers",
+            "'Z' is neither a tier of 'AB' nor a member in none (A, B)",
+        ),
+        (
+            _tiered(tier_spreads=[{"tiers": ["B", "B"], "rate": 0.1}]),
+            "portfolio_margin.combined_commodities.0.tier_spreads.0.tiers",
+            "two different legs",
         ),
         ({"apc": {"buffer": 0.2}}, "portfolio_margin", "add volatility_scaling"),
         (
@@ -320,6 +444,19 @@ def test_a_run_with_a_combined_commodity_charges_the_hedges_spreads():
     # charge a quarter of it. The hedges offset, so it is positive.
     assert charges == pytest.approx(0.25 * (alone - scanning))
     assert charges[0] > 0.05 * maintenance[0]
+    # With two members, a tier spread between them covers the whole offset: at 25%, and 90% for the
+    # rest (none is left), it charges what the commodity's 25% did, so the run is the same run.
+    data["portfolio_margin"]["combined_commodities"][0] |= {
+        "intra_spread_rate": 0.9,
+        "tier_spreads": [{"tiers": ["A", "B"], "rate": 0.25}],
+    }
+    tiered = run_scenario(config.scenario_from_dict({**data, "steps": 320}))
+    pd.testing.assert_frame_equal(tiered.timeseries, result.timeseries, check_exact=False, rtol=1e-12)
+    assert tiered.summary.keys() == result.summary.keys()
+    for key, value in result.summary.items():
+        assert tiered.summary[key] == (
+            pytest.approx(value, nan_ok=True) if isinstance(value, float) else value
+        )
 
 
 # --------------------------------------------------------------------------- every portfolio rule

@@ -134,6 +134,61 @@ def _unique_names(items, section: str, what: str) -> dict[str, int]:
     return seen
 
 
+def _check_tiers(commodity, where: str, taken: set[str]) -> None:
+    """A combined commodity's tiers hold its members, one tier each; its tier spreads name its legs."""
+    tier_of: dict[str, str] = {}
+    tier_names: set[str] = set()
+    for index, tier in enumerate(commodity.tiers):
+        if tier.name in taken or tier.name in tier_names:
+            raise _fail(
+                f"{where}.tiers.{index}.name",
+                "'{name}' is already the name of an instrument, a combined commodity or another tier",
+                name=tier.name,
+            )
+        tier_names.add(tier.name)
+        for name in tier.instruments:
+            if name not in commodity.instruments:
+                raise _fail(
+                    f"{where}.tiers.{index}.instruments",
+                    "'{name}' is not a member of '{commodity}' ({members})",
+                    name=name,
+                    commodity=commodity.name,
+                    members=", ".join(commodity.instruments),
+                )
+            if name in tier_of:
+                raise _fail(
+                    f"{where}.tiers.{index}.instruments",
+                    "'{name}' is already in the tier '{other}': a member belongs to one tier at most",
+                    name=name,
+                    other=tier_of[name],
+                )
+            tier_of[name] = tier.name
+    legs = [tier.name for tier in commodity.tiers]
+    legs += [name for name in commodity.instruments if name not in tier_of]
+    for index, spread in enumerate(commodity.tier_spreads):
+        path = f"{where}.tier_spreads.{index}.tiers"
+        for name in spread.tiers:
+            if name in tier_of:
+                raise _fail(
+                    path,
+                    "'{name}' is in the tier '{tier}': a tier spread is between tiers, so name '{tier}'",
+                    name=name,
+                    tier=tier_of[name],
+                )
+            if name not in legs:
+                raise _fail(
+                    path,
+                    "'{name}' is neither a tier of '{commodity}' nor a member in none ({known})",
+                    name=name,
+                    commodity=commodity.name,
+                    known=", ".join(legs),
+                )
+        if spread.tiers[0] == spread.tiers[1]:
+            raise _fail(
+                path, "a tier spread needs two different legs, not '{name}' twice", name=spread.tiers[0]
+            )
+
+
 class Scenario(Strict):
     """A complete, validated scenario.
 
@@ -370,6 +425,9 @@ class Scenario(Strict):
                         other=member_of[name],
                     )
                 member_of[name] = commodity.name
+        taken = set(names) | {commodity.name for commodity in rule.combined_commodities}
+        for index, commodity in enumerate(rule.combined_commodities):
+            _check_tiers(commodity, f"portfolio_margin.combined_commodities.{index}", taken)
         return member_of
 
     def _groups(self) -> list[tuple[str, object]]:

@@ -26,8 +26,10 @@ __all__ = [
     "ScanRangeScaling",
     "SpanMargin",
     "SpreadCredit",
+    "SpreadTier",
     "StressWindow",
     "SumOfPositionsMargin",
+    "TierSpread",
     "UnifiedAccountMargin",
 ]
 
@@ -95,13 +97,40 @@ class SpreadCredit(_Strict):
     rate: float = Field(ge=0.0, le=1.0, description="Credit as a share of the smaller of the two charges.")
 
 
+class SpreadTier(_Strict):
+    """Members of a combined commodity whose offsets among themselves pay a rate of their own.
+
+    SPAN's tiers group a commodity's contract months (the front months, the back months); here any
+    members can form one (a perpetual and its nearest future, say).
+    """
+
+    name: str = Field(min_length=1, description="Name of the tier (not an instrument's or a commodity's).")
+    instruments: list[str] = Field(min_length=1, description="Its instruments, members of the commodity.")
+    intra_spread_rate: float = Field(
+        ge=0.0, le=1.0, description="Share of the offset between the tier's members charged back."
+    )
+
+
+class TierSpread(_Strict):
+    """A spread between two tiers of a combined commodity: offsetting tier nets pay ``rate`` of it."""
+
+    tiers: list[str] = Field(
+        min_length=2,
+        max_length=2,
+        description="The two legs: tiers of the commodity, or members in no tier.",
+    )
+    rate: float = Field(ge=0.0, le=1.0, description="Share of the offset between the two legs charged back.")
+
+
 class CombinedCommodity(_Strict):
     """Instruments scanned together, as if their prices moved as one, with a charge on their spreads.
 
     Every scenario of the risk array moves each member by the same share of its own scan range, so a
     long in one member and a short in another offset in the scanning risk; the intra-commodity spread
     charge gives back ``intra_spread_rate`` of that offset (0: the members are taken as perfectly
-    correlated; 1: as margined apart).
+    correlated; 1: as margined apart). With ``tiers`` and ``tier_spreads`` the offset is charged in
+    SPAN's order: within each tier at its rate, then between the legs of each tier spread, in the
+    order listed, at the spread's rate, and what offsets beyond them at ``intra_spread_rate``.
     """
 
     name: str = Field(min_length=1, description="Name of the combined commodity (not an instrument's).")
@@ -109,7 +138,15 @@ class CombinedCommodity(_Strict):
     intra_spread_rate: float = Field(
         ge=0.0,
         le=1.0,
-        description="Share of the offset between the members' own scanning risks charged back.",
+        description="Share of the offset between the members' own scanning risks charged back "
+        "(with tiers: of the offset no tier and no tier spread charged).",
+    )
+    tiers: list[SpreadTier] = Field(
+        default_factory=list, description="Groups of members whose offsets pay their own rate."
+    )
+    tier_spreads: list[TierSpread] = Field(
+        default_factory=list,
+        description="Spreads between tiers (or members in no tier), formed in the order listed.",
     )
 
 

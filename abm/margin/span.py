@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,13 @@ class SpanRule(PortfolioMarginRule):
     credits ``0.5 x 6 = 3``: maintenance ``6 + 8 - 3 = 11``, initial ``1.1 x 11 = 12.1``. Long both: 14
     and 15.4, no credit. With A and B one combined commodity charging 25% of its offset, the first
     account's scanning risk is ``|6 - 8| = 2``, its spread charge ``0.25 x (6 + 8 - 2) = 3``: 5.
+
+    A commodity with ``tiers`` charges its offset in three parts (SPAN's order). Within each tier:
+    the tier's rate x (its members' own risks less ``|`` the tier's net ``|``). Then each tier spread
+    in turn, when its two legs' nets still left offset: the spread's rate x twice the smaller of them
+    (a long and a short of that much risk each forgiven), which it uses up from both. Last, what still
+    offsets among the legs' remainders, ``sum |remainder| - |net|``, at the commodity's
+    ``intra_spread_rate``. With every rate equal this is the untiered charge (tested).
 
     With ``volatility_scaling``, each review sets instrument ``i``'s range to
     ``multiple x sigma_i x sqrt(liquidation_steps)`` (``sigma_i`` its EWMA sd of one-step log returns),
@@ -74,6 +82,7 @@ class SpanRule(PortfolioMarginRule):
         )
         self._largest_move = float(np.abs(self.scenario_moves).max())
         self.commodity_names, self._members, self._intra_rates = _commodities(config, self.instrument_names)
+        self._tiers = _tiers(config, self.instrument_names, self.commodity_names)
         column = {name: i for i, name in enumerate(self.commodity_names)}
         self.pairs = [(column[c.pair[0]], column[c.pair[1]], c.rate) for c in config.spread_credits]
         scaling = config.volatility_scaling
@@ -155,7 +164,11 @@ class SpanRule(PortfolioMarginRule):
         own = np.abs(signed) @ self._members
         scanning = np.abs(net)
         # Summed in another order, the members' own risks can fall a last bit below the net's.
-        return scanning, np.sign(net), self._intra_rates * np.maximum(own - scanning, 0.0)
+        intra = self._intra_rates * np.maximum(own - scanning, 0.0)
+        if self._tiers is not None:
+            columns = self._tiers.columns
+            intra[:, columns] = self._tiers.charges(signed, scanning[:, columns])
+        return scanning, np.sign(net), intra
 
     def requirements(self, positions, marks, position_initial, position_maintenance):
         """Scanning risk plus spread charges less credits (maintenance), times ``initial_multiple``."""
@@ -211,6 +224,67 @@ class SpanRule(PortfolioMarginRule):
     def instrument_state(self) -> dict[str, np.ndarray]:
         """The scan range in force per instrument (and, with an APC buffer, its level: NaN without)."""
         return {"span_scan_range": self.scan_ranges.copy(), "span_buffer_level": self._buffer_level.copy()}
+
+
+@dataclass(frozen=True)
+class _Tiers:
+    """The tiered commodities' legs (their tiers, and their members in none) and tier spreads."""
+
+    members: np.ndarray  # instruments x legs
+    rates: np.ndarray  # each leg's own rate (a lone member's offsets with itself are 0)
+    to_commodity: np.ndarray  # legs x tiered commodities
+    spreads: list[tuple[int, int, float, int]]  # legs, rate, tiered commodity, in the order listed
+    columns: np.ndarray  # the tiered commodities' columns among all commodities
+    default_rates: np.ndarray  # their intra_spread_rate, for the offset left after the spreads
+
+    def charges(self, signed: np.ndarray, scanning: np.ndarray) -> np.ndarray:
+        """The tiered commodities' intra-commodity spread charges, ``(accounts, tiered commodities)``."""
+        net = signed @ self.members
+        remaining = np.abs(net)
+        within = self.rates * np.maximum(np.abs(signed) @ self.members - remaining, 0.0)
+        charges = within @ self.to_commodity
+        for first, second, rate, commodity in self.spreads:
+            offsetting = net[:, first] * net[:, second] < 0
+            used = np.where(offsetting, np.minimum(remaining[:, first], remaining[:, second]), 0.0)
+            charges[:, commodity] += rate * 2.0 * used
+            remaining[:, first] -= used
+            remaining[:, second] -= used
+        left = np.maximum(remaining @ self.to_commodity - scanning, 0.0)
+        return charges + self.default_rates * left
+
+
+def _tiers(config: SpanMargin, instrument_names: Sequence[str], commodity_names: Sequence[str]):
+    # One leg per tier, and one per member of a tiered commodity in no tier.
+    tiered = [c for c in config.combined_commodities if c.tiers or c.tier_spreads]
+    if not tiered:
+        return None
+    row = {name: i for i, name in enumerate(instrument_names)}
+    legs: list[tuple[list[str], float, int]] = []
+    spreads = []
+    for position, commodity in enumerate(tiered):
+        in_tier = {name for tier in commodity.tiers for name in tier.instruments}
+        leg = {}
+        for tier in commodity.tiers:
+            leg[tier.name] = len(legs)
+            legs.append((tier.instruments, tier.intra_spread_rate, position))
+        for name in commodity.instruments:
+            if name not in in_tier:
+                leg[name] = len(legs)
+                legs.append(([name], 0.0, position))
+        spreads += [(leg[s.tiers[0]], leg[s.tiers[1]], s.rate, position) for s in commodity.tier_spreads]
+    members = np.zeros((len(instrument_names), len(legs)))
+    to_commodity = np.zeros((len(legs), len(tiered)))
+    for column, (names, _, position) in enumerate(legs):
+        members[[row[name] for name in names], column] = 1.0
+        to_commodity[column, position] = 1.0
+    return _Tiers(
+        members=members,
+        rates=np.array([rate for _, rate, _ in legs]),
+        to_commodity=to_commodity,
+        spreads=spreads,
+        columns=np.array([list(commodity_names).index(c.name) for c in tiered]),
+        default_rates=np.array([c.intra_spread_rate for c in tiered]),
+    )
 
 
 def _commodities(config: SpanMargin, instrument_names: Sequence[str]):
