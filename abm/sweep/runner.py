@@ -10,6 +10,7 @@ the task (from its seed index), so the rows are the same whichever backend and w
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import math
 import multiprocessing
@@ -413,8 +414,9 @@ def _execute_processes(
 # The local cluster's workers run simulations, one at a time each. Two of Dask's defaults cost them
 # time (measured in docs/performance.md): the worker's statistical profiler, which samples the task's
 # thread every 10 ms, and MALLOC_TRIM_THRESHOLD_, which the nanny sets and which also turns off glibc's
-# sliding mmap threshold, so that every large numpy temporary is mapped and unmapped afresh. A cluster
-# of your own keeps its own configuration.
+# sliding mmap threshold, so that every large numpy temporary is mapped and unmapped afresh. The
+# configuration stays set for the cluster's whole life: a nanny reads it again each time it (re)starts
+# a worker, so a worker restarted after a crash keeps it. A cluster of your own keeps its own.
 _LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.nanny.pre-spawn-environ": {
@@ -425,28 +427,39 @@ _LOCAL_CLUSTER_CONFIG = {
 }
 
 
+@contextlib.contextmanager
+def _local_cluster(workers: int) -> Iterator[Any]:
+    """A local cluster of ``workers`` single-threaded worker processes, closed on exit."""
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    # Passing config= to LocalCluster does not do: the nanny merges it shallowly and loses keys.
+    with dask.config.set(_LOCAL_CLUSTER_CONFIG):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+
 def _execute_dask(
     tasks: list[RunTask], workers: int | None, scheduler: str, simulate: Callable[..., Any] | None
 ) -> Iterator[dict[str, Any]]:
     try:
-        import logging
-
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError:
         raise SweepError(["--scheduler needs dask distributed: pip install 'abm-stress[cluster]'"]) from None
-    cluster = None
-    try:
+    with contextlib.ExitStack() as stack:
         if scheduler == "local":
-            import dask
-
-            with dask.config.set(_LOCAL_CLUSTER_CONFIG):  # read by the nannies as they start the workers
-                cluster = LocalCluster(
-                    n_workers=_backend_workers(workers, scheduler),
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                )
+            cluster = stack.enter_context(_local_cluster(_backend_workers(workers, scheduler)))
             client = Client(cluster)
         else:
             try:
@@ -474,6 +487,3 @@ def _execute_dask(
                     new = client.submit(execute_run, task, simulate, pure=False, key=f"abm-run-{task.run_id}")
                     pending[new] = task
                     stream.add(new)
-    finally:
-        if cluster is not None:
-            cluster.close()
