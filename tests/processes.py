@@ -2,12 +2,17 @@
 
 The processes are spawned, not forked: forking a process that may hold threads (the dashboard and
 report tests start some) is deprecated. A spawned process imports the test helpers by name, so the
-function it runs must live at module level.
+function it runs must live at module level. One pool serves the whole session, so its processes
+start (and import the project) once. Under ``pytest -n`` (pytest-xdist) the runs stay in the test's
+own process: the other workers keep the other cores busy.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -18,9 +23,17 @@ __all__ = ["on_two_processes", "summaries"]
 
 def on_two_processes(function: Callable, arguments: Sequence[tuple]) -> list:
     """``[function(*args) for args in arguments]``, computed on two processes, in order."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(function, *args) for args in arguments]
-        return [future.result() for future in futures]
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        return [function(*args) for args in arguments]
+    futures = [_pool().submit(function, *args) for args in arguments]
+    return [future.result() for future in futures]
+
+
+@functools.cache
+def _pool() -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    atexit.register(pool.shutdown, cancel_futures=True)
+    return pool
 
 
 def _summary(scenario, seed):

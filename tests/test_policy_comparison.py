@@ -14,6 +14,10 @@ from abm.sweep.spec import load_sweep
 RULES = ("fixed", "ewma_vol", "ewma_speed_limit", "ewma_buffer")
 
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_policy_comparison")
+
+
 @pytest.fixture(scope="module")
 def comparison():
     plan = load_sweep("scenarios/policy_comparison.yaml")

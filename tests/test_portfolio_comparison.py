@@ -17,6 +17,10 @@ METHODS = {
 }
 
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_portfolio_comparison")
+
+
 @pytest.fixture(scope="module")
 def comparison():
     plan = load_sweep("scenarios/portfolio_comparison.yaml")

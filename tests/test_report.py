@@ -32,6 +32,10 @@ CHROMIUM_FLAGS = (
 )
 
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_report")
+
+
 @pytest.fixture(scope="module")
 def spiral_dir(tmp_path_factory):
     """A spiral run written without figures: the report draws them (once, for every test here)."""

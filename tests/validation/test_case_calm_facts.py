@@ -13,6 +13,10 @@ from abm.stylized import chi2_survival, stylized_facts
 SEEDS = (1, 2)
 
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_case_calm_facts")
+
+
 @pytest.fixture(scope="module")
 def calm_runs():
     runs = []

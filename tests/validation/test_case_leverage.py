@@ -13,6 +13,10 @@ from abm.validation import leverage_case_scenario
 # --------------------------------------------------------------------------- case 2: leverage
 
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_case_leverage")
+
+
 @pytest.fixture(scope="module")
 def leverage_sweep():
     facts = {}

@@ -5,6 +5,9 @@ import pytest
 from abm.cli import main
 from abm.stylized import PUBLISHED_FACTS, stylized_facts
 
+# One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_facts_command")
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
