@@ -301,3 +301,48 @@ def test_many_accounts_are_margined_in_chunks_exactly_as_in_one_piece(rule, conf
     np.testing.assert_array_equal(maintenance, np.maximum(expected, 0.0))
     np.testing.assert_array_equal(initial, maintenance * model.config.initial_multiple)
     np.testing.assert_array_equal(model._exposure_tail(exposure)[1], kth)
+
+
+@pytest.mark.parametrize("rule", ["portfolio_var", "portfolio_es"])
+def test_the_recorded_state_reuses_the_margin_checks_tail_search_for_the_same_inputs_only(rule, monkeypatch):
+    # The recorder asks state() for the positions and marks the margin check has just margined: the
+    # tail search is not repeated for them, and is for anything else (a position, a mark, new
+    # scenarios); the figures equal those of a rule that searches afresh.
+    rng = np.random.default_rng(11)
+    returns = rng.normal(0.0, 0.01, size=(2, 260))
+    model = _rule("AB", rule=rule, window=250, liquidation_steps=1)
+    model.review(250, _history(*returns))
+    positions = rng.integers(-30, 31, size=(50, 2))
+    marks = np.array([101.0, 99.0])
+    searches: list[int] = []
+    search = type(model).tail
+
+    def counted(self, losses):
+        searches.append(len(losses))
+        return search(self, losses)
+
+    monkeypatch.setattr(type(model), "tail", counted)
+    first = model.requirements(positions, marks, None, None)[1]
+    state = model.state(positions, marks)
+    assert searches == [50]
+    positions[3, 0] += 1
+    moved_position = model.requirements(positions, marks, None, None)[1]
+    moved_mark = model.requirements(positions, np.array([101.0, 99.5]), None, None)[1]  # a new mark
+    model.review(251, _history(*rng.normal(0.0, 0.01, size=(2, 261))))
+    new_scenarios = model.requirements(positions, marks, None, None)[1]
+    assert searches == [50, 50, 50, 50]
+    monkeypatch.undo()
+
+    def fresh(history, positions, marks):
+        rule_now = _rule("AB", rule=rule, window=250, liquidation_steps=1)
+        rule_now.review(len(history[0]) - 1, history)
+        return rule_now.requirements(positions, marks, None, None)[1], rule_now.state(positions, marks)
+
+    original = positions.copy()
+    original[3, 0] -= 1
+    np.testing.assert_array_equal(first, fresh(_history(*returns), original, marks)[0])
+    assert state == fresh(_history(*returns), original, marks)[1]
+    np.testing.assert_array_equal(moved_position, fresh(_history(*returns), positions, marks)[0])
+    moved_marks = np.array([101.0, 99.5])
+    np.testing.assert_array_equal(moved_mark, fresh(_history(*returns), positions, moved_marks)[0])
+    assert not np.array_equal(new_scenarios, moved_position)

@@ -77,6 +77,9 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         self._stress_steps = np.zeros(0, dtype=np.int64)
         self._ewma = EwmaCovariance(config.decay, 2, k) if config.filtered else None
         self._sigma_before: list[np.ndarray] = []  # the EWMA sd known before each one-step return
+        # The last tail search: (scenario matrix, exposures, tail, column). The recorder's state() asks
+        # again for the exposures the margin check just margined; the same inputs give the same tail.
+        self._last_tail: tuple | None = None
 
     @property
     def name(self) -> str:
@@ -178,14 +181,22 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         # tail() of the losses, made and searched _CHUNK accounts at a time: a chunk's losses (2,048
         # x 250 scenarios, 4 MB) stay in cache for the k passes; a row's figures do not depend on
         # the chunk it is in. At 10,000 x 10 x 241 scenarios: 3.6 ms against 5.0 ms in one piece.
+        # The same scenarios and exposures as the last search give its answer again (a comparison of
+        # the exposures costs a fiftieth of a search). Callers only read the arrays returned.
+        matrix = self._loss_per_exposure
+        last = self._last_tail
+        if last is not None and last[0] is matrix and np.array_equal(last[1], exposure):
+            return last[2], last[3]
         accounts = len(exposure)
         if accounts <= _CHUNK:
-            return self.tail(exposure @ self._loss_per_exposure)
-        k = tail_count(self.config.confidence, self._loss_per_exposure.shape[1])
-        tail, column = np.empty((accounts, k)), np.empty(accounts, dtype=np.int64)
-        for start in range(0, accounts, _CHUNK):
-            part = slice(start, start + _CHUNK)
-            tail[part], column[part] = self.tail(exposure[part] @ self._loss_per_exposure)
+            tail, column = self.tail(exposure @ matrix)
+        else:
+            k = tail_count(self.config.confidence, matrix.shape[1])
+            tail, column = np.empty((accounts, k)), np.empty(accounts, dtype=np.int64)
+            for start in range(0, accounts, _CHUNK):
+                part = slice(start, start + _CHUNK)
+                tail[part], column[part] = self.tail(exposure[part] @ matrix)
+        self._last_tail = (matrix, exposure, tail, column)
         return tail, column
 
     @abstractmethod
