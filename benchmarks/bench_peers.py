@@ -7,7 +7,10 @@
 ``FourHeap`` (with a local checkout, ``--pymarketsim PATH``) and ABIDES's ``OrderBook`` (when
 ``abides_markets`` is importable). ``FourHeap`` is a call market: the adapter inserts each order and
 clears the market after it, so that it trades continuously as the others do, and a market order is a
-limit order at the opposite extreme whose rest is withdrawn.
+limit order at the opposite extreme whose rest is withdrawn. ABIDES's ``OrderBook`` runs behind a
+stand-in for its exchange agent (a clock, no book logging, messages kept only to track which orders
+still rest); a market order with a protection limit is a limit order whose rest is cancelled, since
+ABIDES's market orders take no limit.
 
 **The whole model.** PyMarketSim's own rows (``SimulatorSampledArrival``: zero-intelligence agents
 arriving with probability ``lam`` a step, one book): ``stress`` (500 agents, 50,000 steps, lam 0.005)
@@ -95,6 +98,103 @@ class FourHeapBook:
         return live
 
 
+class AbidesBook:
+    """ABIDES's ``OrderBook`` behind the calls ``bench_book.drive`` makes.
+
+    The book reports through its owner (the exchange agent): ``send_message`` receives an acceptance
+    for an order that rests and an execution for each side of each match; the stand-in keeps the
+    resting orders' remaining quantities from them, which is what ``open_orders`` and ``cancel`` need.
+    """
+
+    def __init__(self, abides) -> None:
+        self.orders = abides
+        self.current_time = 0
+        self.mkt_open = 0
+        self.book_logging = False
+        self.book_log_depth = 10
+        self.book = abides.OrderBook(self, "ABM")
+        self.resting: dict[int, list] = {}  # order id -> [order, remaining]
+        self.owned: dict[int, dict[int, None]] = {}  # owner -> its resting ids, in order sent
+        self.fills: list = []
+        self.incoming = None  # the id of the order being matched, whose executions are its fills
+
+    def logEvent(self, *args, **kwargs) -> None:  # noqa: N802 (ABIDES's name)
+        pass
+
+    def send_message(self, recipient: int, message) -> None:
+        order = message.order
+        if isinstance(message, self.orders.OrderAcceptedMsg):
+            self.resting[order.order_id] = [order, order.quantity]
+            self.owned.setdefault(order.agent_id, {})[order.order_id] = None
+        elif isinstance(message, self.orders.OrderExecutedMsg):
+            entry = self.resting.get(order.order_id)
+            if entry is None or order.order_id == self.incoming:
+                self.fills.append(order)
+                return
+            entry[1] -= order.quantity
+            if entry[1] <= 0:
+                del self.resting[order.order_id]
+                del self.owned[order.agent_id][order.order_id]
+
+    def _limit(self, owner: int, side: int, price: int, quantity: int):
+        self.current_time += 1
+        order = self.orders.LimitOrder(owner, self.current_time, "ABM", quantity,
+                                       self.orders.BID if side > 0 else self.orders.ASK, price)  # fmt: skip
+        self.incoming, self.fills = order.order_id, []
+        self.book.handle_limit_order(order)
+        self.incoming = None
+        return order.order_id, self.fills
+
+    def submit_limit(self, owner: int, side: int, price: int, quantity: int):
+        return self._limit(owner, side, int(price), quantity)
+
+    def submit_market(self, owner: int, side: int, quantity: int, limit_price=None):
+        if limit_price is not None:
+            order_id, fills = self._limit(owner, side, int(limit_price), quantity)
+            self.cancel(order_id)  # a market order does not rest
+            return fills
+        self.current_time += 1
+        order = self.orders.MarketOrder(owner, self.current_time, "ABM", quantity,
+                                        self.orders.BID if side > 0 else self.orders.ASK)  # fmt: skip
+        self.incoming, self.fills = order.order_id, []
+        self.book.handle_market_order(order)
+        self.incoming = None
+        return self.fills
+
+    def cancel(self, order_id: int) -> int:
+        entry = self.resting.pop(order_id, None)
+        if entry is None:
+            return 0
+        del self.owned[entry[0].agent_id][order_id]
+        self.book.cancel_order(entry[0], quiet=True)
+        return entry[1]
+
+    def cancel_all(self, owner: int) -> int:
+        return sum(self.cancel(order_id) for order_id in list(self.owned.get(owner, ())))
+
+    def open_orders(self, owner: int) -> list[int]:
+        return list(self.owned.get(owner, ()))
+
+
+def _import_abides():
+    """ABIDES's order book and order classes, or None when ``abides_markets`` is not importable."""
+    if importlib.util.find_spec("abides_markets") is None:
+        return None
+    from abides_markets.messages.orderbook import OrderAcceptedMsg, OrderExecutedMsg
+    from abides_markets.order_book import OrderBook as AbidesOrderBook
+    from abides_markets.orders import LimitOrder, MarketOrder, Side
+
+    return types.SimpleNamespace(
+        OrderBook=AbidesOrderBook,
+        LimitOrder=LimitOrder,
+        MarketOrder=MarketOrder,
+        BID=Side.BID,
+        ASK=Side.ASK,
+        OrderAcceptedMsg=OrderAcceptedMsg,
+        OrderExecutedMsg=OrderExecutedMsg,
+    )
+
+
 def _import_pymarketsim(path: Path):
     sys.path.insert(0, str(path))
     # Imported by modules these rows do not use (torch: the package's __init__ pulls in the eager
@@ -116,7 +216,7 @@ def _timed(run) -> float:
     return time.perf_counter() - start
 
 
-def book_rows(ops: int, rounds: int, pymarketsim) -> list[tuple[str, float]]:
+def book_rows(ops: int, rounds: int, pymarketsim, abides=None) -> list[tuple[str, float]]:
     """M operations per second of each book on one stream (median over rounds)."""
     operations = draw_operations(np.random.default_rng(7), ops)
     engines: dict[str, object] = {"abm pure book": lambda: OrderBook()}
@@ -135,6 +235,8 @@ def book_rows(ops: int, rounds: int, pymarketsim) -> list[tuple[str, float]]:
         )
     if pymarketsim is not None:
         engines["PyMarketSim FourHeap"] = lambda: FourHeapBook(pymarketsim[0], pymarketsim[1])
+    if abides is not None:
+        engines["ABIDES OrderBook"] = lambda: AbidesBook(abides)
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(rounds):
         for name, make in engines.items():
@@ -193,15 +295,16 @@ def main() -> None:
         print("  python benchmarks/bench_peers.py --pymarketsim pymarketsim\n")
     else:
         pymarketsim = _import_pymarketsim(options.pymarketsim)
-    if importlib.util.find_spec("abides_markets") is None:
+    abides = _import_abides()
+    if abides is None:
         print("ABIDES's order book: abides_markets is not importable (not installed): left out\n")
 
-    books = book_rows(options.ops, options.rounds, pymarketsim)
-    peer = dict(books).get("PyMarketSim FourHeap")
+    books = book_rows(options.ops, options.rounds, pymarketsim, abides)
+    peers = {name: rate for name, rate in books if name in ("PyMarketSim FourHeap", "ABIDES OrderBook")}
     print(f"Book, {options.ops:,} operations one call each (M ops/s, median of {options.rounds}):")
     for name, rate in books:
-        ratio = f"  {rate / peer:5.1f}x FourHeap" if peer else ""
-        print(f"  {name:<24} {rate:6.3f}{ratio}")
+        ratios = "".join(f"  {rate / peer:5.1f}x {label.split()[0]}" for label, peer in peers.items())
+        print(f"  {name:<24} {rate:6.3f}{ratios}")
     if options.skip_model:
         return
     print(f"\nWhole model on PyMarketSim's rows (seconds, median of {options.rounds}):")
