@@ -567,3 +567,35 @@ def test_the_scanning_risk_is_the_risk_arrays_worst_loss(weight):
     positions, marks = rng.integers(-50, 51, size=(200, 3)), np.array([100.0, 50.0, 200.0])
     worst = np.maximum(rule.risk_array(positions, marks).max(axis=2), 0.0)
     np.testing.assert_allclose(rule.scanning_risk(positions, marks), worst, rtol=1e-12, atol=1e-12)
+
+
+def test_the_recorded_state_reuses_the_margin_checks_charges_for_the_same_inputs_only(monkeypatch):
+    # The hand case of the first test: long 10 A, short 5 B, short 3 C; maintenance 8.8.
+    rule = _rule(
+        {"A": 0.06, "B": 0.08, "C": 0.05},
+        [{"pair": ["A", "B"], "rate": 0.5}, {"pair": ["A", "C"], "rate": 0.4}],
+    )
+    marks = np.array([100.0, 50.0, 200.0])
+    positions = np.array([[10, -5, -3]])
+    computed: list[int] = []
+    commodity_risk = rule.commodity_risk
+
+    def counted(positions, marks):
+        computed.append(len(positions))
+        return commodity_risk(positions, marks)
+
+    monkeypatch.setattr(rule, "commodity_risk", counted)
+    assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(8.8)
+    assert rule.state(positions, marks)["span_credits"] == pytest.approx(2.2)
+    assert computed == [1]  # the state took the check's charges
+    # The caller's array moves on after the check (long 20 A): A's exposure is 20 x 0.1 x 100 x 0.06
+    # = 12, scanning 12 + 2 + 3 = 17, credits 0.5 x min(12, 2) = 1 and 0.4 x min(10, 3) = 1.2: 14.8.
+    positions[0, 0] = 20
+    assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(14.8)
+    # A's mark at 50 instead (long 20 A: 20 x 0.1 x 50 x 0.06 = 6, as long 10 at 100): 8.8 again.
+    assert rule.requirements(positions, np.array([50.0, 50.0, 200.0]), None, None)[1][0] == pytest.approx(8.8)
+    # A review that doubles A's range (as volatility scaling does) at the marks of the start: A's
+    # exposure 24, scanning 24 + 2 + 3 = 29, credits 1 + 0.4 x 3 = 2.2, maintenance 26.8.
+    rule.scan_ranges = np.array([0.12, 0.08, 0.05])
+    assert rule.requirements(positions, marks, None, None)[1][0] == pytest.approx(26.8)
+    assert computed == [1, 1, 1, 1]

@@ -17,7 +17,55 @@ import numpy as np
 from abm.margin.portfolio_settings import PORTFOLIO_RULE_SETTINGS
 from abm.registry import Registry, literal_name
 
-__all__ = ["PORTFOLIO_RULE_CLASSES", "EwmaCovariance", "PortfolioMarginRule", "implements_portfolio"]
+__all__ = [
+    "PORTFOLIO_RULE_CLASSES",
+    "EwmaCovariance",
+    "LastResult",
+    "PortfolioMarginRule",
+    "implements_portfolio",
+]
+
+
+class LastResult:
+    """One computation's result, given again while its inputs are unchanged.
+
+    The recorder asks a rule for its state with the positions and marks the margin check has just
+    margined; a rule keeps what both need here instead of computing it twice. Inputs compare element
+    by element and are copied when kept, so a caller changing its arrays later cannot match a stale
+    result.
+
+    >>> last = LastResult()
+    >>> positions = np.array([[3, -1]])
+    >>> last.get(positions, np.array([100.0, 50.0])) is None
+    True
+    >>> last.keep("figures", positions, np.array([100.0, 50.0]))
+    >>> positions[0, 0] = 4  # the caller's array moves on: the kept copy does not
+    >>> last.get(positions, np.array([100.0, 50.0])) is None
+    True
+    >>> last.get(np.array([[3, -1]]), np.array([100.0, 50.0]))
+    'figures'
+    """
+
+    __slots__ = ("_inputs", "_result")
+
+    def __init__(self) -> None:
+        self._inputs: tuple[np.ndarray, ...] | None = None
+        self._result: Any = None
+
+    def get(self, *inputs: Any) -> Any:
+        """The result kept for these inputs, or None."""
+        kept = self._inputs
+        if kept is None or len(kept) != len(inputs):
+            return None
+        for before, now in zip(kept, inputs, strict=True):
+            if not np.array_equal(before, now):
+                return None
+        return self._result
+
+    def keep(self, result: Any, *inputs: Any) -> None:
+        """Keep ``result`` as the answer for ``inputs`` (copied)."""
+        self._inputs = tuple(np.array(value, copy=True) for value in inputs)
+        self._result = result
 
 
 class PortfolioMarginRule(ABC):

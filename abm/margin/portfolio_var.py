@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from abm.margin.portfolio_base import EwmaCovariance, PortfolioMarginRule, implements_portfolio
+from abm.margin.portfolio_base import EwmaCovariance, LastResult, PortfolioMarginRule, implements_portfolio
 from abm.margin.portfolio_settings import ParametricVarMargin, PortfolioEsMargin, PortfolioVarMargin
 
 __all__ = [
@@ -77,9 +77,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         self._stress_steps = np.zeros(0, dtype=np.int64)
         self._ewma = EwmaCovariance(config.decay, 2, k) if config.filtered else None
         self._sigma_before: list[np.ndarray] = []  # the EWMA sd known before each one-step return
-        # The last tail search: (scenario matrix, exposures, tail, column). The recorder's state() asks
-        # again for the exposures the margin check just margined; the same inputs give the same tail.
-        self._last_tail: tuple | None = None
+        self._last_tail = LastResult()  # the last tail search, for state() after the margin check
 
     @property
     def name(self) -> str:
@@ -184,9 +182,9 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
         # The same scenarios and exposures as the last search give its answer again (a comparison of
         # the exposures costs a fiftieth of a search). Callers only read the arrays returned.
         matrix = self._loss_per_exposure
-        last = self._last_tail
-        if last is not None and last[0] is matrix and np.array_equal(last[1], exposure):
-            return last[2], last[3]
+        last = self._last_tail.get(matrix, exposure)
+        if last is not None:
+            return last
         accounts = len(exposure)
         if accounts <= _CHUNK:
             tail, column = self.tail(exposure @ matrix)
@@ -196,7 +194,7 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
             for start in range(0, accounts, _CHUNK):
                 part = slice(start, start + _CHUNK)
                 tail[part], column[part] = self.tail(exposure[part] @ matrix)
-        self._last_tail = (matrix, exposure, tail, column)
+        self._last_tail.keep((tail, column), matrix, exposure)
         return tail, column
 
     @abstractmethod

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from abm.margin.apc import buffer_windows, volatility_ratio
-from abm.margin.portfolio_base import EwmaCovariance, PortfolioMarginRule, implements_portfolio
+from abm.margin.portfolio_base import EwmaCovariance, LastResult, PortfolioMarginRule, implements_portfolio
 from abm.margin.portfolio_settings import SpanMargin
 
 __all__ = ["SpanRule"]
@@ -75,6 +75,7 @@ class SpanRule(PortfolioMarginRule):
             [config.scan_ranges[name] for name in self.instrument_names], dtype=float
         )
         self.scan_ranges = self.floor_ranges.copy()
+        self._last_risk = LastResult()  # the last _risk(), for state() after the margin check
         extreme, weight = config.extreme_move, config.extreme_weight
         # P&L of a position per unit of (lots x contract x mark x range), weighted, one per scenario.
         self.scenario_moves = np.array(
@@ -178,9 +179,19 @@ class SpanRule(PortfolioMarginRule):
 
     def _charges(self, positions: np.ndarray, marks: np.ndarray):
         # Each account's scanning risk, its intra-commodity spread charges and its credits.
-        charges, sides, intra = self.commodity_risk(positions, marks)
-        scanning, credits = self._credited(charges, sides)
+        _, _, intra, scanning, credits = self._risk(positions, marks)
         return scanning, None if intra is None else intra.sum(axis=1), credits
+
+    def _risk(self, positions: np.ndarray, marks: np.ndarray):
+        # commodity_risk() and the credits, kept for state(), which the recorder asks right after the
+        # margin check for the same positions, marks and scan ranges. Callers only read the arrays.
+        last = self._last_risk.get(positions, marks, self.scan_ranges)
+        if last is not None:
+            return last
+        charges, sides, intra = self.commodity_risk(positions, marks)
+        risk = (charges, sides, intra, *self._credited(charges, sides))
+        self._last_risk.keep(risk, positions, marks, self.scan_ranges)
+        return risk
 
     def _credited(self, charges: np.ndarray, sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scanning = charges.sum(axis=1)
@@ -203,8 +214,7 @@ class SpanRule(PortfolioMarginRule):
         that bound the larger part of the scanning risk (the fall on a tie; 0 with none),
         ``span_binding_share`` that part.
         """
-        charges, sides, intra = self.commodity_risk(positions, marks)
-        scanning, credits = self._credited(charges, sides)
+        charges, sides, intra, scanning, credits = self._risk(positions, marks)
         bound_by_fall = float(charges[sides > 0].sum())
         bound_by_rise = float(charges[sides < 0].sum())
         total = bound_by_fall + bound_by_rise
