@@ -27,6 +27,12 @@ Usage::
 
     git clone https://github.com/dipplestix/pymarketsim   # into ./pymarketsim
     python benchmarks/bench_peers.py --pymarketsim pymarketsim [--ops 200000] [--rounds 3]
+
+For ABIDES's book, install its two packages without their pinned dependencies (which would replace
+this environment's numpy and pandas)::
+
+    git clone https://github.com/jpmorganchase/abides-jpmc-public abides
+    pip install --no-deps -e abides/abides-core -e abides/abides-markets
 """
 
 from __future__ import annotations
