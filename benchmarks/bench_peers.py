@@ -113,7 +113,7 @@ class AbidesBook:
     """
 
     def __init__(self, abides) -> None:
-        self.orders = abides
+        self.abides = abides
         self.current_time = 0
         self.mkt_open = 0
         self.book_logging = False
@@ -129,10 +129,10 @@ class AbidesBook:
 
     def send_message(self, recipient: int, message) -> None:
         order = message.order
-        if isinstance(message, self.orders.OrderAcceptedMsg):
+        if isinstance(message, self.abides.OrderAcceptedMsg):
             self.resting[order.order_id] = [order, order.quantity]
             self.owned.setdefault(order.agent_id, {})[order.order_id] = None
-        elif isinstance(message, self.orders.OrderExecutedMsg):
+        elif isinstance(message, self.abides.OrderExecutedMsg):
             entry = self.resting.get(order.order_id)
             if entry is None or order.order_id == self.incoming:
                 self.fills.append(order)
@@ -144,8 +144,8 @@ class AbidesBook:
 
     def _limit(self, owner: int, side: int, price: int, quantity: int):
         self.current_time += 1
-        order = self.orders.LimitOrder(owner, self.current_time, "ABM", quantity,
-                                       self.orders.BID if side > 0 else self.orders.ASK, price)  # fmt: skip
+        order = self.abides.LimitOrder(owner, self.current_time, "ABM", quantity,
+                                       self.abides.BID if side > 0 else self.abides.ASK, price)  # fmt: skip
         self.incoming, self.fills = order.order_id, []
         self.book.handle_limit_order(order)
         self.incoming = None
@@ -160,8 +160,8 @@ class AbidesBook:
             self.cancel(order_id)  # a market order does not rest
             return fills
         self.current_time += 1
-        order = self.orders.MarketOrder(owner, self.current_time, "ABM", quantity,
-                                        self.orders.BID if side > 0 else self.orders.ASK)  # fmt: skip
+        order = self.abides.MarketOrder(owner, self.current_time, "ABM", quantity,
+                                        self.abides.BID if side > 0 else self.abides.ASK)  # fmt: skip
         self.incoming, self.fills = order.order_id, []
         self.book.handle_market_order(order)
         self.incoming = None

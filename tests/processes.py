@@ -22,7 +22,7 @@ __all__ = ["on_two_processes", "summaries"]
 
 
 def on_two_processes(function: Callable, arguments: Sequence[tuple]) -> list:
-    """``[function(*args) for args in arguments]``, computed on two processes, in order."""
+    """``[function(*args) for args in arguments]``, in order: on two processes, or here under xdist."""
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         return [function(*args) for args in arguments]
     futures = [_pool().submit(function, *args) for args in arguments]

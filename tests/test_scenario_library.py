@@ -127,7 +127,7 @@ def test_every_scenario_has_its_headline_checked_over_ten_seeds():
 
 @pytest.mark.parametrize("name", list(CLAIMS))
 def test_the_headline_holds_on_the_share_of_seeds_its_header_states(name):
-    # Seeds 1-10 at the length in scenario_claims.CLAIMS, on two processes; one test per scenario, so
+    # Seeds 1-10 at the length in scenario_claims.CLAIMS (on_two_processes); one test per scenario, so
     # that pytest -n spreads the scenarios over its workers.
     results = on_two_processes(check, [(name, seed) for seed in range(1, 11)])
     failed = {seed: figures for _, seed, holds, figures in results if not holds}
