@@ -259,10 +259,14 @@ def figure_html(path: Path | str, caption: str) -> str:
 
 def _run_figures(run: Mapping[str, Any], fig_dir: Path, scratch: Path, shocks: Sequence[Any]) -> list[Path]:
     """The run's figures in report order, drawing into ``scratch`` those the run directory lacks."""
-    from abm.plots import FIGURE_NAMES, figure_order, has_figure, instrument_names, plot_tables
+    from abm.figure_names import FIGURE_NAMES, figure_order, has_figure, instrument_names
 
     present = {p.name: p for p in sorted(fig_dir.glob("*.png"))} if fig_dir.is_dir() else {}
     if not all(has_figure(name, present) for name in FIGURE_NAMES):
+        # matplotlib only when something is missing: a complete run directory's report does not
+        # import it (0.4-0.6 s of `abm report`).
+        from abm.plots import plot_tables
+
         drawn = {p.name: p for p in plot_tables(run, shocks, scratch)}
         for name, path in drawn.items():
             present.setdefault(name, path)

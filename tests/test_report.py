@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -106,6 +107,21 @@ def test_report_embeds_the_run_directory_figures(spiral_dir, tmp_path):
     assert list(embedded) == [*FIGURE_NAMES, "zz_extra.png"]
     assert embedded["price.png"] == images["cascade.png"]
     assert embedded["zz_extra.png"] == images["margin.png"]
+
+
+def test_the_report_of_a_run_with_all_its_figures_does_not_import_matplotlib(spiral_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(spiral_dir, copy)
+    (copy / FIGURES_DIR).mkdir()
+    for name, data in embedded_images((spiral_dir / REPORT_NAME).read_text(encoding="utf-8")).items():
+        (copy / FIGURES_DIR / name).write_bytes(data)
+    # A fresh process: this one has imported matplotlib already. Without figures it must import it.
+    probe = "import sys; from abm.report import write_report; write_report(sys.argv[1]); "
+    probe += "print('matplotlib' in sys.modules)"
+    for run_dir, imported in ((copy, "False"), (spiral_dir, "True")):
+        found = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True)
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.strip() == imported
 
 
 def test_report_holds_summary_scenario_and_manifest(spiral_dir):
