@@ -185,6 +185,10 @@ class Ledger:
         self.flow_volume = 0.0
         self.initial_money = 0.0
         self._any_reduce_only = False  # whether some account is flagged reduce-only
+        # One more with every operation that changes a position, an entry price, collateral, the
+        # accounts, or the margin-check and margin-mode flags: while it and the marks stay the same, a
+        # margin check made earlier is still the answer (MarginChecker reuses it).
+        self.state_version = 0
         self._refresh_views()
         self.add_accounts(1, float(insurance_fund), SYSTEM_KINDS[0])
 
@@ -227,6 +231,7 @@ class Ledger:
 
     def add_accounts(self, count: int, collateral: float | np.ndarray, kind: str) -> np.ndarray:
         """Open ``count`` accounts of an account kind with the given collateral; returns their ids."""
+        self.state_version += 1
         start, stop = self.n_accounts, self.n_accounts + count
         if stop > len(self._collateral):
             self._grow(max(stop, 2 * len(self._collateral)))
@@ -257,10 +262,12 @@ class Ledger:
 
     def set_checked(self, accounts, checked: bool) -> None:
         """Include accounts in (or exclude them from) the margin check."""
+        self.state_version += 1
         self._checked[accounts] = checked
 
     def set_margin_mode(self, accounts, mode: str) -> None:
         """Set how accounts are margined: one of :data:`MARGIN_MODES`."""
+        self.state_version += 1
         self._margin_mode[accounts] = MARGIN_MODES.index(mode)
 
     # ------------------------------------------------------------------ margin-call flags
@@ -296,6 +303,7 @@ class Ledger:
 
     def deposit(self, account: int, amount: float) -> None:
         """Move ``amount`` of outside money into an account (a margin top-up)."""
+        self.state_version += 1
         self._collateral[account] += amount
         self._deposits[account] += amount
         self.total_deposits += amount
@@ -304,6 +312,7 @@ class Ledger:
 
     def withdraw(self, account: int, amount: float) -> None:
         """Move ``amount`` out of an account to the outside (a negative deposit in ``deposits``)."""
+        self.state_version += 1
         self._collateral[account] -= amount
         self._deposits[account] -= amount
         self.total_deposits -= amount
@@ -315,6 +324,7 @@ class Ledger:
 
         The loss is recorded in ``total_revaluation``, which the conservation invariant includes.
         """
+        self.state_version += 1
         accounts = np.asarray(accounts, dtype=np.int64)
         loss = np.maximum(self._collateral[accounts], 0.0) * fraction
         self._collateral[accounts] -= loss
@@ -330,6 +340,7 @@ class Ledger:
         Recorded as ``revaluation`` in the journal and in ``total_revaluation``, which the conservation
         invariant includes; returns the net change.
         """
+        self.state_version += 1
         accounts = np.asarray(accounts, dtype=np.int64)
         amounts = np.asarray(amounts, dtype=np.float64)
         self._collateral[accounts] += amounts
@@ -344,6 +355,7 @@ class Ledger:
 
         Zero-sum because positions net to zero; returns the gross amount paid by the paying side.
         """
+        self.state_version += 1
         n = self.n_accounts
         payment = self._position[:n, instrument] * (rate * mark * self._contract[instrument])
         self._collateral[:n] -= payment
@@ -363,6 +375,7 @@ class Ledger:
 
     def transfer(self, payer: int, receiver: int, amount: float, kind: str) -> None:
         """Move ``amount`` from one account to another, journalled as ``kind`` on both sides."""
+        self.state_version += 1
         self._collateral[payer] -= amount
         self._collateral[receiver] += amount
         self.flow_volume += 2.0 * abs(amount)
@@ -371,6 +384,7 @@ class Ledger:
 
     def absorb_dust(self, account: int, receiver: int) -> None:
         """Move an account's rounding dust (a few ulps left by a transfer) to ``receiver``, leaving 0."""
+        self.state_version += 1
         dust = self._collateral.item(account)
         self.flow_volume += 2.0 * abs(dust)
         self._collateral[receiver] += dust
@@ -380,6 +394,7 @@ class Ledger:
 
     def cover_deficit(self, account: int, payer: int) -> float:
         """``payer`` (the fund) covers a closed account's negative collateral; returns it (bad debt)."""
+        self.state_version += 1
         deficit = -float(self._collateral[account])
         self._collateral[account] = 0.0
         self._collateral[payer] -= deficit
@@ -400,6 +415,7 @@ class Ledger:
 
     def collect(self, accounts: np.ndarray, amounts: np.ndarray, receiver: int, kind: str) -> float:
         """Move ``amounts[i]`` from ``accounts[i]`` to ``receiver`` (assessments); returns the total."""
+        self.state_version += 1
         accounts = np.asarray(accounts, dtype=np.int64)
         amounts = np.asarray(amounts, dtype=np.float64)
         self._collateral[accounts] -= amounts
@@ -416,6 +432,7 @@ class Ledger:
         ``total`` is the sum the charges were scaled to (a socialised loss); the receiver's own charge
         must be 0.
         """
+        self.state_version += 1
         self._collateral[: self.n_accounts] -= charges
         self._collateral[receiver] += total
         charged = np.flatnonzero(charges)
@@ -432,6 +449,7 @@ class Ledger:
         self, account: int, instrument: int, signed_quantity: int, price: float, counterparty: int
     ) -> None:
         """Move one account's position in one instrument by ``signed_quantity`` lots at ``price``."""
+        self.state_version += 1
         # .item() reads give Python numbers: the same IEEE arithmetic as on numpy scalars, at a
         # fraction of the cost (this runs twice per fill).
         position = self._position
@@ -486,6 +504,7 @@ class Ledger:
         (:meth:`open_position` books one at a time, with the counterparty's entry averaged trade by
         trade; this books the counterparty's net position at ``price`` at once.)
         """
+        self.state_version += 1
         accounts = np.asarray(accounts, dtype=np.int64)
         quantities = np.asarray(quantities, dtype=np.int64)
         if (self._position[accounts, instrument] != 0).any():

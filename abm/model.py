@@ -124,6 +124,7 @@ class MarketModel(mesa.Model):
         )
         self.ledger = exchange.ledger
         self.checker = exchange.checker
+        self.checker.verify_reuse = check_invariants  # a reused margin check is checked against a fresh one
         self.liquidator = exchange.liquidator
         self.markets = [
             Market(

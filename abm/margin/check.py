@@ -11,6 +11,12 @@ when ``equity < sum_i maintenance[a, i] * (1 + call_buffer_i)`` but not breached
 is an account of its own, so the same test applies to it alone. A portfolio-margined account meets
 the portfolio rule's requirements instead of the sums (:mod:`abm.margin.portfolio`), and its call
 buffer. Breached accounts come worst first (lowest equity / maintenance, then lowest id).
+
+A check whose inputs have not moved since the last one (the ledger's ``state_version``, the marks, and
+every instrument's rates in force) is that check again: in a step where nobody trades and no mark
+moves it costs a comparison, not a pass over the accounts (with portfolio-margined accounts it is
+always made afresh, since their rule reviews itself). With ``verify_reuse`` every reuse is checked
+against a fresh pass (runs with invariants checked turn it on).
 """
 
 from __future__ import annotations
@@ -96,6 +102,41 @@ class MarginCheck:
         return weights @ self.position_initial, notional
 
 
+# What a reused check is compared on (verify_reuse): every field a caller reads.
+_COMPARED_FIELDS = (
+    "equity",
+    "notional",
+    "initial_requirement",
+    "maintenance_requirement",
+    "breached",
+    "called",
+    "exposed",
+    "position_notional",
+)
+
+
+def _same_check(kept: MarginCheck, fresh: MarginCheck, step: int) -> None:
+    # A reused check must be the fresh one, field by field; a difference names the accounts.
+    for name in _COMPARED_FIELDS:
+        before, now = getattr(kept, name), getattr(fresh, name)
+        if not np.array_equal(before, now, equal_nan=True):
+            from abm.errors import InvariantError
+
+            if name == "breached" or before.shape != now.shape:
+                accounts = np.setxor1d(before, now) if name == "breached" else np.zeros(0, dtype=np.int64)
+            else:
+                differs = before != now
+                accounts = np.flatnonzero(differs.any(axis=1) if differs.ndim == 2 else differs)
+            raise InvariantError(
+                f"step {step}: margin check reused while its inputs moved: {name} differs for accounts "
+                f"{[int(a) for a in accounts[:10]]} (a ledger operation that does not advance "
+                "Ledger.state_version)",
+                step=step,
+                invariant="margin_check_reuse",
+                accounts=accounts[:10],
+            )
+
+
 def _position_rows(notional, initial, maintenance, rates, rows) -> tuple[np.ndarray, np.ndarray]:
     # The accounts' rows of the per-position requirements: under linear rules notional x rate for those
     # rows alone (the full arrays are formed only when read).
@@ -130,6 +171,9 @@ class MarginChecker:
         self.call_buffers = [float(buffer) for buffer in call_buffers]
         self.portfolio_rule = portfolio_rule
         self._has_portfolio_accounts = False  # set by uses_portfolio(); the common case skips the rule
+        self._last: tuple[int, tuple[tuple[float, float], ...], MarginCheck] | None = None
+        self.verify_reuse = False  # check every reused result against a fresh pass (see the module)
+        self.reused = 0  # checks answered by the last one (for benchmarks and tests)
 
     @property
     def has_portfolio_accounts(self) -> bool:
@@ -143,10 +187,34 @@ class MarginChecker:
         self._has_portfolio_accounts = True
 
     def check(self, marks) -> MarginCheck:
-        """One vectorised pass: equity, requirements, breaches (worst first) and calls."""
+        """One vectorised pass: equity, requirements, breaches (worst first) and calls.
+
+        The result is read-only by contract: it may be given again while nothing it depends on moves.
+        """
+        marks = np.asarray(marks, dtype=np.float64)
+        if self._has_portfolio_accounts:
+            return self._pass(marks)
+        version = self.ledger.state_version
+        rates = tuple((policy.imr, policy.mmr) for policy in self.policies)
+        last = self._last
+        if (
+            last is not None
+            and last[0] == version
+            and last[1] == rates
+            and np.array_equal(last[2].marks, marks)
+        ):
+            self.reused += 1
+            if self.verify_reuse:
+                _same_check(last[2], self._pass(marks), self.ledger.step)
+            return last[2]
+        check = self._pass(marks)
+        self._last = (version, rates, check)
+        return check
+
+    def _pass(self, marks: np.ndarray) -> MarginCheck:
+        """The pass over every account."""
         ledger = self.ledger
         n = ledger.n_accounts
-        marks = np.asarray(marks, dtype=np.float64)
         if ledger.n_instruments == 1:
             position = ledger.position[:, 0]
             mark = marks[0]
