@@ -51,7 +51,8 @@ instrument, and the measures (:func:`crowding_measures`) per asset.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import networkx as nx
@@ -91,6 +92,24 @@ ADL_NODE = -1
 DENSE_EIGEN_MAX_NODES = 500  # above this, a sparse solver for the eigenvector centrality
 EIGENVECTOR_DECIMALS = 9  # eigenvector centralities are rounded to this many decimals
 BETWEENNESS_MAX_NODES = 1000
+
+# What the measures derive from one trade network (its undirected traded graph, the absorption table),
+# kept per graph object so that the run summary and the report compute them once: 1.3 s of a
+# 100,000-account report. A graph whose nodes or links were added or removed since is measured again;
+# a trade network is not otherwise changed once built.
+_DERIVED: weakref.WeakKeyDictionary[nx.DiGraph, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _derived(graph: nx.DiGraph, name: str, compute: Callable[[nx.DiGraph], Any]) -> Any:
+    size = (graph.number_of_nodes(), graph.number_of_edges())
+    kept = _DERIVED.get(graph)
+    if kept is None or kept["size"] != size:
+        kept = _DERIVED[graph] = {"size": size}
+    if name not in kept:
+        kept[name] = compute(graph)
+    return kept[name]
+
+
 _FLOW_ATTRIBUTES = (
     "notional",
     "lots",
@@ -352,6 +371,10 @@ def liquidation_absorption(graph: nx.DiGraph) -> pd.DataFrame:
         One row per account that absorbed forced flow, largest first (ties by account id): ``account``,
         ``kind``, ``notional``, ``lots`` and ``share`` (of all forced notional).
     """
+    return _derived(graph, "absorption", _absorption).copy()  # a copy: the caller may change it
+
+
+def _absorption(graph: nx.DiGraph) -> pd.DataFrame:
     absorbed = dict(graph.in_degree(weight="liquidation_notional"))
     lots = dict(graph.in_degree(weight="liquidation_lots"))
     rows = [
@@ -455,7 +478,14 @@ def maker_centrality(
 
 
 def _traded_undirected(graph: nx.DiGraph) -> nx.Graph:
-    """Accounts that traded, one undirected edge per pair with the notional of both directions."""
+    """Accounts that traded, one undirected edge per pair with the notional of both directions.
+
+    Made once per trade network (its readers only read it; see ``_derived``).
+    """
+    return _derived(graph, "traded_undirected", _undirected_of)
+
+
+def _undirected_of(graph: nx.DiGraph) -> nx.Graph:
     undirected = nx.Graph()
     for source, target, notional in graph.edges(data="notional", default=0.0):
         if source == target or notional <= 0:
@@ -481,6 +511,9 @@ def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
     # (280 s for 100,000 liquidated accounts). ARPACK starts from a fixed all-ones vector, not a random
     # one, so two runs of the same seed give the same digits. Bipartite graphs have eigenvalues
     # +l and -l: "largest algebraic" picks +l.
+    kept = undirected.graph.get("_eigenvector")  # kept like _traded_notional, for the next reader
+    if kept is not None:
+        return kept
     nodes = list(undirected)
     if nx.is_empty(undirected):
         return {}
@@ -503,7 +536,8 @@ def _eigenvector(undirected: nx.Graph) -> dict[int, float]:
     # the array in memory; seen between a sweep's workers), and a run must give the same table wherever
     # it runs.
     vector = np.round(vector, EIGENVECTOR_DECIMALS)
-    return dict(zip(nodes, vector.tolist(), strict=True))
+    kept = undirected.graph["_eigenvector"] = dict(zip(nodes, vector.tolist(), strict=True))
+    return kept
 
 
 def _betweenness(undirected: nx.Graph) -> dict[int, float] | None:

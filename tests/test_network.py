@@ -286,6 +286,27 @@ def test_maker_centrality_by_hand():
     assert measures["trade_network_accounts"] == 7 and measures["trade_network_links"] == 7
 
 
+def test_a_trade_network_is_measured_once_and_again_when_it_changes(monkeypatch):
+    import abm.network
+
+    made = []
+    original = abm.network._undirected_of
+    monkeypatch.setattr(abm.network, "_undirected_of", lambda graph: made.append(1) or original(graph))
+    graph = hand_trade_graph()
+    first = maker_centrality(graph)
+    trade_network_measures(graph)  # the summary's measures, then the report's table: one undirected graph
+    assert maker_centrality(graph).equals(first) and len(made) == 1
+    table = liquidation_absorption(graph)
+    table.loc[0, "notional"] = -1.0  # a caller's change to its copy does not reach the next caller
+    assert liquidation_absorption(graph)["notional"].iloc[0] == pytest.approx(294.0 + 96.0)
+    # A new link (maker 1 sells 10 lots to account 4 at 100: notional 1,000 more in the total of
+    # 1,476.75 worked out above) is measured afresh.
+    graph.add_edge(1, 4, notional=1000.0, lots=10, liquidation_notional=0.0, liquidation_lots=0)
+    again = maker_centrality(graph)
+    assert len(made) == 2
+    assert again["degree_share"].iloc[0] == pytest.approx((500.0 + 198.0 + 1000.0) / 2476.75)
+
+
 def test_trade_graph_without_liquidations_or_trades():
     graph = build_trade_graph(TRADES.iloc[:0], ACCOUNTS)
     assert sorted(graph.nodes) == [0, 1, 2, 3, 4, 5] and graph.number_of_edges() == 0
