@@ -94,8 +94,8 @@ EIGENVECTOR_DECIMALS = 9  # eigenvector centralities are rounded to this many de
 BETWEENNESS_MAX_NODES = 1000
 
 # What the measures derive from one trade network (its undirected traded graph, the absorption table),
-# kept per graph object so that the run summary and the report compute them once: 1.3 s of a
-# 100,000-account report. A graph whose nodes or links were added or removed since is measured again;
+# kept per graph object so that the run summary and the report compute them once (0.5 s of a
+# 100,000-account run's report). A graph whose nodes or links were added or removed since is measured again;
 # a trade network is not otherwise changed once built.
 _DERIVED: weakref.WeakKeyDictionary[nx.DiGraph, dict[str, Any]] = weakref.WeakKeyDictionary()
 
