@@ -63,6 +63,9 @@ class RunRecorder:
         self.depth_profile = np.zeros((self.capacity, 2 * DEPTH_BUCKETS), dtype=np.int64)
         self.snapshots: dict[str, pd.DataFrame] = {}
         self._trader_mask: np.ndarray | None = None  # leveraged-trader accounts (accounts only get added)
+        # The last check recorded and what was summed from it: a check given again by the margin
+        # checker (nothing it read has moved) gives the same sums, without a pass over the accounts.
+        self._summed: tuple[object, tuple] | None = None
 
     def record_step(
         self, step: int, markets, ledger, check, totals, policies, portfolio_rule=None, extra_state=None
@@ -86,28 +89,12 @@ class RunRecorder:
         Returns:
             The rows recorded.
         """
-        n = ledger.n_accounts
-        if self._trader_mask is None or len(self._trader_mask) != n:
-            self._trader_mask = ledger.kind == _TRADER
-        # held: the checked accounts with a position, as ids, so that the sums below run over them
-        # alone (the same elements in the same order as boolean indexing, so the same bits).
-        held = np.flatnonzero(check.exposed)
-        held_equity = check.equity[held]
-        held_notional = check.notional[held]
-        # Mean leverage of the traders with a position and positive equity (NaN if there are none).
-        solvent = held_equity > 0
-        solvent &= self._trader_mask[held]
-        count = int(np.count_nonzero(solvent))
-        if count:
-            mean_leverage = float(_total(held_notional[solvent] / held_equity[solvent])) / count
+        if self._summed is not None and self._summed[0] is check:
+            mean_leverage, margin_calls, margin_call_amount, margin_held, gross_notional = self._summed[1]
         else:
-            mean_leverage = float("nan")
-        margin_calls = int(np.count_nonzero(check.called))
-        # The cash the margin calls demand (account-wide).
-        margin_call_amount = 0.0
-        if margin_calls:
-            call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
-            margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+            sums = self._sums(check, ledger, len(markets))
+            self._summed = (check, sums)
+            mean_leverage, margin_calls, margin_call_amount, margin_held, gross_notional = sums
         account_wide = {
             # The fund's worth: its cash and the inventory the engine took over, marked (an inventory
             # bought above the mark is a loss the fund already carries).
@@ -120,13 +107,6 @@ class RunRecorder:
             "mean_leverage": mean_leverage,
             "cascade_rounds": totals.rounds,
         }
-        # Margin each instrument's rule asks of the positions in it, and their gross notional.
-        if len(markets) == 1:
-            margin_held = [float(_total(check.position_initial[held, 0]))]
-            gross_notional = [float(_total(check.position_notional[held, 0]))]
-        else:  # every instrument at once: one product with the exposed mask each
-            initial_totals, notional_totals = check.exposed_totals()
-            margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()
         portfolio_state: dict[str, float] = {}
         per_instrument: dict[str, list[float]] = {}
         if portfolio_rule is not None:
@@ -165,6 +145,42 @@ class RunRecorder:
                 )
             )
         return rows
+
+    def _sums(self, check, ledger, instruments: int) -> tuple:
+        """Mean leverage, margin calls and their cash, margin held and gross notional per instrument.
+
+        The figures a row sums over the accounts from a check.
+        """
+        n = ledger.n_accounts
+        if self._trader_mask is None or len(self._trader_mask) != n:
+            self._trader_mask = ledger.kind == _TRADER
+        # held: the checked accounts with a position, as ids, so that the sums below run over them
+        # alone (the same elements in the same order as boolean indexing, so the same bits).
+        held = np.flatnonzero(check.exposed)
+        held_equity = check.equity[held]
+        held_notional = check.notional[held]
+        # Mean leverage of the traders with a position and positive equity (NaN if there are none).
+        solvent = held_equity > 0
+        solvent &= self._trader_mask[held]
+        count = int(np.count_nonzero(solvent))
+        if count:
+            mean_leverage = float(_total(held_notional[solvent] / held_equity[solvent])) / count
+        else:
+            mean_leverage = float("nan")
+        margin_calls = int(np.count_nonzero(check.called))
+        # The cash the margin calls demand (account-wide).
+        margin_call_amount = 0.0
+        if margin_calls:
+            call_shortfall = check.initial_requirement[check.called] - check.equity[check.called]
+            margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
+        # Margin each instrument's rule asks of the positions in it, and their gross notional.
+        if instruments == 1:
+            margin_held = [float(_total(check.position_initial[held, 0]))]
+            gross_notional = [float(_total(check.position_notional[held, 0]))]
+        else:  # every instrument at once: one product with the exposed mask each
+            initial_totals, notional_totals = check.exposed_totals()
+            margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()
+        return mean_leverage, margin_calls, margin_call_amount, margin_held, gross_notional
 
     def _instrument_row(
         self, step, market, ledger, margin_totals, totals, policy, account_wide, portfolio_state
