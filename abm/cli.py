@@ -79,6 +79,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interrupted(exc)
 
 
+def entry() -> None:
+    """The ``abm`` program: :func:`main`, then a quick exit with its status (see :func:`exit_now`)."""
+    exit_now(main())
+
+
+def exit_now(status: int) -> None:
+    """End the process with ``status`` without tearing the interpreter down.
+
+    Python's own exit frees every module and object one by one: 0.45 s after an ``abm run`` (Mesa,
+    pandas and matplotlib loaded), 1 s after one of 100,000 traders, with every file already closed.
+    Here the exit handlers still run (``atexit``: temporary directories, multiprocessing) and the
+    standard streams are flushed, then the process ends. While a thread other than the main one is
+    still working (not a daemon), or a stream cannot be flushed, it exits the usual way instead.
+    """
+    import atexit
+    import threading
+
+    working = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
+    ]
+    if working:
+        sys.exit(status)
+    try:
+        atexit._run_exitfuncs()  # what the usual exit runs first (they unregister as they run)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stream: let the usual exit report it
+        sys.exit(status)
+    os._exit(status)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: raised like Ctrl-C so that the same clean-up (no partial output) runs."""
 
@@ -549,6 +582,6 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 if __name__ == "__main__":
     # `python -m abm.cli`: run the package's copy of this module, not __main__'s, so that there is one
     # Terminated class (abm.dash_command and abm.runs import it from abm.cli).
-    from abm.cli import main as package_main
+    from abm.cli import entry as package_entry
 
-    sys.exit(package_main())
+    package_entry()
