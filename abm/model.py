@@ -43,7 +43,7 @@ from abm.margin.portfolio import build_portfolio_rule
 from abm.market import CorrelatedDraws, Market
 from abm.population import Group, Population
 from abm.recorder import RunRecorder
-from abm.reporters import AGENT_REPORTERS, HeadlineSoFar, model_reporters
+from abm.reporters import AGENT_REPORTERS, HeadlineCollector, HeadlineSoFar, model_reporters
 from abm.results import RunResult
 from abm.shocks import ShockContext, ShockSchedule
 
@@ -147,7 +147,7 @@ class MarketModel(mesa.Model):
         self._tiered_columns = [i for i, policy in enumerate(self.checker.policies) if policy.tiered]
         # Mesa's DataCollector (abm.reporters): the headline measures so far, for mesa.batch_run.
         self.headline = HeadlineSoFar(config.liquidation.insurance_fund)
-        self.datacollector = mesa.DataCollector(
+        self.datacollector = HeadlineCollector(
             model_reporters=model_reporters(self.headline),
             agent_reporters=AGENT_REPORTERS if agent_reporting else None,
         )

@@ -217,6 +217,13 @@ class Population:
                 chosen.append(accounts[rng.choice(len(accounts), size=k, replace=False)])
         n = self.ledger.n_accounts
         called = np.flatnonzero(margin_called)
+        if not len(called) and sum(len(some) for some in chosen) <= 1:
+            # At most one actor: its permutation draws no number, so the stream is the same without it.
+            only = [int(some[0]) for some in chosen if len(some)]
+            if not only or self._idle_holders(n)[only[0]]:
+                return []
+            agent = self._agent_of[only[0]]
+            return [] if agent is None else [agent]
         if len(called):
             chosen.append(called)
             accounts = np.unique(np.concatenate(chosen))

@@ -257,3 +257,25 @@ def test_agent_reporters_are_collected_when_asked() -> None:
     quiet = MarketModel("spiral", rng=3, **{"steps": 320, "agents.1.count": 20})
     quiet.step()
     assert not quiet.datacollector.agent_reporters
+
+
+def test_the_headline_collector_stores_what_mesas_collector_stores() -> None:
+    # The collector skips Mesa's deep copy of numbers; alongside it, Mesa's own DataCollector with the
+    # same reporters, collected at the same steps, must hold equal columns and the same step times.
+    model = MarketModel("spiral", rng=5, steps=360)
+    from abm.reporters import model_reporters
+
+    mesas = mesa.DataCollector(model_reporters=model_reporters(model.headline))
+    for _ in range(360):
+        model.step()
+        mesas.collect(model)
+    ours = model.datacollector
+    assert type(ours).collect is not mesa.DataCollector.collect
+    assert ours._collection_steps == mesas._collection_steps
+    assert list(ours.model_vars) == list(mesas.model_vars)
+    for name, values in mesas.model_vars.items():
+        assert len(values) == 360, name
+        np.testing.assert_array_equal(ours.model_vars[name], values, err_msg=name)
+    assert ours.model_vars["liquidations"][-1] > 0  # the spiral's liquidations reach the collector
+    frame = ours.get_model_vars_dataframe()
+    pd.testing.assert_frame_equal(frame, mesas.get_model_vars_dataframe())
