@@ -375,6 +375,7 @@ class Market:
 
     def requote(
         self,
+        keep_queue_priority: bool,
         account: int,
         anchor_weight: float,
         shift: float,
@@ -389,12 +390,14 @@ class Market:
     ) -> int:
         """A market maker's requote: cancel, then a ladder around the reference left.
 
-        See ``Book.requote_ladder``.
+        See ``Book.requote_ladder``; with ``keep_queue_priority``, ``Book.amend_ladder`` (the levels
+        that did not move keep their orders).
 
         Returns:
             The orders sent.
         """
-        sent, crossed = self.book.requote_ladder(
+        requote = self.book.amend_ladder if keep_queue_priority else self.book.requote_ladder
+        sent, crossed = requote(
             account,
             anchor_weight,
             self.fundamental / self.tick_size,

@@ -8,6 +8,8 @@ fills at the maker's price, self-trades reported) but does no argument validatio
 
 from __future__ import annotations
 
+import math
+
 from abm.book import Fill
 
 __all__ = ["ReferenceBook"]
@@ -21,6 +23,7 @@ class ReferenceBook:
         self.last_order_id = 0
         self.last_price: int | None = None
         self.volume = 0
+        self.ladders: dict[int, list[int]] = {}  # owner -> order id left at each ladder place (0: none)
 
     def _priority_queue(self, maker_side: int) -> list[list[int]]:
         """Resting orders of one side, best price first, then oldest first."""
@@ -71,6 +74,63 @@ class ReferenceBook:
         removed = sum(order[4] for order in self.resting if order[1] == owner)
         self.resting = [order for order in self.resting if order[1] != owner]
         return removed
+
+    def quote_reference_without(self, owner: int, anchor_weight: float, anchor: float) -> float:
+        """The mid of the other owners' orders, else the last trade, else the anchor; then blended."""
+        bids = [order[3] for order in self.resting if order[2] == 1 and order[1] != owner]
+        asks = [order[3] for order in self.resting if order[2] == -1 and order[1] != owner]
+        if bids and asks:
+            reference = (max(bids) + min(asks)) / 2
+        else:
+            reference = float(self.last_price) if self.last_price is not None else anchor
+        if anchor_weight > 0.0:
+            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
+        return reference
+
+    def amend_ladder(
+        self,
+        owner: int,
+        anchor_weight: float,
+        anchor: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """Keep each ladder place's order if it rests in full at the place's new price and size."""
+        reference = self.quote_reference_without(owner, anchor_weight, anchor) - shift
+        ladder = []  # (place, side, price, size) in the ladder's order: bid then ask per level
+        for level in range(levels):
+            size = int(level_size * (1.0 + size_growth * level) * size_scale)
+            offset = half_spread + level * spacing
+            if size > 0 and quote_bid and math.floor(reference - offset) >= 1:
+                ladder.append((2 * level, 1, int(math.floor(reference - offset)), size))
+            if size > 0 and quote_ask:
+                ladder.append((2 * level + 1, -1, max(1, int(math.ceil(reference + offset))), size))
+        old = self.ladders.get(owner, [])
+        by_id = {order[0]: order for order in self.resting}
+        places = [0] * (2 * levels)
+        wanted = []
+        for place, side, price, size in ladder:
+            order = by_id.get(old[place]) if place < len(old) else None
+            if order is not None and order[2] == side and order[3] == price and order[4] == size:
+                places[place] = order[0]
+            else:
+                wanted.append((place, side, price, size))
+        self.resting = [order for order in self.resting if order[1] != owner or order[0] in places]
+        crossed = []
+        for place, side, price, size in wanted:
+            order_id, fills = self.submit_limit(owner, side, price, size)
+            if fills:
+                crossed.append(fills)
+            places[place] = order_id if any(order[0] == order_id for order in self.resting) else 0
+        self.ladders[owner] = places
+        return len(wanted), crossed
 
     def levels(self, side: int, n: int) -> list[tuple[int, int]]:
         totals: dict[int, int] = {}

@@ -374,6 +374,19 @@ ERROR_TABLE = [
         ValueError,
         "owner must be",
     ),
+    ("amend owner", lambda b: b.amend_ladder(-1, 0.0, 100.0, 0.0, *LADDER_ARGS), ValueError, "owner must be"),
+    (
+        "amend beyond the limit",
+        lambda b: b.amend_ladder(1, 0.0, float(MAX_PRICE_TICKS), 0.0, *LADDER_ARGS),
+        ValueError,
+        "the ladder reaches",
+    ),
+    (
+        "amend nan anchor",
+        lambda b: b.amend_ladder(1, 0.0, math.nan, 0.0, *LADDER_ARGS),
+        ValueError,
+        "the ladder reaches",
+    ),
     ("profile width", lambda b: b.depth_profile(100.0, 0.0, 3, 5), ValueError, "width must be > 0"),
     ("profile reference", lambda b: b.depth_profile(math.nan, 1.0, 3, 5), ValueError, "reference must be"),
     ("profile buckets", lambda b: b.depth_profile(100.0, 1.0, 0, 5), ValueError, "buckets must be >= 1"),
@@ -497,6 +510,78 @@ def test_requote_cancels_then_quotes_around_the_mid_it_leaves(new_book):
     assert book.levels(SELL, 10) == [(102, 2), (104, 4), (105, 5), (106, 6 + 2)]
 
 
+AMEND = (1.5, 1.0, 2, 3, 0.0, 1.0, True, True)  # half spread, spacing, 2 levels of 3 lots, both sides
+
+
+def test_amend_keeps_the_queue_place_that_requote_gives_up(new_book):
+    # Trader 9 quotes 99 / 101 (ids 1, 2): reference 100. The maker's ladder: level k at offset
+    # 1.5 + k, so bids floor(98.5, 97.5) = 98, 97 and asks ceil(101.5, 102.5) = 102, 103 (ids 3-6).
+    # Trader 7 then joins the maker's bid at 98 (id 7); the reference without the maker is still 100.
+    for amend in (True, False):
+        book = new_book()
+        book.submit_limit(9, BUY, 99, 5)
+        book.submit_limit(9, SELL, 101, 5)
+        assert book.amend_ladder(1, 0.0, 80.0, 0.0, *AMEND) == (4, [])
+        assert book.open_orders(1) == [3, 4, 5, 6]
+        book.submit_limit(7, BUY, 98, 2)
+        if amend:  # nothing moved: the four orders stay, ids and places
+            assert book.amend_ladder(1, 0.0, 80.0, 0.0, *AMEND) == (0, [])
+            assert book.open_orders(1) == [3, 4, 5, 6]
+        else:  # cancelled and sent again: ids 8-11, the bid at 98 now behind trader 7's
+            assert book.requote_ladder(1, 0.0, 80.0, 0.0, *AMEND) == (4, [])
+            assert book.open_orders(1) == [8, 9, 10, 11]
+        # A market sell of 8 (id 8, or 12 after the requote's ids): 5 at 99 from trader 9, then 3 at
+        # 98, the first in the queue first: the maker's 3 (amend), or trader 7's 2 and 1 of the
+        # maker's (requote).
+        fills = book.submit_market(8, SELL, 8)
+        at_98 = [(fill.maker, fill.quantity) for fill in fills if fill.price == 98]
+        assert fills[0] == Fill(1, 9, 8 if amend else 12, 8, 99, 5, SELL)
+        assert at_98 == ([(1, 3)] if amend else [(7, 2), (1, 1)])
+
+
+def test_amend_sends_again_the_places_filled_moved_or_cut(new_book):
+    # Trader 9 quotes 96 / 104 (ids 1, 2): reference 100, the maker's ladder as above (ids 3-6:
+    # bid 98, ask 102, bid 97, ask 103, 3 lots each).
+    book = new_book()
+    book.submit_limit(9, BUY, 96, 5)
+    book.submit_limit(9, SELL, 104, 5)
+    assert book.amend_ladder(1, 0.0, 80.0, 0.0, *AMEND) == (4, [])
+    # A market sell of 4 (id 7) takes the bid at 98 in full and 1 of the bid at 97 (2 left).
+    assert [fill.quantity for fill in book.submit_market(8, SELL, 4)] == [3, 1]
+    # Same reference (trader 9's quotes remain): the bid at 98 is gone, so a new one (id 8); the bid
+    # at 97 no longer holds its 3 lots, so it is cancelled and sent again (id 9); the asks stay.
+    assert book.amend_ladder(1, 0.0, 80.0, 0.0, *AMEND) == (2, [])
+    assert book.open_orders(1) == [4, 6, 8, 9]
+    assert book.levels(BUY, 10) == [(98, 3), (97, 3), (96, 5)]
+    # Shifted by 1 tick (reference 99): bids floor(97.5, 96.5) = 97, 96; asks ceil(100.5, 101.5) =
+    # 101, 102. Every place moved, so all four go (ids 10-13), though 102 was already quoted: a
+    # level is a place in the ladder, and the first ask's place held 102, the second's 103.
+    assert book.amend_ladder(1, 0.0, 80.0, 1.0, *AMEND) == (4, [])
+    assert book.open_orders(1) == [10, 11, 12, 13]
+    assert book.levels(BUY, 10) == [(97, 3), (96, 3 + 5)]
+    assert book.levels(SELL, 10) == [(101, 3), (102, 3), (104, 5)]
+    # Other orders of the maker's are cancelled by an amend; the ladder's places are kept.
+    book.submit_limit(1, BUY, 50, 1)
+    assert book.amend_ladder(1, 0.0, 80.0, 1.0, *AMEND) == (0, [])
+    assert book.open_orders(1) == [10, 11, 12, 13]
+
+
+def test_amend_sends_again_a_place_filled_as_it_was_sent(new_book):
+    # Trader 9 quotes 96 / 104 (ids 1, 2); shifted by -6 the reference is 106: bids floor(104.5,
+    # 103.5) = 104, 103 and asks ceil(107.5, 108.5) = 108, 109. The bid at 104 (id 3) crosses trader
+    # 9's ask and fills 3 of its 5 lots at once.
+    book = new_book()
+    book.submit_limit(9, BUY, 96, 5)
+    book.submit_limit(9, SELL, 104, 5)
+    assert book.amend_ladder(1, 0.0, 80.0, -6.0, *AMEND) == (4, [[Fill(2, 9, 3, 1, 104, 3, BUY)]])
+    assert book.open_orders(1) == [4, 5, 6]
+    # The same ladder (trader 9's 2 lots still ask 104): the empty place gets a new bid (id 7), which
+    # takes the 2 lots and rests with 1; the three others stay.
+    assert book.amend_ladder(1, 0.0, 80.0, -6.0, *AMEND) == (1, [[Fill(2, 9, 7, 1, 104, 2, BUY)]])
+    assert book.open_orders(1) == [4, 5, 6, 7]
+    assert book.levels(BUY, 10) == [(104, 1), (103, 3), (96, 5)]
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_replace_is_cancel_all_then_the_order(new_book, seed):
     # The specification of the two replace calls, on a seeded stream: one book takes them, the other
@@ -616,6 +701,69 @@ def stream_against_reference(book, seed: int, operations: int, drift: float = 0.
 )
 def test_matches_the_reference_book_on_random_streams(new_book, seed, operations, drift):
     assert stream_against_reference(new_book(), seed, operations, drift) > operations // 20
+
+
+@pytest.mark.parametrize("seed", [8, 9])
+def test_amend_ladder_matches_the_reference_book(new_book, seed):
+    # Three makers amend their ladders among other traders' limit, market and cancel orders; every
+    # return value, each maker's open order ids (a kept order keeps its id) and the levels agree with
+    # the naive book's amend. The counts at the end show the stream kept orders and crossed.
+    rng = np.random.default_rng(seed)
+    book, reference = new_book(), ReferenceBook()
+    anchor, kept, sent_total, crossed_total = 60, 0, 0, 0
+    half_spreads = {maker: 1.0 + rng.random() for maker in (0, 1, 2)}
+    weights = {0: 0.0, 1: 0.0, 2: 0.3}
+    for i in range(6_000):
+        if rng.random() < 0.03:
+            anchor = max(8, anchor + (1 if rng.random() < 0.5 else -1))
+        owner = int(rng.integers(0, 8))
+        side = BUY if rng.random() < 0.5 else SELL
+        draw = rng.random()
+        if owner < 3 and draw < 0.5:  # a maker amends (sometimes widened, thinner or one-sided)
+            args = (
+                owner,
+                weights[owner],
+                anchor + 0.25,
+                0.0 if rng.random() < 0.9 else float(rng.choice([0.5, -4.0, 4.0])),  # +-4 ticks cross
+                half_spreads[owner] * (1.0 if rng.random() < 0.8 else 1.5),
+                float(rng.choice([1.0, 2.0])),
+                int(rng.choice([3, 4])),
+                int(rng.integers(2, 4)) if rng.random() < 0.2 else 3,
+                0.5,
+                1.0 if rng.random() < 0.9 else 0.6,
+                rng.random() < 0.9,
+                rng.random() < 0.9,
+            )
+            before = reference.ladders.get(owner, [])
+            result = book.amend_ladder(*args)
+            assert result == reference.amend_ladder(*args), i
+            after = reference.ladders[owner]
+            kept += sum(1 for old, new in zip(before, after, strict=False) if new == old > 0)
+            sent_total += result[0]
+            crossed_total += len(result[1])
+            assert book.open_orders(owner) == reference.open_orders(owner), i
+        elif draw < 0.75:  # mostly behind the makers' touch
+            price = max(1, anchor - side * int(rng.integers(-1, 12)))
+            quantity = int(rng.integers(1, 10))
+            assert book.submit_limit(owner, side, price, quantity) == reference.submit_limit(
+                owner, side, price, quantity
+            )
+        elif draw < 0.85:
+            open_ids = book.open_orders(owner)
+            order_id = open_ids[int(rng.integers(0, len(open_ids)))] if open_ids else -1
+            assert book.cancel(order_id) == reference.cancel(order_id)
+        elif draw < 0.87:
+            assert book.cancel_all(owner) == reference.cancel_all(owner)
+        else:
+            quantity = int(rng.integers(1, 30))
+            assert book.submit_market(owner, side, quantity) == reference.submit_market(owner, side, quantity)
+        if i % 64 == 0:
+            assert book.levels(BUY, ALL_LEVELS) == reference.levels(BUY, ALL_LEVELS)
+            assert book.levels(SELL, ALL_LEVELS) == reference.levels(SELL, ALL_LEVELS)
+    assert book.levels(BUY, ALL_LEVELS) == reference.levels(BUY, ALL_LEVELS)
+    assert book.levels(SELL, ALL_LEVELS) == reference.levels(SELL, ALL_LEVELS)
+    book.check_invariants()
+    assert kept > 500 and sent_total > 1_000 and crossed_total > 20, (kept, sent_total, crossed_total)
 
 
 @pytest.mark.slow

@@ -108,6 +108,24 @@ def test_single_calls_match_the_pure_book(seed):
                 rng.random() < 0.7,
             )
             assert fast.requote_ladder(*args) == pure.requote_ladder(*args)
+        elif rng.random() < 0.03:  # a maker amends its ladder (owners 0-2 keep theirs steady)
+            owner = int(rng.integers(0, OWNERS))
+            args = (
+                owner,
+                0.2 if owner == 2 else 0.0,
+                anchor + 0.5,
+                0.0 if rng.random() < 0.8 else float(rng.normal(0, 3)),
+                1.5 if owner < 3 else 1.0 + rng.random(),
+                1.25,
+                6,
+                3,
+                0.5,
+                0.9 if rng.random() < 0.9 else 0.5,
+                rng.random() < 0.95,
+                rng.random() < 0.8,
+            )
+            assert fast.amend_ladder(*args) == pure.amend_ladder(*args), step
+            assert fast.open_orders(owner) == pure.open_orders(owner), step
         elif rng.random() < 0.02:  # a maker's ladder, sometimes crossing the touch
             args = (
                 int(rng.integers(0, OWNERS)),
@@ -246,6 +264,23 @@ def test_replace_beyond_the_price_arrays_grows_them_like_a_limit_order():
     assert fast.order(order_id) == pure.order(order_id) == (5, SELL, capacity + 6, 4)
     assert fast._levels.shape[1] > capacity + 6
     _same_state(fast, pure, 900)
+    fast.check_invariants()
+
+
+def test_amend_beyond_the_price_arrays_grows_them():
+    # As below, with the amend: its reference (without the maker's quotes) puts the asks past the
+    # first price array, which the call grows before it changes anything.
+    fast, pure = FastOrderBook(), OrderBook()
+    capacity = fast._levels.shape[1]
+    for book in (fast, pure):
+        book.submit_limit(1, BUY, capacity - 30, 1)
+        book.submit_limit(2, SELL, capacity - 2, 1)
+        book.submit_limit(5, SELL, capacity - 28, 1)
+    args = (5, 0.0, 500.0, 0.0, 2.0, 5.0, 5, 2, 0.0, 1.0, True, True)
+    assert fast.amend_ladder(*args) == pure.amend_ladder(*args)
+    assert fast._levels.shape[1] > capacity
+    assert fast.amend_ladder(*args) == pure.amend_ladder(*args) == (0, [])
+    _same_state(fast, pure, capacity - 16)
     fast.check_invariants()
 
 

@@ -28,6 +28,12 @@ TABLES = ("timeseries", "trades", "liquidations", "accounts", "ledger")
 GOLDEN_RUNS = {
     "spiral-120": ("spiral", ["steps=120", "shocks.0.step=60", "shocks.1.step=60"], 7),
     "calm-120": ("calm", ["steps=120"], 7),
+    # The makers requote only the levels that moved (Book.amend_ladder).
+    "spiral-120-kept-priority": (
+        "spiral",
+        ["steps=120", "shocks.0.step=60", "shocks.1.step=60", "agents.0.keep_queue_priority=true"],
+        7,
+    ),
 }
 
 

@@ -58,6 +58,7 @@ class MarketMaker(TraderAgent):
         # compiled book does it all in one kernel call). The reference is taken after the cancel, so it
         # is the mid without the maker's own quotes, shifted against its inventory.
         market.requote(
+            group.keep_queue_priority,
             self.account,
             group.anchor_weight,
             group.skew_ticks * inventory,

@@ -8,9 +8,10 @@
 * :class:`FastOrderBook` (:mod:`abm.book.fast`) keeps the book in numpy arrays and matches in
   numba-compiled kernels. It needs the optional extra ``fast`` (``pip install -e ".[fast]"``). Its gain
   is in batches: :meth:`~FastOrderBook.process` takes a whole step's orders as arrays,
-  :meth:`~FastOrderBook.requote_ladder` a market maker's cancel and whole ladder, and the replace
-  calls a trader's cancel-and-reorder, one call each; single orders cost about what they cost in the
-  pure engine.
+  :meth:`~FastOrderBook.requote_ladder` a market maker's cancel and whole ladder,
+  :meth:`~FastOrderBook.amend_ladder` a ladder that keeps its unmoved levels, and the replace calls a
+  trader's cancel-and-reorder, one call each; single orders cost about what they cost in the pure
+  engine.
 
 Both give identical order ids, fills and book states for the same orders, so a scenario's tables do
 not depend on the engine. :func:`make_book` picks one by name (the scenario field

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from abm.book import _amend_kernels as amend_kernels
 from abm.book import _kernels as k
 from abm.book.arguments import (
     check_price,
@@ -109,6 +110,11 @@ class FastOrderBook:
         self._slot_of = np.full(4096, -1, dtype=np.int32)
         self._fills = np.zeros((256, k.FILL_FIELDS), dtype=np.int64)
         self._scratch = np.zeros((64, 2), dtype=np.int64)
+        # amend_ladder: per owner, the order id at each place of its last amended ladder (0: none),
+        # and scratch for the ladder's prices and sizes and the slots it keeps.
+        self._ladder_ids: dict[int, np.ndarray] = {}
+        self._plan = np.zeros((64, 2), dtype=np.int64)
+        self._kept_slots = np.zeros(64, dtype=np.int64)
         self._h = self._header.tolist()  # a Python copy of the header, refreshed after every change
         self._note_room()
 
@@ -321,6 +327,49 @@ class FastOrderBook:
                 owner, reference, half_spread, spacing, levels, level_size, size_growth, size_scale,
                 quote_bid, quote_ask,
             )  # fmt: skip
+        return sent, self._ladder_fills()
+
+    def amend_ladder(
+        self,
+        owner: int,
+        anchor_weight: float,
+        anchor: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """The requote's ladder keeping every unmoved place, in one call (see ``OrderBook.amend_ladder``)."""
+        owner, levels, level_size = ladder_arguments(owner, 0.0, half_spread, spacing, levels, level_size)
+        places = 2 * levels
+        old = self._ladder_ids.get(owner)
+        ids = old if old is not None and len(old) == places else np.zeros(places, dtype=np.int64)
+        if old is None:
+            old = ids
+        if self._plan.shape[0] < places:
+            self._plan = np.zeros((places, 2), dtype=np.int64)
+            self._kept_slots = np.zeros(places, dtype=np.int64)
+        self._reserve(places, 1, owner)  # order and id room; the kernel checks the prices
+        while True:
+            sent, reference = amend_kernels.amend(
+                self._header, self._orders, self._levels, self._owners, self._slot_of, self._fills,
+                owner, float(anchor_weight), float(anchor), float(shift), half_spread, spacing, levels,
+                level_size, size_growth, size_scale, quote_bid, quote_ask, old, ids, self._plan,
+                self._kept_slots,
+            )  # fmt: skip
+            if sent == amend_kernels.BEYOND_RANGE:  # raises the ladder's own error
+                ladder_arguments(owner, reference, half_spread, spacing, levels, level_size)
+            if sent != amend_kernels.BEYOND_ARRAYS:
+                break
+            # The ladder reaches beyond the price arrays (nothing changed yet): grow them, then again.
+            top = math.ceil(reference + half_spread + max(levels - 1, 0) * spacing) + 1
+            self._reserve(places, min(max(top, 1), MAX_PRICE_TICKS), owner)
+        self._ladder_ids[owner] = ids
         return sent, self._ladder_fills()
 
     # ------------------------------------------------------------------ single orders

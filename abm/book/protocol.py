@@ -129,6 +129,29 @@ class Book(Protocol):
         """``cancel_all(owner)``, then :meth:`submit_ladder` around ``quote_reference(...) - shift``."""
         ...
 
+    def amend_ladder(
+        self,
+        owner: int,
+        anchor_weight: float,
+        anchor: float,
+        shift: float,
+        half_spread: float,
+        spacing: float,
+        levels: int,
+        level_size: int,
+        size_growth: float,
+        size_scale: float,
+        quote_bid: bool,
+        quote_ask: bool,
+    ) -> tuple[int, list[list[Fill]]]:
+        """:meth:`requote_ladder`'s ladder, keeping the places that did not move.
+
+        Every place's order (a level and a side) that rests in full at the place's new price and size
+        stays in its queue; the owner's other orders are cancelled, the places not kept get new
+        orders. Returns ``(new orders sent, fills of each that crossed)``.
+        """
+        ...
+
     def cancel(self, order_id: int) -> int:
         """Cancel a resting order; return the lots removed (0 if it is not resting)."""
         ...

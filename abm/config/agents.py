@@ -247,6 +247,13 @@ class MarketMakerGroup(_GroupBase):
     vol_widen: float = Field(default=1.0, ge=0.0, le=1_000.0, description="Spread x (1 + w (vol/base - 1)).")
     vol_pull_ratio: float = Field(default=5.0, gt=0.0, le=1e6, description="Vol/base ratio to pull depth.")
     pull_fraction: Fraction = Field(default=0.5, description="Share of depth pulled in stress.")
+    keep_queue_priority: bool = Field(
+        default=False,
+        description=(
+            "Requote only the levels that moved: an order still resting in full at its level's new "
+            "price and size keeps its place in the queue (false: cancel every quote, then the ladder)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ladder_within_order_limit(self) -> MarketMakerGroup:
