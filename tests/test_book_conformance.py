@@ -16,7 +16,7 @@ import pytest
 from book_cases import ALL_LEVELS, CASES, apply_operation, depth_book, passive_book
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 from reference_book import ReferenceBook
 
 from abm.book import BOOK_ENGINES, BUY, MAX_LOTS, MAX_PRICE_TICKS, SELL, Book, Fill, make_book
@@ -843,6 +843,38 @@ class BookMachine(RuleBasedStateMachine):
         assert removed == (resting[3] if resting else 0)
         assert self.book.order(order_id) is None
         self.cancelled += removed
+
+    @rule(
+        target=order_ids,
+        owner=OWNERS,
+        shift=st.sampled_from([0.0, 0.0, 0.5, -3.0, 3.0]),
+        half_spread=st.sampled_from([1.0, 1.5]),
+        quote_ask=st.booleans(),
+    )
+    def amend_ladder(self, owner, shift, half_spread, quote_ask):
+        # Two levels of 2 lots a side; anchored at 6 when a side is empty and nothing traded yet.
+        before = {order_id: self.book.order(order_id)[3] for order_id in self.book.open_orders(owner)}
+        sent, crossed = self.book.amend_ladder(
+            owner, 0.0, 6.0, shift, half_spread, 1.0, 2, 2, 0.0, 1.0, True, quote_ask
+        )
+        new_ids = list(range(self.last_order_id + 1, self.last_order_id + 1 + sent))
+        self.last_order_id += sent
+        self.submitted += 2 * sent
+        for fills in crossed:
+            assert {(fill.taker, fill.taker_order_id in new_ids) for fill in fills} == {(owner, True)}
+            for fill in fills:
+                assert fill.price == self.limit_prices[fill.maker_order_id]
+            self.filled += sum(fill.quantity for fill in fills)
+        after = set(self.book.open_orders(owner))
+        for order_id, remaining in before.items():
+            if order_id in after:  # kept: untouched, since a ladder's new orders never meet its own
+                assert self.book.order(order_id)[3] == remaining
+            else:
+                self.cancelled += remaining
+        resting = [order_id for order_id in new_ids if order_id in after]
+        for order_id in resting:
+            self.limit_prices[order_id] = self.book.order(order_id)[2]
+        return multiple(*resting)
 
     @rule(order_id=st.integers(-3, 0) | st.integers(10**6, 10**6 + 3))
     def cancel_unknown(self, order_id):
