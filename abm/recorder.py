@@ -154,16 +154,18 @@ class RunRecorder:
         n = ledger.n_accounts
         if self._trader_mask is None or len(self._trader_mask) != n:
             self._trader_mask = ledger.kind == _TRADER
-        # held: the checked accounts with a position, as ids, so that the sums below run over them
-        # alone (the same elements in the same order as boolean indexing, so the same bits).
-        held = np.flatnonzero(check.exposed)
-        held_equity = check.equity[held]
-        held_notional = check.notional[held]
+        # The checked accounts with a position (exposed), so that the sums below run over them alone;
+        # a boolean index is cheaper than ids when most accounts hold (54 against 90 us at 1e5).
+        exposed = check.exposed
+        held_equity = check.equity[exposed]
+        held_notional = check.notional[exposed]
         # Mean leverage of the traders with a position and positive equity (NaN if there are none).
         solvent = held_equity > 0
-        solvent &= self._trader_mask[held]
+        solvent &= self._trader_mask[exposed]
         count = int(np.count_nonzero(solvent))
-        if count:
+        if count and count == len(solvent):  # every holder: the same elements without another index
+            mean_leverage = float(_total(held_notional / held_equity)) / count
+        elif count:
             mean_leverage = float(_total(held_notional[solvent] / held_equity[solvent])) / count
         else:
             mean_leverage = float("nan")
@@ -175,8 +177,12 @@ class RunRecorder:
             margin_call_amount = float(np.maximum(call_shortfall, 0.0).sum())
         # Margin each instrument's rule asks of the positions in it, and their gross notional.
         if instruments == 1:
-            margin_held = [float(_total(check.position_initial[held, 0]))]
-            gross_notional = [float(_total(check.position_notional[held, 0]))]
+            margin_held = [float(_total(check.position_initial[:, 0][exposed]))]
+            # One instrument: the position notionals are the accounts' (the same array, a column view).
+            same = check.position_notional.base is check.notional
+            gross_notional = [
+                float(_total(held_notional if same else check.position_notional[:, 0][exposed]))
+            ]
         else:  # every instrument at once: one product with the exposed mask each
             initial_totals, notional_totals = check.exposed_totals()
             margin_held, gross_notional = initial_totals.tolist(), notional_totals.tolist()

@@ -5,6 +5,7 @@ worked by hand in the comments.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 from exchange_helpers import make_exchange, make_pair_exchange
 
@@ -162,3 +163,85 @@ def test_the_recorder_sums_a_reused_check_once(monkeypatch):
     # step's liquidation rounds is not one the recorder sees twice).
     assert len(summed) < 300
     assert len(model.results().timeseries) == 300
+
+
+# --------------------------------------------------------------------------- the pass over the holders
+def _few_holders():
+    """20 accounts, 4 of them holding positions (fewer than 1 in 4: the pass runs over the holders).
+
+    Account 0 is the insurance fund. Traders a (60 of collateral) and b (105) are long 10 at 100,
+    c (200) is long 5 at 100 but not margin-checked, d (10,000) is short 25 at 100; the other 15
+    traders are flat with 5.0 each.
+    """
+    exchange = make_exchange()
+    ledger = exchange.ledger
+    a, b, c, d = ledger.add_accounts(4, [60.0, 105.0, 200.0, 10_000.0], "leveraged_trader").tolist()
+    ledger.add_accounts(15, 5.0, "noise")
+    ledger.trade(a, d, 0, 10, 100.0)
+    ledger.trade(b, d, 0, 10, 100.0)
+    ledger.trade(c, d, 0, 5, 100.0)
+    ledger.set_checked(c, False)
+    return exchange, (a, b, c, d)
+
+
+def test_the_pass_over_the_holders_by_hand(monkeypatch):
+    import abm.margin.check
+
+    exchange, (a, b, c, d) = _few_holders()
+    calls = []
+    held_pass = exchange.checker._held_pass
+    monkeypatch.setattr(exchange.checker, "_held_pass", lambda *args: calls.append(1) or held_pass(*args))
+    check = exchange.checker.check([95.0])
+    assert calls == [1]
+    # Mark 95. a: equity 60 - 10 x 5 = 10 against maintenance 5% x 950 = 47.5: breached. b: equity
+    # 105 - 50 = 55, not breached, under the call line 47.5 x 1.2 = 57: called. c: equity 175,
+    # not checked, so neither. d: equity 10,000 + 25 x 5 = 10,125, maintenance 5% x 2,375 = 118.75.
+    assert check.equity[[a, b, c, d]].tolist() == [10.0, 55.0, 175.0, 10_125.0]
+    assert check.maintenance_requirement[[a, b, d]].tolist() == pytest.approx([47.5, 47.5, 118.75])
+    assert check.initial_requirement[a] == pytest.approx(95.0)  # 10% x 950
+    assert check.breached.tolist() == [a]
+    assert np.flatnonzero(check.called).tolist() == [b]
+    assert np.flatnonzero(check.exposed).tolist() == [a, b, d]
+    flat = np.arange(d + 1, d + 16)
+    assert check.equity[flat].tolist() == [5.0] * 15 and not check.notional[flat].any()
+    # The full pass gives the same check, bit for bit.
+    monkeypatch.setattr(abm.margin.check, "_SPARSE_SHARE", 0)
+    full = exchange.checker._pass(np.array([95.0]))
+    assert calls == [1]
+    for name in MarginCheckFields:
+        assert np.array_equal(getattr(check, name), getattr(full, name)), name
+
+
+MarginCheckFields = (
+    "marks",
+    "equity",
+    "notional",
+    "initial_requirement",
+    "maintenance_requirement",
+    "breached",
+    "called",
+    "exposed",
+    "position_notional",
+    "position_initial",
+    "position_maintenance",
+)
+
+
+def test_the_pass_over_the_holders_gives_the_full_pass_tables(monkeypatch):
+    # The spiral's short run, every check over the holders unless every account holds (share 1)
+    # against every check over all accounts (share 0): the same tables (its shock liquidates most traders,
+    # so most later checks see few holders).
+    import abm.margin.check
+    from abm.config import load_scenario
+    from abm.runs import run_scenario
+
+    def tables(share: int):
+        monkeypatch.setattr(abm.margin.check, "_SPARSE_SHARE", share)
+        scenario = load_scenario("spiral", ["steps=160", "shocks.0.step=60", "shocks.1.step=60"])
+        result = run_scenario(scenario, seed=2, check_invariants=True)
+        return result.timeseries, result.trades, result.liquidations, result.accounts
+
+    over_holders, over_all = tables(1), tables(0)
+    assert len(over_holders[2]) > 100
+    for held, full in zip(over_holders, over_all, strict=True):
+        pd.testing.assert_frame_equal(held, full)

@@ -279,3 +279,21 @@ def test_the_headline_collector_stores_what_mesas_collector_stores() -> None:
     assert ours.model_vars["liquidations"][-1] > 0  # the spiral's liquidations reach the collector
     frame = ours.get_model_vars_dataframe()
     pd.testing.assert_frame_equal(frame, mesas.get_model_vars_dataframe())
+
+
+def test_actors_through_a_mask_are_the_actors_sorted(monkeypatch) -> None:
+    # draw_actors orders the step's actors through a mask over the accounts when they are many, by a
+    # sort (or np.unique with margin calls) when few: the same accounts, the same order, so the
+    # same tables. The spiral's short run has margin calls, liquidations and every group acting.
+    import abm.population
+
+    def tables(share: int):
+        monkeypatch.setattr(abm.population, "_MASK_SHARE", share)
+        scenario = load_scenario("spiral", ["steps=120", "shocks.0.step=60", "shocks.1.step=60"])
+        result = run_scenario(scenario, seed=3)
+        return result.trades, result.liquidations, result.timeseries
+
+    always, never = tables(10**9), tables(0)
+    assert len(always[1]) > 0  # liquidations happened
+    for mask_path, sort_path in zip(always, never, strict=True):
+        pd.testing.assert_frame_equal(mask_path, sort_path)

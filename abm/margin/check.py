@@ -12,6 +12,9 @@ is an account of its own, so the same test applies to it alone. A portfolio-marg
 the portfolio rule's requirements instead of the sums (:mod:`abm.margin.portfolio`), and its call
 buffer. Breached accounts come worst first (lowest equity / maintenance, then lowest id).
 
+With one instrument and few holders (fewer than one account in ``_SPARSE_SHARE``) the pass does its
+arithmetic over the holders alone (:meth:`MarginChecker._held_pass`), with the same figures.
+
 A check whose inputs have not moved since the last one (the ledger's ``state_version``, the marks, and
 every instrument's rates in force) is that check again: in a step where nobody trades and no mark
 moves it costs a comparison, not a pass over the accounts (with portfolio-margined accounts it is
@@ -30,6 +33,9 @@ from abm.ledger import MARGIN_MODES, Ledger
 from abm.margin.policy import MarginPolicy
 
 _PORTFOLIO = MARGIN_MODES.index("portfolio")
+# One instrument and fewer holders than 1 in this many accounts: the pass runs over the holders only
+# (0: never).
+_SPARSE_SHARE = 4
 
 __all__ = ["MarginCheck", "MarginChecker"]
 
@@ -215,6 +221,11 @@ class MarginChecker:
         """The pass over every account."""
         ledger = self.ledger
         n = ledger.n_accounts
+        if ledger.n_instruments == 1 and not self._has_portfolio_accounts:
+            position = ledger.position[:, 0]
+            holding = position != 0  # nonzero on a mask: a seventh of its cost on int64 positions
+            if _SPARSE_SHARE and np.count_nonzero(holding) * _SPARSE_SHARE < n:
+                return self._held_pass(marks, position, np.flatnonzero(holding))
         if ledger.n_instruments == 1:
             position = ledger.position[:, 0]
             mark = marks[0]
@@ -264,6 +275,62 @@ class MarginChecker:
             exposed,
             *per_position,
             reduce_only=reduce_only,
+        )
+
+    def _held_pass(self, marks: np.ndarray, position: np.ndarray, held: np.ndarray) -> MarginCheck:
+        """:meth:`_pass` with one instrument when few accounts hold a position: the arithmetic over those.
+
+        A flat account has notional and requirements 0, equity ``collateral + 0.0`` (its term of
+        the sum is 0 times a finite number), and is neither breached nor called; every figure of a
+        held account is computed as in the full pass, element by element (requirements are functions
+        of each notional alone), so the check is the same, bit for bit (``tests/test_check_reuse.py``).
+        """
+        ledger = self.ledger
+        n = ledger.n_accounts
+        held_position = position[held]
+        mark = marks[0]
+        contract = ledger.contract_sizes[0]
+        held_notional = np.abs(held_position) * (mark * contract)
+        held_equity = (
+            ledger.collateral[held] + held_position * (mark - ledger.entry_price[held, 0]) * contract
+        )
+        held_initial, held_maintenance = self.policies[0].requirements(held_notional)
+        equity = ledger.collateral + 0.0
+        equity[held] = held_equity
+        notional = np.zeros(n)
+        notional[held] = held_notional
+        initial_req = np.zeros(n)
+        initial_req[held] = held_initial
+        maintenance_req = np.zeros(n)
+        maintenance_req[held] = held_maintenance
+        checked = ledger.checked[held]
+        held = held[checked]  # the margin-checked holders: the exposed accounts
+        exposed = np.zeros(n, dtype=bool)
+        exposed[held] = True
+        held_equity, held_maintenance = held_equity[checked], held_maintenance[checked]
+        breached = held[held_equity < held_maintenance]
+        called = np.zeros(n, dtype=bool)
+        if self.call_buffers[0] > 0.0:
+            inside = held_equity < held_maintenance * (1.0 + self.call_buffers[0])
+            inside &= held_equity >= held_maintenance
+            called[held[inside]] = True
+        if len(breached) > 1:
+            ratio = equity[breached] / np.maximum(maintenance_req[breached], 1e-300)
+            breached = breached[np.lexsort((breached, ratio))]
+        return MarginCheck(
+            marks,
+            equity,
+            notional,
+            initial_req,
+            maintenance_req,
+            breached,
+            called,
+            exposed,
+            notional[:, None],
+            initial_req[:, None],
+            maintenance_req[:, None],
+            None,
+            reduce_only=None,
         )
 
     def _several(self, marks: np.ndarray):
