@@ -102,6 +102,26 @@ def test_a_switcher_trades_the_strategy_it_draws():
         assert ledger.position_of(trader.account) - before == expected
 
 
+def test_a_young_run_gives_the_chartists_the_trend_so_far():
+    # trend_window 50 after 20 steps: the trend is the log return over the 20 steps there are, not 0.
+    model, trader = _model(
+        SwitchingTrader, kind="switching", count=1, chartist_aggression=400_000.0, trend_window=50
+    )
+    for _ in range(20):
+        model.step()
+    trader.pool.record = lambda *args: None
+    trader.pool.share = 1.0
+    marks = model.market.mark_history(model.steps - 1)
+    assert len(marks) == 20  # fewer than the window: the trend runs from the first mark
+    trend = math.log(marks[-1] / marks[0])
+    assert trend != 0.0
+    before = model.ledger.position_of(trader.account)
+    trader.step()
+    expected = int(math.copysign(min(20, int(abs(400_000.0 * trend))), trend))
+    assert trader.strategy == "chartist"
+    assert model.ledger.position_of(trader.account) - before == expected != 0
+
+
 def test_trends_that_pay_bring_the_chartists_in():
     # slow_bleed's index drifts down 0.05% a step from step 100 to 500: following the trend pays and
     # leaning on the index does not, so the chartists' share rises from 0.5 (the first 100 steps: the

@@ -1,11 +1,13 @@
 """Switching traders: chartists or fundamentalists by recent performance, after Brock and Hommes (1998).
 
 Each trader of a group, when it acts, follows one of two strategies: as a **chartist** it extrapolates
-the trend, ``chartist_aggression x log(p_t / p_{t - trend_window})`` lots; as a **fundamentalist** it
-trades toward the fundamental value ``V``, ``fundamentalist_aggression x log(V / p)`` lots with ``p``
-the mid, the mispricing :meth:`abm.market.Market.mispricing` gives the fundamentalists. Each is a
-market order of at most ``max_order`` lots, within ``max_position``. Which one it follows is drawn
-with the group's chartist share, a logit of the two strategies' recent performance,
+the trend, ``chartist_aggression x log(p_t / p_{t - w})`` lots with ``w = trend_window``, or every step
+so far while the run is younger than that (so a long window still reads a trend early on); as a
+**fundamentalist** it trades toward the fundamental value ``V``, ``fundamentalist_aggression x
+log(V / p)`` lots with ``p`` the mid, the mispricing :meth:`abm.market.Market.mispricing` gives the
+fundamentalists. Each is a market order of at most ``max_order`` lots, within ``max_position``.
+Which one it follows is drawn with the group's chartist share, a logit of the two strategies'
+recent performance,
 
     n_chartist = 1 / (1 + exp(-intensity x (U_chartist - U_fundamentalist))),
 
@@ -87,8 +89,9 @@ class SwitchingTrader(TraderAgent):
         model, market, group, pool = self.model, self.market, self.group, self.pool
         t = model.steps - 1
         marks = market.mark_history(t)  # the last is the mark now
-        window = group.trend_window
-        trend = math.log(marks[-1] / marks[-1 - window]) if len(marks) > window else 0.0
+        # The trend over trend_window steps, or over the run so far while it is younger.
+        window = min(group.trend_window, len(marks) - 1)
+        trend = math.log(marks[-1] / marks[-1 - window]) if window > 0 else 0.0
         mispricing = market.mispricing()  # what the fundamentalists read: log(V / p)
         if pool.updated_at != t:
             log_return = 0.0 if math.isnan(pool.last_mark) else math.log(marks[-1] / pool.last_mark)

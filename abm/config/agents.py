@@ -431,7 +431,8 @@ class SwitchingGroup(_GroupBase):
     Each trader, when it acts, is a chartist with the group's chartist share, a logit with
     ``intensity`` of the two strategies' fitness (an exponential average, weight ``memory`` on the past,
     of what a unit position in each strategy's last direction earned), else a fundamentalist. A
-    chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps, a
+    chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps (over the run so
+    far while it is younger), a
     fundamentalist ``fundamentalist_aggression x log(V / mid)`` (``V`` the fundamental), by market
     orders.
     """
@@ -446,7 +447,9 @@ class SwitchingGroup(_GroupBase):
     fundamentalist_aggression: float = Field(
         default=2_000.0, ge=0.0, le=1e9, description="Lots per unit log mispricing."
     )
-    trend_window: int = Field(default=10, ge=1, le=10_000, description="Steps the trend is measured over.")
+    trend_window: int = Field(
+        default=10, ge=1, le=10_000, description="Steps the trend is measured over (fewer in a younger run)."
+    )
     intensity: float = Field(
         default=1_000.0, ge=0.0, le=1e9, description="Intensity of choice (per unit fitness)."
     )
