@@ -103,7 +103,7 @@ def test_a_switcher_trades_the_strategy_it_draws():
 
 
 def test_a_young_run_gives_the_chartists_the_trend_so_far():
-    # trend_window 50 after 20 steps: the trend is the log return over the 20 steps there are, not 0.
+    # trend_window 50 after 20 steps: the trend is the log return since the first mark, not 0.
     model, trader = _model(
         SwitchingTrader, kind="switching", count=1, chartist_aggression=400_000.0, trend_window=50
     )

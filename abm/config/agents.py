@@ -431,10 +431,9 @@ class SwitchingGroup(_GroupBase):
     Each trader, when it acts, is a chartist with the group's chartist share, a logit with
     ``intensity`` of the two strategies' fitness (an exponential average, weight ``memory`` on the past,
     of what a unit position in each strategy's last direction earned), else a fundamentalist. A
-    chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps (over the run so
-    far while it is younger), a
-    fundamentalist ``fundamentalist_aggression x log(V / mid)`` (``V`` the fundamental), by market
-    orders.
+    chartist trades ``chartist_aggression x`` the log return over ``trend_window`` steps (over the run
+    so far while it is younger), a fundamentalist ``fundamentalist_aggression x log(V / mid)`` (``V``
+    the fundamental), by market orders.
     """
 
     kind: Literal["switching"]
