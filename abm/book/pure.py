@@ -42,34 +42,32 @@ and per order at 1e5 and 1e6 orders). Nothing in this module touches the ``gc`` 
 
 Order ids come from a per-book counter starting at 1; market orders draw an id from the same
 counter (it appears as ``taker_order_id`` in their fills).
+
+This module holds the book's state, order entry, matching and cancellation. Its two base classes,
+which hold no state, hold the rest: :class:`abm.book.pure_ladders.LadderQuoting` the market makers'
+ladders (``submit_ladder``, ``requote_ladder``, ``amend_ladder``) and
+:class:`abm.book.pure_queries.BookQueries` what the book answers without changing (prices, depth,
+levels, orders, ``check_invariants``).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections import deque
-from itertools import islice
 from math import ceil, floor
-from typing import TYPE_CHECKING
 
 from abm.book.arguments import (
     check_reference,
     check_side,
     integer,
-    ladder_arguments,
     market_arguments,
-    profile_arguments,
     replace_arguments,
-    validated_cost,
-    validated_count,
     validated_limit,
     validated_limit_price,
-    validated_within,
 )
 from abm.book.protocol import BUY, MAX_LOTS, MAX_PRICE_TICKS, SELL, Fill
-
-if TYPE_CHECKING:  # only for annotations: the pure book needs no numpy
-    import numpy as np
+from abm.book.pure_ladders import LadderQuoting
+from abm.book.pure_queries import BookQueries
 
 __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
 
@@ -85,9 +83,6 @@ _COMPACTION_SLACK = 16
 # Emptied levels are kept for reuse until they outnumber the listed ones by more than this.
 _EMPTY_LEVEL_SLACK = 64
 
-# The order at a ladder place that has none (amend_ladder): 0 lots, so it never matches a size.
-_NO_ORDER = [0, -1, 0, 0, 0, None]
-
 # A limit key no real key can be below: market orders without a limit price cross everything.
 _NO_LIMIT_KEY = -(1 << 62)
 
@@ -102,7 +97,7 @@ def _drop_empty_levels(levels: dict[int, list]) -> None:
         del levels[price]
 
 
-class OrderBook:
+class OrderBook(LadderQuoting, BookQueries):
     """A price-time-priority limit order book with an immediate matching engine.
 
     Example:
@@ -401,254 +396,6 @@ class OrderBook:
             self._volume += traded
         return quantity
 
-    def submit_ladder(
-        self,
-        owner: int,
-        reference: float,
-        half_spread: float,
-        spacing: float,
-        levels: int,
-        level_size: int,
-        size_growth: float,
-        size_scale: float,
-        quote_bid: bool,
-        quote_ask: bool,
-    ) -> tuple[int, list[list[Fill]]]:
-        """Send a ladder of limit orders for ``owner`` (a market maker's quotes), bid then ask per level.
-
-        Level ``k`` (0 first) has size ``int(level_size * (1 + size_growth * k) * size_scale)`` (skipped
-        when 0) at offset ``half_spread + k * spacing`` from ``reference`` (ticks, may be fractional):
-        the bid at ``floor(reference - offset)`` (skipped below 1 tick), then the ask at
-        ``max(1, ceil(reference + offset))``. It is exactly these ``submit_limit`` calls in this
-        order; :class:`abm.book.fast.FastOrderBook` does the same work in
-        one compiled call, and the tests hold the two to identical fills.
-
-        Returns:
-            ``(orders sent, fills)``, where ``fills`` holds one non-empty list per order that crossed,
-            in order.
-        """
-        owner, levels, level_size = ladder_arguments(
-            owner, reference, half_spread, spacing, levels, level_size
-        )
-        # Every price is a whole number of ticks within range (ladder_arguments bounds the top ask; a
-        # bid under 1 is skipped), so only a size can fail submit_limit's checks: when the largest
-        # cannot, the orders go in unchecked, else each through the checks (and their errors).
-        largest = level_size * (1.0 + size_growth * max(levels - 1, 0)) * size_scale
-        checked = not (0.0 <= size_growth and 0.0 <= size_scale and largest <= MAX_LOTS)
-        submit = self.submit_limit if checked else self._place
-        crossed: list[list[Fill]] = []
-        sent = 0
-        for level in range(levels):
-            size = int(level_size * (1.0 + size_growth * level) * size_scale)
-            if size <= 0:
-                continue
-            offset = half_spread + level * spacing
-            if quote_bid:
-                price = int(floor(reference - offset))
-                if price >= 1:
-                    fills = submit(owner, 1, price, size)[1]
-                    sent += 1
-                    if fills:
-                        crossed.append(fills)
-            if quote_ask:
-                fills = submit(owner, -1, max(1, int(ceil(reference + offset))), size)[1]
-                sent += 1
-                if fills:
-                    crossed.append(fills)
-        return sent, crossed
-
-    def quote_reference(self, anchor_weight: float, anchor: float) -> float:
-        """A reference price for quoting, in ticks: the mid, else the last trade, else ``anchor``.
-
-        Blended with ``anchor`` (e.g. the index in ticks) by ``anchor_weight`` when it is positive:
-        ``(1 - anchor_weight) * mid + anchor_weight * anchor``.
-        """
-        if self._bid_keys and self._ask_keys:
-            reference = (self._bid_keys[-1] - self._ask_keys[-1]) / 2
-        else:
-            last = self._last_price
-            reference = float(last) if last is not None else anchor
-        if anchor_weight > 0.0:
-            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
-        return reference
-
-    def requote_ladder(
-        self,
-        owner: int,
-        anchor_weight: float,
-        anchor: float,
-        shift: float,
-        half_spread: float,
-        spacing: float,
-        levels: int,
-        level_size: int,
-        size_growth: float,
-        size_scale: float,
-        quote_bid: bool,
-        quote_ask: bool,
-    ) -> tuple[int, list[list[Fill]]]:
-        """Cancel ``owner``'s orders, then send a ladder around the reference of the book left behind.
-
-        The same as ``cancel_all(owner)``, then :meth:`submit_ladder` at ``quote_reference(anchor_weight,
-        anchor) - shift`` (the reference taken after the cancel: the mid without the owner's own
-        quotes): a market maker's whole requote in one call.
-
-        Returns:
-            As :meth:`submit_ladder`.
-        """
-        # Checked before the cancel; the ladder's reach is known only after it (submit_ladder checks it).
-        owner = ladder_arguments(owner, 0.0, half_spread, spacing, levels, level_size)[0]
-        self.cancel_all(owner)
-        reference = self.quote_reference(anchor_weight, anchor) - shift
-        return self.submit_ladder(
-            owner,
-            reference,
-            half_spread,
-            spacing,
-            levels,
-            level_size,
-            size_growth,
-            size_scale,
-            quote_bid,
-            quote_ask,
-        )
-
-    def amend_ladder(
-        self,
-        owner: int,
-        anchor_weight: float,
-        anchor: float,
-        shift: float,
-        half_spread: float,
-        spacing: float,
-        levels: int,
-        level_size: int,
-        size_growth: float,
-        size_scale: float,
-        quote_bid: bool,
-        quote_ask: bool,
-    ) -> tuple[int, list[list[Fill]]]:
-        """The ladder of :meth:`requote_ladder`, keeping the queue place of every level that did not move.
-
-        The reference is the one :meth:`requote_ladder` takes (the book without ``owner``'s orders,
-        then ``- shift``), and the ladder's places are the same: bid then ask per level. A place keeps
-        the order this call left there last time when that order still rests in full at the place's
-        price and size: it stays in its queue, with its id. Every other order of ``owner`` is
-        cancelled, then the places not kept get new orders, in the ladder's order (these can cross).
-        A ladder's bids are all below its asks, so a new order never meets a kept one.
-
-        Returns:
-            ``(orders sent, fills)`` as :meth:`submit_ladder`, counting only the new orders.
-        """
-        owner = ladder_arguments(owner, 0.0, half_spread, spacing, levels, level_size)[0]
-        reference = self._reference_without(owner, anchor_weight, anchor) - shift
-        levels, level_size = ladder_arguments(owner, reference, half_spread, spacing, levels, level_size)[1:]
-        key = (
-            reference,
-            half_spread,
-            spacing,
-            levels,
-            level_size,
-            size_growth,
-            size_scale,
-            quote_bid,
-            quote_ask,
-        )
-        owner_orders = self._by_owner.get(owner)
-        record = self._ladders.get(owner)
-        if record is not None and record[0] == key:
-            # The same ladder as last time: nothing to do while every place's order rests in full
-            # (a cancelled or filled order holds 0 lots) and the owner has no other order.
-            places, sizes, count = record[1], record[2], record[3]
-            if (len(owner_orders) if owner_orders is not None else 0) == count and all(
-                order[4] == size for order, size in zip(places, sizes, strict=True) if size
-            ):
-                return 0, []
-        largest = level_size * (1.0 + size_growth * max(levels - 1, 0)) * size_scale
-        checked = not (0.0 <= size_growth and 0.0 <= size_scale and largest <= MAX_LOTS)
-        submit = self.submit_limit if checked else self._place
-        old = record[1] if record is not None else []
-        places = [_NO_ORDER] * (2 * levels)
-        if len(old) < len(places):
-            old = old + places[len(old) :]
-        sizes = [0] * (2 * levels)  # the size each place asks for (0: the ladder has no order there)
-        wanted = []  # (place, side, price, size) of the new orders, in the ladder's order
-        kept = 0
-        for level in range(levels):
-            size = int(level_size * (1.0 + size_growth * level) * size_scale)
-            if size <= 0:
-                continue
-            offset = half_spread + level * spacing
-            if quote_bid:
-                price = int(floor(reference - offset))
-                if price >= 1:
-                    place = 2 * level
-                    sizes[place] = size
-                    order = old[place]
-                    # A filled or cancelled order holds 0 lots, so a full size means it rests.
-                    if order[4] == size and order[3] == price:
-                        places[place] = order
-                        kept += 1
-                    else:
-                        wanted.append((place, 1, price, size))
-            if quote_ask:
-                price = int(ceil(reference + offset))
-                if price < 1:
-                    price = 1
-                place = 2 * level + 1
-                sizes[place] = size
-                order = old[place]
-                if order[4] == size and order[3] == price:
-                    places[place] = order
-                    kept += 1
-                else:
-                    wanted.append((place, -1, price, size))
-        if owner_orders is not None and len(owner_orders) > kept:
-            for place, order in enumerate(old):
-                if order[4] and (place >= len(places) or places[place] is not order):
-                    self.cancel(order[0])
-            if len(owner_orders) > kept:  # orders not from a ladder
-                keep = {id(order) for order in places}
-                for order in [order for order in owner_orders.values() if id(order) not in keep]:
-                    self.cancel(order[0])
-        crossed: list[list[Fill]] = []
-        orders = self._orders
-        for place, side, price, size in wanted:
-            order_id, fills = submit(owner, side, price, size)
-            if fills:
-                crossed.append(fills)
-            order = orders.get(order_id)
-            if order is not None:
-                places[place] = order
-                kept += 1
-        # Resting at the end: the kept orders and the new ones that rest (a new one that rests only
-        # in part never matches its size again, so it is resent next time).
-        self._ladders[owner] = (key, places, sizes, kept)
-        return len(wanted), crossed
-
-    def _reference_without(self, owner: int, anchor_weight: float, anchor: float) -> float:
-        """:meth:`quote_reference` of the book without ``owner``'s orders (nothing is cancelled)."""
-        bid = self._best_without(self._bid_keys, self._bid_levels, 1, owner)
-        ask = self._best_without(self._ask_keys, self._ask_levels, -1, owner)
-        if bid is not None and ask is not None:
-            reference = (bid + ask) / 2
-        else:
-            last = self._last_price
-            reference = float(last) if last is not None else anchor
-        if anchor_weight > 0.0:
-            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
-        return reference
-
-    @staticmethod
-    def _best_without(keys: list[int], levels: dict[int, list], sign: int, owner: int) -> int | None:
-        """The best price of one side (keys ``sign * price``) with lots of someone other than ``owner``."""
-        for key in reversed(keys):
-            level = levels[sign * key]
-            # Cancelled entries still queued hold 0 lots, so they add nothing.
-            if level[0] > sum(order[4] for order in level[1] if order[1] == owner):
-                return sign * key
-        return None
-
     # ------------------------------------------------------------------ cancellation
 
     def cancel(self, order_id: int) -> int:
@@ -728,247 +475,3 @@ class OrderBook:
         else:
             del keys[bisect_left(keys, key)]
         return remaining
-
-    # ------------------------------------------------------------------ market data
-
-    def best_bid(self) -> int | None:
-        """Return the highest resting bid price in ticks, or None if there are no bids."""
-        keys = self._bid_keys
-        return keys[-1] if keys else None
-
-    def best_ask(self) -> int | None:
-        """Return the lowest resting ask price in ticks, or None if there are no asks."""
-        keys = self._ask_keys
-        return -keys[-1] if keys else None
-
-    def mid(self) -> float | None:
-        """Return (best bid + best ask) / 2 in ticks, or None unless both sides have orders."""
-        if self._bid_keys and self._ask_keys:
-            return (self._bid_keys[-1] - self._ask_keys[-1]) / 2
-        return None
-
-    @property
-    def last_price(self) -> int | None:
-        """Price in ticks of the most recent fill, or None before the first trade."""
-        return self._last_price
-
-    def volume_traded(self) -> int:
-        """Return the total lots filled since the book was created (each fill counted once)."""
-        return self._volume
-
-    def _side(self, side: int) -> tuple[list[int], dict[int, list]]:
-        """Return the (keys, levels) of one side (``side`` already checked)."""
-        if side == 1:
-            return self._bid_keys, self._bid_levels
-        return self._ask_keys, self._ask_levels
-
-    def depth(self, side: int, within_ticks: int) -> int:
-        """Return the resting quantity on ``side`` within ``within_ticks`` of that side's best price.
-
-        Args:
-            side: ``BUY`` for bids, ``SELL`` for asks.
-            within_ticks: 0 counts the best level only; k counts prices best..best-k for bids and
-                best..best+k for asks.
-
-        Returns:
-            Lots (0 if the side is empty).
-
-        Raises:
-            ValueError: If side is invalid or within_ticks is negative.
-        """
-        if type(within_ticks) is not int or within_ticks < 0 or (side != 1 and side != -1):
-            side, within_ticks = validated_within(side, within_ticks)
-        keys, levels = self._side(side)
-        if not keys:
-            return 0
-        start = bisect_left(keys, keys[-1] - within_ticks)
-        return sum(levels[side * key][0] for key in keys[start:])
-
-    def depth_near(self, side: int, reference: float, within_ticks: int) -> int:
-        """Return the resting quantity on ``side`` at prices with ``|price - reference| <= within_ticks``.
-
-        Args:
-            side: ``BUY`` for bids, ``SELL`` for asks.
-            reference: Centre price in ticks (e.g. the mid or the mark; may be fractional).
-            within_ticks: Half-width of the window in ticks, >= 0.
-
-        Returns:
-            Lots (0 if no resting order is in the window).
-
-        Raises:
-            ValueError: If side is invalid or within_ticks is negative.
-        """
-        side, within_ticks = validated_within(side, within_ticks)
-        reference = check_reference(reference)
-        keys, levels = self._side(side)
-        low_price = ceil(reference - within_ticks)
-        high_price = floor(reference + within_ticks)
-        if side == 1:
-            start, stop = bisect_left(keys, low_price), bisect_right(keys, high_price)
-        else:
-            start, stop = bisect_left(keys, -high_price), bisect_right(keys, -low_price)
-        return sum(levels[side * key][0] for key in keys[start:stop])
-
-    def levels(self, side: int, n: int) -> list[tuple[int, int]]:
-        """Return the best ``n`` price levels of ``side`` as ``(price, total quantity)``, best first.
-
-        Raises:
-            ValueError: If side is invalid or n is negative.
-        """
-        side, n = validated_count(side, n)
-        keys, levels = self._side(side)
-        start = max(len(keys) - n, 0)
-        return [(side * key, levels[side * key][0]) for key in reversed(keys[start:])]
-
-    def depth_profile(
-        self, reference: float, width: float, buckets: int, max_levels: int, out: np.ndarray | None = None
-    ) -> list[int] | np.ndarray:
-        """Resting lots in ``2 * buckets`` price buckets of ``width`` ticks around ``reference``.
-
-        Bucket ``buckets + floor((price - reference) / width)`` gets a level's lots (a bid exactly at the
-        reference goes to the bucket below it, an ask to the one above); levels outside the window
-        are left out. Each side looks at its best ``max_levels`` levels at most.
-
-        Args:
-            reference: Centre of the window, in ticks.
-            width: Bucket width in ticks.
-            buckets: Buckets on each side of the reference.
-            max_levels: Levels looked at on each side, at most.
-            out: An int64 array of ``2 * buckets`` to write the totals into (its contents are
-                replaced), e.g. a row of a preallocated table.
-
-        Returns:
-            ``2 * buckets`` lot totals, lowest prices first: a list, or ``out`` when given.
-        """
-        reference, width, buckets, max_levels = profile_arguments(reference, width, buckets, max_levels)
-        row = [0] * (2 * buckets)  # a list: item updates on a numpy row cost ~10x more
-        last = 2 * buckets
-        # Levels best first (the keys from the end, lazily: no list of levels is built), so each side
-        # stops at the first level beyond the window; islice keeps to the best max_levels.
-        bid_levels = self._bid_levels
-        for price in islice(reversed(self._bid_keys), max_levels):
-            if price == reference:
-                bucket = buckets - 1
-            else:
-                bucket = floor((price - reference) / width) + buckets
-                if bucket < 0:
-                    break
-            if bucket < last:
-                row[bucket] += bid_levels[price][0]
-        ask_levels = self._ask_levels
-        for key in islice(reversed(self._ask_keys), max_levels):
-            price = -key
-            if price == reference:
-                bucket = buckets
-            else:
-                bucket = floor((price - reference) / width) + buckets
-                if bucket >= last:
-                    break
-            if bucket >= 0:
-                row[bucket] += ask_levels[price][0]
-        if out is not None:
-            out[:] = row
-            return out
-        return row
-
-    def market_order_cost(self, side: int, quantity: int) -> tuple[int, int]:
-        """Price a hypothetical market order without changing the book.
-
-        Args:
-            side: Side of the hypothetical taker (``BUY`` walks the asks, ``SELL`` the bids).
-            quantity: Lots wanted, >= 1.
-
-        Returns:
-            ``(fillable quantity, sum of price * quantity in ticks)`` over the levels it would sweep.
-
-        Raises:
-            ValueError: If side is invalid or quantity is not positive.
-        """
-        side, quantity = validated_cost(side, quantity)
-        keys, levels = self._side(-side)
-        maker_side = -side
-        filled = 0
-        cost = 0
-        for key in reversed(keys):
-            price = maker_side * key
-            lots = min(levels[price][0], quantity - filled)
-            filled += lots
-            cost += lots * price
-            if filled == quantity:
-                break
-        return filled, cost
-
-    # ------------------------------------------------------------------ order queries
-
-    def open_orders(self, owner: int) -> list[int]:
-        """Return the ids of ``owner``'s resting orders in submission order."""
-        return list(self._by_owner.get(integer(owner, "owner"), ()))
-
-    def order(self, order_id: int) -> tuple[int, int, int, int] | None:
-        """Return ``(owner, side, price, remaining)`` of a resting order, or None if it is not resting."""
-        order = self._orders.get(integer(order_id, "order_id"))
-        if order is None:
-            return None
-        return order[1], order[2], order[3], order[4]
-
-    def orders_at(self, side: int, price: int) -> list[int]:
-        """Return the ids of the resting orders at one price level in queue (time-priority) order.
-
-        Raises:
-            ValueError: If side is invalid.
-        """
-        side = check_side(side)
-        _, levels = self._side(side)
-        level = levels.get(integer(price, "price"))
-        if level is None:
-            return []
-        return [entry[0] for entry in level[1] if entry[4]]
-
-    def __len__(self) -> int:
-        """Return the number of resting orders."""
-        return len(self._orders)
-
-    def check_invariants(self) -> None:
-        """Verify the book's internal consistency (for tests and debug runs; O(book size)).
-
-        Checks: not crossed; keys sorted and matching the non-empty levels; each level's total equal
-        to its live orders and its dead count to its cancelled queue entries (an emptied level kept
-        for reuse has neither); every live order positive, on the right side and price, indexed by id
-        and owner; time priority (ascending ids) within each level.
-
-        Raises:
-            AssertionError: On the first violation found, with a description.
-        """
-        if self._bid_keys and self._ask_keys and self._bid_keys[-1] >= -self._ask_keys[-1]:
-            raise AssertionError(f"crossed book: bid {self._bid_keys[-1]} >= ask {-self._ask_keys[-1]}")
-        seen = 0
-        for side, keys, levels in (
-            (1, self._bid_keys, self._bid_levels),
-            (-1, self._ask_keys, self._ask_levels),
-        ):
-            if keys != sorted(set(keys)):
-                raise AssertionError(f"side {side}: keys not strictly ascending")
-            if sorted(side * price for price, level in levels.items() if level[0]) != keys:
-                raise AssertionError(f"side {side}: keys do not match the non-empty levels")
-            for price, (total, queue, dead) in levels.items():
-                live_orders = [entry for entry in queue if entry[4]]
-                if price < 1 or dead != len(queue) - len(live_orders):
-                    raise AssertionError(f"side {side} price {price}: dead count {dead} is wrong")
-                if total != sum(entry[4] for entry in live_orders) or (total == 0) != (not live_orders):
-                    raise AssertionError(f"side {side} price {price}: total {total} is wrong")
-                if not total and queue:
-                    raise AssertionError(f"side {side} price {price}: an empty level has queue entries")
-                ids = [entry[0] for entry in live_orders]
-                if ids != sorted(ids):
-                    raise AssertionError(f"side {side} price {price}: time priority broken {ids}")
-                for entry in live_orders:
-                    if entry[4] < 0 or entry[2] != side or entry[3] != price:
-                        raise AssertionError(f"order {entry[0]} is inconsistent: {entry[:5]}")
-                    if self._orders.get(entry[0]) is not entry:
-                        raise AssertionError(f"order {entry[0]} missing from the id index")
-                    owner_orders = self._by_owner.get(entry[1], {})
-                    if owner_orders.get(entry[0]) is not entry or entry[5] is not owner_orders:
-                        raise AssertionError(f"order {entry[0]} missing from the owner index")
-                seen += len(live_orders)
-        if seen != len(self._orders) or seen != sum(len(orders) for orders in self._by_owner.values()):
-            raise AssertionError("id or owner index holds orders that are not in the book")
