@@ -17,7 +17,6 @@ from abm.config import Scenario
 from abm.plots import (
     FIGURE_DPI,
     FIGURE_SIZE,
-    _account_leverage,
     plot_cascade,
     plot_cascade_sizes,
     plot_leverage,
@@ -28,6 +27,7 @@ from abm.plots import (
 )
 from abm.recorder import depth_bucket_columns
 from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TIMESERIES_COLUMNS, TRADE_COLUMNS, RunResult
+from abm.stress_plots import _account_leverage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -224,7 +224,7 @@ def test_plots_do_not_use_pyplot():
     [([0, 1, 2], [-0.5, 0.5, 1.5, 2.5]), ([0, 2], [-1.0, 1.0, 3.0]), ([7], [6.5, 7.5])],
 )
 def test_bar_edges_lie_halfway_between_steps(steps, edges):
-    from abm.plots import _bar_edges
+    from abm.plot_style import _bar_edges
 
     assert _bar_edges(np.array(steps)).tolist() == edges
 
