@@ -287,11 +287,11 @@ def test_maker_centrality_by_hand():
 
 
 def test_a_trade_network_is_measured_once_and_again_when_it_changes(monkeypatch):
-    import abm.network
+    import abm.trade_network
 
     made = []
-    original = abm.network._undirected_of
-    monkeypatch.setattr(abm.network, "_undirected_of", lambda graph: made.append(1) or original(graph))
+    original = abm.trade_network._undirected_of
+    monkeypatch.setattr(abm.trade_network, "_undirected_of", lambda graph: made.append(1) or original(graph))
     graph = hand_trade_graph()
     first = maker_centrality(graph)
     trade_network_measures(graph)  # the summary's measures, then the report's table: one undirected graph
@@ -449,7 +449,7 @@ def test_attribution_rule_on_a_hand_built_book():
 def test_eigenvector_of_a_large_graph_uses_the_sparse_solver_and_agrees_with_a_dense_one():
     # 3 makers, 900 takers: above DENSE_EIGEN_MAX_NODES, so ARPACK answers; checked against numpy's
     # dense solver on the same matrix, and twice for identical digits (fixed start vector).
-    from abm.network import DENSE_EIGEN_MAX_NODES, _eigenvector
+    from abm.trade_network import DENSE_EIGEN_MAX_NODES, _eigenvector
 
     rng = np.random.default_rng(3)
     graph = nx.Graph()
@@ -471,7 +471,7 @@ def test_eigenvector_solves_with_one_blas_thread(monkeypatch):
     # must run with one BLAS thread, and the caller's setting must be back afterwards.
     from threadpoolctl import threadpool_info
 
-    import abm.network as network
+    import abm.trade_network as network
 
     def blas_threads():
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
