@@ -19,24 +19,21 @@ Writing is atomic: everything goes to a hidden temp directory beside the target,
 place only once complete, so a directory under the target name is always a finished run. An existing
 run directory is replaced only with ``force=True``. The same :class:`~abm.results.RunResult` gives
 byte-identical tables, ``summary.json`` and ``cascade.graphml``; only the manifest's times differ.
+
+This module writes and reads a run directory; where it goes and the checks before writing are in
+:mod:`abm.run_paths`, the manifest and the scenario's hash in :mod:`abm.run_manifest` (their public
+names are exported from here as well).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import importlib
-import importlib.metadata
 import importlib.util
 import json
 import math
 import os
-import platform
-import re
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,9 +43,25 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-import abm
-from abm.config import Scenario, scenario_hash
 from abm.results import RunResult
+from abm.run_manifest import (
+    MANIFEST_NAME,
+    _build_manifest,
+    _jsonable,
+    _utc_now,
+    canonical_json,
+    scenario_sha256,
+)
+from abm.run_paths import (
+    OutputExistsError,
+    _temp_prefix,
+    check_out_dir,
+    check_path_lengths,
+    clean_stale_temporaries,
+    current_umask,
+    default_run_dir,
+    safe_component,
+)
 from abm.tables import TABLES
 
 __all__ = [
@@ -73,7 +86,6 @@ __all__ = [
     "read_run_tables",
 ]
 
-MANIFEST_NAME = "manifest.json"
 SUMMARY_NAME = "summary.json"
 CASCADE_NAME = "cascade.graphml"
 TRADE_GRAPH_NAME = "trades.graphml"
@@ -88,220 +100,6 @@ _REQUIRED_COLUMNS = {name: TABLES[name].names() for name in TABLE_NAMES}
 _LIST_COLUMNS = {
     name: table.names_of("list[int]") for name, table in TABLES.items() if table.names_of("list[int]")
 }
-_VERSIONED_PACKAGES = ("numpy", "pandas", "mesa", "networkx", "pydantic", "matplotlib", "pyarrow")
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class OutputExistsError(Exception):
-    """The output directory already exists (or cannot be replaced safely).
-
-    Args:
-        path: The existing output path.
-        reason: Why it cannot be written; by default it exists and ``force`` was not given.
-    """
-
-    def __init__(self, path: Path | str, reason: str | None = None) -> None:
-        self.path = Path(path)
-        if reason is None:
-            reason = "already exists; use --force to replace it"
-        super().__init__(f"output directory {self.path} {reason}")
-
-
-# --------------------------------------------------------------------------- hashing and names
-
-
-def canonical_json(obj: Any) -> str:
-    """Return the canonical JSON text of ``obj``: sorted keys, no spaces, NaN/inf refused.
-
-    Args:
-        obj: A JSON-serialisable value (plain Python types).
-
-    Returns:
-        The compact, key-sorted JSON text used for hashing.
-    """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def scenario_sha256(scenario: Scenario) -> str:
-    """Return the sha256 hex digest of the scenario's canonical JSON (:func:`abm.config.scenario_hash`).
-
-    Args:
-        scenario: The resolved scenario.
-
-    Returns:
-        64 hex characters identifying the scenario's content.
-    """
-    # One definition of the scenario hash: the manifest and `abm.config` must never disagree.
-    return scenario_hash(scenario)
-
-
-def default_run_dir(scenario: Scenario, seed: int, base: Path = Path("outputs")) -> Path:
-    """Return the default run directory ``<base>/<scenario name>-<seed>-<8 hex>``.
-
-    The hex is the start of the sha256 of the canonical JSON of the scenario together with the seed,
-    so two runs share a directory only when both scenario and seed are the same. Characters of the
-    scenario name that are unsafe in file names become ``_``.
-
-    Args:
-        scenario: The resolved scenario.
-        seed: The run's seed.
-        base: The directory that holds run directories.
-
-    Returns:
-        The run directory path (not created).
-    """
-    payload = canonical_json({"scenario": _scenario_payload(scenario), "seed": int(seed)})
-    short_hash = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:8]
-    return Path(base) / f"{safe_component(scenario.name, 'run')}-{int(seed)}-{short_hash}"
-
-
-def safe_component(name: str, empty: str = "run") -> str:
-    """A name as one safe path component: characters outside ``[A-Za-z0-9._-]`` become ``_``.
-
-    No separator survives and leading or trailing dots and underscores are dropped, so the result can
-    neither climb out of the directory it is put in nor be hidden; at most 100 characters.
-
-    Example:
-        >>> safe_component("/../../../../elsewhere/escaped"), safe_component("..", "sweep")
-        ('elsewhere_escaped', 'sweep')
-    """
-    return _UNSAFE_NAME_CHARS.sub("_", name).strip("._")[:100].strip("._") or empty
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def check_out_dir(path: Path | str, force: bool) -> None:
-    """Check that a run can be written to ``path``.
-
-    Args:
-        path: The target run directory.
-        force: Whether an existing run directory may be replaced.
-
-    Raises:
-        OutputExistsError: ``path`` exists and ``force`` is false; or it exists but is not a directory,
-            or is a non-empty directory without a ``manifest.json`` (not a run directory, so it is never
-            deleted, even with ``force``).
-        PermissionError: The parent directory (or its nearest existing ancestor) is not writable.
-    """
-    path = Path(path)
-    check_path_lengths(path)  # before exists(), which raises for a name the file system refuses
-    if path.exists() or path.is_symlink():
-        if not force:
-            raise OutputExistsError(path)
-        if path.is_symlink() or not path.is_dir():
-            raise OutputExistsError(path, "exists and is not a directory; refusing to replace it")
-        # --force must never wipe an unrelated directory (say `--out .`): only a run directory or an
-        # empty one is replaced.
-        if not (path / MANIFEST_NAME).is_file() and any(path.iterdir()):
-            raise OutputExistsError(
-                path, f"is not a run directory (no {MANIFEST_NAME}); refusing to replace it even with --force"
-            )
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise PermissionError(f"cannot create output directory {path}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write output directory {path}: {ancestor} is not writable")
-
-
-def check_path_lengths(path: Path | str) -> None:
-    """Refuse, before any work, a path the file system cannot create (a component or the whole too long).
-
-    Raises:
-        OutputExistsError: A component of ``path`` is longer than the file system's name limit, or
-            the path (with room for the temporary sibling and the files inside) than its path limit.
-    """
-    path = Path(path)
-    absolute = path.absolute()
-    name_max, path_max = 255, 4096  # the common limits, where the file system cannot be asked
-    ancestor = absolute.parent
-    try:
-        while not ancestor.exists():
-            ancestor = ancestor.parent
-        name_max = os.pathconf(ancestor, "PC_NAME_MAX")
-        path_max = os.pathconf(ancestor, "PC_PATH_MAX")
-    except (OSError, ValueError, AttributeError):
-        pass
-    for part in absolute.parts[1:]:
-        if len(os.fsencode(part)) > name_max:
-            raise OutputExistsError(
-                path, f"cannot be created: the name {part[:40]}... is longer than {name_max} bytes"
-            )
-    # The temporary sibling's name is bounded (see _temp_prefix); the files inside need room as well.
-    parent_bytes = len(os.fsencode(str(absolute.parent))) + 1
-    longest = parent_bytes + max(len(os.fsencode(absolute.name)), _TEMP_NAME_BYTES) + _INNER_PATH_BYTES
-    if longest >= path_max:
-        raise OutputExistsError(path, f"cannot be created: the path is longer than {path_max} bytes")
-
-
-# Written beside the run directory while it is being built: ".<name>.tmp-<pid>-<random>". The name is cut
-# so that any legal run directory name gives a legal temporary name.
-_TEMP_NAME_BYTES = 1 + 150 + len(".tmp-") + 20 + 1 + 8
-_INNER_PATH_BYTES = 120  # figures/depth_<instrument name>.png and the like
-_TEMP_NAME = re.compile(r"^\..*\.(?:tmp|old)-(\d+)-[A-Za-z0-9_]+$")
-# A leftover whose writer is not running here is removed once it is this old; one whose writer may be
-# running elsewhere (another host on a shared file system) only after a day.
-_STALE_DEAD_SECONDS = 600.0
-_STALE_ANY_SECONDS = 86_400.0
-
-
-def _temp_prefix(name: str, kind: str = "tmp") -> str:
-    short = os.fsdecode(os.fsencode(name)[:150]).rstrip("\ufffd") or "run"
-    return f".{short}.{kind}-{os.getpid()}-"
-
-
-def clean_stale_temporaries(parent: Path | str, *, now: float | None = None) -> list[Path]:
-    """Remove what killed writers left in ``parent``: hidden ``.<name>.tmp-<pid>-*`` directories.
-
-    A leftover is removed only when the current user owns it and either its writer's process id is
-    not running on this host and it is older than 10 minutes, or it is older than a day (a writer on
-    another host of a shared file system). A run being written elsewhere is never touched.
-
-    Args:
-        parent: The directory that holds run directories.
-        now: The current time (seconds since the epoch); the clock by default.
-
-    Returns:
-        The directories removed, in name order.
-    """
-    import time
-
-    parent = Path(parent)
-    now = time.time() if now is None else now
-    removed: list[Path] = []
-    try:
-        entries = sorted(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _TEMP_NAME.match(entry.name)
-        if match is None:
-            continue
-        try:
-            info = entry.lstat()
-        except OSError:
-            continue
-        if not entry.is_dir() or entry.is_symlink() or info.st_uid != os.getuid():
-            continue
-        age = now - info.st_mtime
-        if age > _STALE_ANY_SECONDS or (age > _STALE_DEAD_SECONDS and not _process_alive(int(match[1]))):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # someone else's process, or not knowable: keep its directory
-    return True
 
 
 # --------------------------------------------------------------------------- writing
@@ -451,31 +249,6 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def _jsonable(value: Any) -> Any:
-    """Convert numpy / pandas / path values to plain JSON types; NaN and inf become None."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
-        return [_jsonable(v) for v in items]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (_dt.datetime, _dt.date, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return value.as_posix()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"cannot write {type(value).__name__} value {value!r} to JSON")
-
-
 def _graphml_value(value: Any) -> Any:
     """A value GraphML can hold (bool, int, float, str), or None to leave the attribute out."""
     if value is None:
@@ -545,124 +318,8 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-def _build_manifest(
-    result: RunResult,
-    written_at: _dt.datetime,
-    command_line: Sequence[str] | str | None,
-    table_format: str,
-) -> dict[str, Any]:
-    wall_seconds = float(result.wall_seconds)
-    end_time = _as_utc(result.extra.get("end_time")) or written_at
-    start_time = _as_utc(result.extra.get("start_time")) or end_time - _dt.timedelta(seconds=wall_seconds)
-    if command_line is None:
-        command_line = list(sys.argv)
-    elif not isinstance(command_line, str):
-        command_line = [str(part) for part in command_line]
-    commit, dirty = _git_state(Path(abm.__file__).parent)
-    manifest: dict[str, Any] = {
-        "scenario": _scenario_payload(result.scenario),
-        "scenario_sha256": scenario_sha256(result.scenario),
-        "seed": int(result.seed),
-        "abm_version": abm.__version__,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "python": platform.python_version(),
-        "versions": {name: _package_version(name) for name in _VERSIONED_PACKAGES},
-        "platform": platform.platform(),
-        "command_line": command_line,
-        "start_time": start_time.isoformat(),
-        "end_time": end_time.isoformat(),
-        "wall_seconds": wall_seconds,
-        "invariant_checks": bool(result.invariant_checks),
-        # A run whose check breached an invariant stops before writing, so a checked run here passed.
-        "invariant_check_result": "passed" if result.invariant_checks else "not checked",
-        "seed_sequence": _seed_sequence(result),
-        "table_format": table_format,
-    }
-    return manifest
-
-
-def _seed_sequence(result: RunResult) -> dict[str, Any] | None:
-    """Entropy and spawn key of the run's ``numpy.random.SeedSequence`` (rebuilds the generator exactly)."""
-    recorded = result.extra.get("seed_sequence")
-    if isinstance(recorded, Mapping):
-        return {"entropy": recorded.get("entropy"), "spawn_key": list(recorded.get("spawn_key", ()))}
-    if int(result.seed) >= 0:
-        # The model seeds numpy.random.default_rng(seed): its SeedSequence has the seed as entropy.
-        return {"entropy": int(result.seed), "spawn_key": []}
-    return None
-
-
-def _scenario_payload(scenario: Scenario) -> dict[str, Any]:
-    # The resolved scenario as the plain JSON mapping that is hashed and stored.
-    return _jsonable(scenario.model_dump(mode="json"))
-
-
-def _as_utc(value: Any) -> _dt.datetime | None:
-    if value is None:
-        return None
-    moment = _dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.UTC)
-    return moment.astimezone(_dt.UTC)
-
-
-def _utc_now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
-def _package_version(name: str) -> str | None:
-    # The loaded module's version where it is loaded; else the installed distribution's, read from its
-    # metadata: importing matplotlib only to read its version cost a run without figures 0.2 s.
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, "__version__", None) is not None:
-        return str(module.__version__)
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _pyarrow_available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
-
-
-def _git_state(package_dir: Path) -> tuple[str | None, bool | None]:
-    """Commit and dirtiness of the checkout holding the package; (None, None) outside git."""
-
-    def git(*args: str) -> str:
-        completed = subprocess.run(
-            ["git", *args], cwd=package_dir, capture_output=True, text=True, timeout=10, check=True
-        )
-        return completed.stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    try:
-        # Untracked files are left out: scratch files beside the code do not change what ran.
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        dirty = None
-    return commit, dirty
-
-
-def current_umask() -> int:
-    """The process's file-mode creation mask."""
-    # Reading /proc avoids the os.umask set-and-restore race with other threads where possible.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------- reading

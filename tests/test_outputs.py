@@ -257,7 +257,9 @@ def test_manifest_git_commit_matches_checkout(tmp_path):
 
 
 def test_git_state_outside_a_checkout_is_none(tmp_path):
-    assert outputs._git_state(tmp_path) == (None, None)
+    from abm import run_manifest
+
+    assert run_manifest._git_state(tmp_path) == (None, None)
 
 
 def test_start_and_end_time_taken_from_result_extra(tmp_path):
