@@ -5,7 +5,9 @@
 - :mod:`abm.sweep.runner`: ``run_sweep`` in-process, on a local process pool or on Dask distributed;
 - :mod:`abm.sweep.journal`: the sweep directory: ``sweep_manifest.json``, the per-run journal ``rows/`` and
   ``results.parquet``;
-- :mod:`abm.sweep.report`: the per-group summary table (mean and 95% t interval over seeds) and figures;
+- :mod:`abm.sweep.statistics`: the per-group summary (mean and 95% t interval over seeds) and the paired
+  differences against a baseline group;
+- :mod:`abm.sweep.report`: their files, figures and ``report.html``;
 - :mod:`abm.sweep.commands`: the ``abm sweep`` and ``abm compare`` commands.
 
 Names are imported on first use, so ``import abm.sweep`` (and the command line) stays quick.
@@ -53,7 +55,8 @@ _HOMES = {
     ),
     "runner": ("RunTask", "SweepOutcome", "execute_run", "run_sweep"),
     "journal": ("read_rows", "rows_to_frame", "run_columns"),
-    "report": ("SweepReport", "group_summary", "load_sweep_results", "write_report"),
+    "statistics": ("group_summary", "load_sweep_results"),
+    "report": ("SweepReport", "write_report"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

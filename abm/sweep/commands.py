@@ -186,7 +186,8 @@ def _compare_command(options: argparse.Namespace) -> int:
 def _report(
     dirs: list[str | Path], out: str | None, *, paths: bool, figures: bool, baseline: str | None = None
 ) -> int:
-    from abm.sweep.report import format_difference_table, format_group_table, headline_measures, write_report
+    from abm.sweep.report import write_report
+    from abm.sweep.statistics import format_difference_table, format_group_table, headline_measures
 
     try:
         report = write_report(dirs, out, paths=paths, figures=figures, baseline=baseline)
