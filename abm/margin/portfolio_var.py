@@ -159,7 +159,8 @@ class HistoricalPortfolioRule(PortfolioMarginRule):
 
         For the few scenarios of a usual tail (k <= 8: 99% of 250 is 3) k passes of argmax, each
         masking the loss it found, cost a third of a partition; ties go to the first scenario. It
-        overwrites ``losses`` (the callers' own temporaries) with -inf where it found the tail.
+        masks with -inf in place where it found the tail: in ``losses`` itself when it is C-contiguous
+        (the callers pass their own temporaries, products that are), else in a contiguous copy.
         """
         k = tail_count(self.config.confidence, losses.shape[1])
         accounts = len(losses)
