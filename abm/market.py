@@ -41,7 +41,8 @@ import math
 
 import numpy as np
 
-from abm.book import Book
+from abm.book import BUY, Book
+from abm.book.protocol import MAX_PRICE_TICKS
 from abm.config import FundamentalConfig, MarketConfig
 from abm.funding import PerpetualFunding
 from abm.ledger import Instrument, Ledger
@@ -171,6 +172,7 @@ class Market:
         )
         self.funding_paid = 0.0
         self.venues = SpotVenues(market.index, self.fundamental) if market.index.composite else None
+        self._protection = market.market_order_protection  # None: market orders sweep without a limit
 
     # ------------------------------------------------------------------ fundamental and index
 
@@ -335,9 +337,43 @@ class Market:
         return order_id
 
     def submit_market(self, account: int, side: int, quantity: int) -> int:
-        """Submit a market (IOC) order for an account; returns the lots filled."""
+        """Submit a market (IOC) order for an account; returns the lots filled.
+
+        With ``market_order_protection`` it fills only up to its protection limit
+        (:meth:`protection_limit`); what is left is cancelled or rests there as a limit order.
+        """
         self.agent_requests += 1
+        if self._protection is not None:
+            return self._protected_market(account, side, quantity)
         return self._settle(self.book.submit_market(account, side, quantity))
+
+    def protection_limit(self, side: int) -> int | None:
+        """The worst price in ticks a market order on ``side`` may fill at now (None: no protection).
+
+        A buy's is ``floor(reference x (1 + band))``, a sell's ``ceil(reference x (1 - band))`` (at least
+        one tick). The reference is the best opposite price (``reference: touch``; the mark when that
+        side of the book is empty) or the mark at the end of the last step (``reference: mark``).
+        """
+        protection = self._protection
+        if protection is None:
+            return None
+        best = None
+        if protection.reference == "touch":
+            best = self.book.best_ask() if side == BUY else self.book.best_bid()
+        reference = best if best is not None else self.mark / self.tick_size
+        # The small margins keep a limit that is a whole number of ticks from rounding one tick away.
+        if side == BUY:
+            return min(MAX_PRICE_TICKS - 1, math.floor(reference * (1.0 + protection.band) + 1e-9))
+        return max(1, math.ceil(reference * (1.0 - protection.band) - 1e-9))
+
+    def _protected_market(self, account: int, side: int, quantity: int) -> int:
+        limit = self.protection_limit(side)
+        filled = self._settle(self.book.submit_market(account, side, quantity, limit_price=limit))
+        if filled < quantity and self._protection.remainder == "rest":
+            # CME's rule: the rest stays in the book at the protection limit (it cannot cross there).
+            _, fills = self.book.submit_limit(account, side, limit, quantity - filled)
+            self._settle(fills)
+        return filled
 
     def quote_reference(self, anchor_weight: float = 0.0) -> float:
         """Reference price in ticks for quoting: mid, else last trade, else fundamental; blended with it."""
@@ -371,6 +407,9 @@ class Market:
             The lots filled.
         """
         self.agent_requests += 2
+        if self._protection is not None:
+            self.book.cancel_all(account)
+            return self._protected_market(account, side, quantity)
         return self._settle(self.book.replace_with_market(account, side, quantity))
 
     def requote(

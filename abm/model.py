@@ -30,6 +30,7 @@ from typing import Any
 import mesa
 import numpy as np
 
+from abm.activity import ActivityFeedback
 from abm.agents import AGENT_CLASSES, LeveragedTrader
 from abm.assembly import accounts_table, assemble_result
 from abm.book import BUY
@@ -153,6 +154,10 @@ class MarketModel(mesa.Model):
         )
         self.counterparty_account = -1
         self.exogenous_account = -1
+        # Groups whose arrival rate follows volatility (abm.activity), a scenario's or a newcomers'.
+        self._activity = any(group.activity is not None for group in config.agents) or any(
+            shock.type == "trader_inflow" and shock.traders.activity is not None for shock in config.shocks
+        )
         self._build_agents()
         # Liquidated traders of groups with `comeback:` return after a delay (abm.comeback).
         self.comebacks = Comebacks(self.population.groups)
@@ -397,6 +402,8 @@ class MarketModel(mesa.Model):
         # 3. agents act (liquidated traders due back first: topped up, they re-open their positions)
         if self.comebacks:
             self._bring_back(t)
+        if self._activity:  # arrival rates that follow the marks so far
+            self._observe_activity()
         for agent in self.population.draw_actors(self.rng, self.ledger.margin_called):
             agent.step()
         # 4-7. margin check, liquidation rounds and waterfall; then the marks
@@ -416,6 +423,15 @@ class MarketModel(mesa.Model):
         if t + 1 >= self.horizon:
             self.running = False
             self.wall_seconds = time.perf_counter() - self._started
+
+    def _observe_activity(self) -> None:
+        for group in self.population.groups:
+            settings = group.config.activity
+            if settings is None:
+                continue
+            if group.activity is None:  # its averages start at its first step
+                group.activity = ActivityFeedback(settings, self.markets_of(group.config)[0])
+            group.activity.observe()
 
     def _bring_back(self, t: int) -> None:
         for account, amount, order in self.comebacks.due(t, self.ledger, self.marks):

@@ -37,6 +37,8 @@ class Group:
         accounts: The group's account ids (each agent's accounts together, its primary first).
         agents: Its agents.
         primary: Each agent's primary account, in agent order (the accounts arrivals are drawn over).
+        activity: Its :class:`~abm.activity.ActivityFeedback` when its rate follows volatility (set by
+            the model), else None.
     """
 
     index: int
@@ -44,6 +46,7 @@ class Group:
     accounts: np.ndarray
     agents: list = field(default_factory=list)
     primary: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    activity: Any = None
 
     @property
     def kind(self) -> str:
@@ -52,8 +55,10 @@ class Group:
 
     @property
     def arrival_rate(self) -> float:
-        """Probability that one of its agents acts in a step."""
-        return self.config.arrival_rate
+        """Probability that one of its agents acts in a step (with ``activity``, this step's)."""
+        if self.activity is None:
+            return self.config.arrival_rate
+        return min(1.0, self.config.arrival_rate * self.activity.multiplier)
 
     @property
     def label(self) -> str:
@@ -200,8 +205,9 @@ class Population:
         """The agents that act this step, in a random order.
 
         Makers act every step; every other group's agents arrive independently with the group's
-        arrival rate (a binomial count over their primary accounts, then that many chosen without
-        replacement); agents with a pending margin call on any of their accounts act too (once).
+        arrival rate (this step's: :attr:`Group.arrival_rate`), a binomial count over their primary
+        accounts, then that many chosen without replacement; agents with a pending margin call on any
+        of their accounts act too (once).
         Holders whose arrival is a no-op (``idle_holders``) are dropped after the draws, so the random
         stream is the one every agent acting would give.
 
@@ -212,7 +218,7 @@ class Population:
         chosen = [self.maker_accounts]
         for group in self.groups:
             config = group.config
-            rate = config.arrival_rate
+            rate = config.arrival_rate if group.activity is None else group.arrival_rate
             accounts = group.primary
             if config.kind == "market_maker" or rate <= 0.0 or len(accounts) == 0:
                 continue

@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from abm.config import schema
-from abm.config.agents import AGENT_KINDS, Comeback, Holding
+from abm.config.agents import AGENT_KINDS, ActivityFeedback, Comeback, Holding
 from abm.config.collateral import CollateralAsset, VolatilityHaircut
-from abm.config.market import FundingConfig, IndexConfig
+from abm.config.market import FundingConfig, IndexConfig, MarketOrderProtection
 from abm.margin import portfolio_settings, settings
 
 ODD_PATH = Path(__file__).with_name("ODD.md")
@@ -38,12 +38,14 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Mark price", schema.MarkPriceConfig, "market.mark_price."),
     ("Perpetual funding", FundingConfig, "market.funding."),
     ("Index from spot venues", IndexConfig, "market.index."),
+    ("Market orders with protection", MarketOrderProtection, "market.market_order_protection."),
     ("Fundamental value (index)", schema.FundamentalConfig, "fundamental."),
     ("Instrument (several instruments)", schema.InstrumentConfig, "instruments[i]."),
     *((f"Agents: {name}", kind.settings, "agents[i].") for name, kind in AGENT_KINDS.items()),
     ("Agents: leverage distribution", schema.LeverageDistribution, "agents[i].leverage."),
     ("Agents: margin-call reaction", schema.MarginCallReaction, "agents[i].margin_call."),
     ("Agents: comeback of liquidated traders", Comeback, "agents[i].comeback."),
+    ("Agents: arrivals that follow volatility", ActivityFeedback, "agents[i].activity."),
     ("Agents: portfolio holding", Holding, "agents[i].portfolio[j]."),
     ("Liquidation", schema.LiquidationConfig, "liquidation."),
     *((f"Margin: {name}", model, "margin.") for name, model in settings.RULE_SETTINGS.items()),

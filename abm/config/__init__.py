@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+from abm.config.agents import ActivityFeedback
 from abm.config.loading import (
     available_scenarios,
     available_sweeps,
@@ -30,6 +31,7 @@ from abm.config.loading import (
     scenario_from_dict,
     scenario_hash,
 )
+from abm.config.market import MarketOrderProtection
 from abm.config.reading import (
     MAX_ALIASES,
     MAX_EXPANDED_NODES,
@@ -83,6 +85,8 @@ __all__ = [
     "SCENARIOS_DIR",
     "SHOCK_TYPES",
     "TRIGGER_CONDITIONS",
+    "ActivityFeedback",
+    "MarketOrderProtection",
     "ShockTrigger",
     "FundamentalRegime",
     "LiquidityWithdrawal",

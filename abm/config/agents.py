@@ -29,6 +29,7 @@ from abm.registry import Registry, registering, union_of
 
 __all__ = [
     "AGENT_KINDS",
+    "ActivityFeedback",
     "Holding",
     "AR1NoiseGroup",
     "AgentGroup",
@@ -138,10 +139,31 @@ class Comeback(Strict):
     )
 
 
+class ActivityFeedback(Strict):
+    """Arrivals that follow volatility: a self-exciting order flow (after Hawkes; abm.activity).
+
+    Before the agents act, each step the group's arrival rate is ``arrival_rate x m``, at most 1, with
+    ``m = clip(1 + sensitivity x (v / b - 1), min_multiplier, max_multiplier)``: ``v`` is the mean of
+    exponential averages of the group's market's |log mark return| over ``horizons`` steps, ``b`` the
+    same return's average over the run so far (its last ``baseline_steps`` steps once that many).
+    """
+
+    sensitivity: float = Field(ge=0.0, le=100.0, description="How strongly the rate follows v / b.")
+    horizons: list[StepCount] = Field(
+        default=[5, 20, 100], min_length=1, max_length=10, description="Steps of the short averages."
+    )
+    baseline_steps: StepCount = Field(default=5_000, description="Steps of the long average at most.")
+    min_multiplier: float = Field(default=0.5, ge=0.0, le=1.0, description="Lowest factor on the rate.")
+    max_multiplier: float = Field(default=1.5, ge=1.0, le=1_000.0, description="Highest factor on the rate.")
+
+
 class _GroupBase(Strict):
     count: int = Field(ge=0, le=MAX_AGENTS)
     collateral: PositiveMoney = Field(default=1_000.0, description="Initial collateral per agent.")
     arrival_rate: Fraction = Field(default=0.1, description="Probability of acting in a step.")
+    activity: ActivityFeedback | None = Field(
+        default=None, description="Arrival rate that follows the market's volatility (none: constant)."
+    )
     label: str | None = Field(default=None, description="Name of the group in outputs.")
     instruments: list[str] | None = Field(
         default=None,
@@ -254,6 +276,12 @@ class MarketMakerGroup(_GroupBase):
             "price and size keeps its place in the queue (false: cancel every quote, then the ladder)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _no_activity(self) -> MarketMakerGroup:
+        if self.activity is not None:
+            raise ValueError("market makers quote every step: activity applies to the other kinds only")
+        return self
 
     @model_validator(mode="after")
     def _ladder_within_order_limit(self) -> MarketMakerGroup:

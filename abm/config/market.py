@@ -26,6 +26,7 @@ __all__ = [
     "InstrumentConfig",
     "MarkPriceConfig",
     "MarketConfig",
+    "MarketOrderProtection",
 ]
 
 # The name of a single-instrument scenario's instrument (the `instrument` column of its tables).
@@ -69,6 +70,30 @@ class FundingConfig(Strict):
         default=0.0005, ge=0.0, le=0.1, description="Bound on interest minus premium (Binance: 0.05%)."
     )
     cap: float = Field(default=0.0075, gt=0.0, le=0.1, description="Bound on the rate per interval.")
+
+
+class MarketOrderProtection(Strict):
+    """Market orders filled only within a band: CME Globex's protection, or a band around the mark.
+
+    A market order fills only up to its *protection limit*, ``band`` beyond a reference price: with
+    ``reference: touch`` (CME Globex's market order with protection, docs/references.md) a buy's is the
+    best ask when it arrives and a sell's the best bid (the mark when that side is empty); with
+    ``reference: mark`` it is the last mark, the same for every order of a step, so the orders of one
+    step together cannot move the price more than the band (a percent-price band). What is left is
+    cancelled, or with ``remainder: rest`` stays in the book as a limit order at the limit (CME's rule).
+    It applies to the agents' market orders, a shock's sell program and newcomers' entry orders; the
+    liquidation engine's orders keep the liquidation design's own limits.
+    """
+
+    band: float = Field(
+        gt=0.0, le=1.0, description="How far beyond the reference a market order may fill (share of it)."
+    )
+    reference: Literal["touch", "mark"] = Field(
+        default="touch", description="The best opposite price when the order arrives (CME), or the last mark."
+    )
+    remainder: Literal["cancel", "rest"] = Field(
+        default="cancel", description="What is left at the limit: cancelled, or a resting limit order (CME)."
+    )
 
 
 MAX_VENUES = 50
@@ -135,6 +160,9 @@ class MarketConfig(Strict):
     index: IndexConfig = Field(default_factory=IndexConfig)
     vol_window: int = Field(
         default=60, ge=2, le=MAX_STEPS, description="Steps in the realised-volatility window."
+    )
+    market_order_protection: MarketOrderProtection | None = Field(
+        default=None, description="Fill market orders only within a band of the touch (none: unlimited)."
     )
     book_engine: BOOK_ENGINES.literal() = Field(  # type: ignore[valid-type]
         default="python",
