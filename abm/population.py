@@ -218,7 +218,7 @@ class Population:
         chosen = [self.maker_accounts]
         for group in self.groups:
             config = group.config
-            rate = config.arrival_rate if group.activity is None else group.arrival_rate
+            rate = group.arrival_rate  # this step's (with activity, scaled by the recent volatility)
             accounts = group.primary
             if config.kind == "market_maker" or rate <= 0.0 or len(accounts) == 0:
                 continue

@@ -9,9 +9,21 @@ out by hand from price-time priority. Levels: (price, total qty), best first.
 
 from __future__ import annotations
 
-from abm.book import BUY, SELL
+import pytest
+
+from abm.book import BOOK_ENGINES, BUY, SELL
 
 ALL_LEVELS = 10**9
+
+# Every registered book engine as a pytest parameter, skipped where its dependency is missing.
+ENGINES = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(not spec.available(), reason=f"{name} needs {spec.requires}"),
+        id=name,
+    )
+    for name, spec in BOOK_ENGINES.items()
+]
 
 CASES = [
     (

@@ -13,22 +13,13 @@ import math
 
 import numpy as np
 import pytest
-from book_cases import ALL_LEVELS, CASES, apply_operation, depth_book, passive_book
+from book_cases import ALL_LEVELS, CASES, ENGINES, apply_operation, depth_book, passive_book
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 from reference_book import ReferenceBook
 
 from abm.book import BOOK_ENGINES, BUY, MAX_LOTS, MAX_PRICE_TICKS, SELL, Book, Fill, make_book
-
-ENGINES = [
-    pytest.param(
-        name,
-        marks=pytest.mark.skipif(not spec.available(), reason=f"{name} needs {spec.requires}"),
-        id=name,
-    )
-    for name, spec in BOOK_ENGINES.items()
-]
 
 
 @pytest.fixture(params=ENGINES)

@@ -9,21 +9,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from book_cases import ENGINES
 
-from abm.book import BOOK_ENGINES, BUY, SELL, make_book
+from abm.book import BUY, SELL, make_book
 from abm.config import FundamentalConfig, MarketConfig, scenario_from_dict
 from abm.ledger import Instrument, Ledger
 from abm.market import Market
 from abm.model import MarketModel
-
-ENGINES = [
-    pytest.param(
-        name,
-        marks=pytest.mark.skipif(not spec.available(), reason=f"{name} needs {spec.requires}"),
-        id=name,
-    )
-    for name, spec in BOOK_ENGINES.items()
-]
 
 
 def _market(engine: str, protection: dict | None):

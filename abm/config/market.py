@@ -162,7 +162,8 @@ class MarketConfig(Strict):
         default=60, ge=2, le=MAX_STEPS, description="Steps in the realised-volatility window."
     )
     market_order_protection: MarketOrderProtection | None = Field(
-        default=None, description="Fill market orders only within a band of the touch (none: unlimited)."
+        default=None,
+        description="Market orders fill only within a band of the touch or mark (none: no limit).",
     )
     book_engine: BOOK_ENGINES.literal() = Field(  # type: ignore[valid-type]
         default="python",
