@@ -44,3 +44,11 @@ def test_leverage_one_is_close_to_normal(leverage_sweep):
         # near normal: a modest excess kurtosis and a thin tail (tail index above the published 2-5 band)
         assert facts["excess_kurtosis"] < 3.0
         assert facts["tail_index"] > 4.0
+
+
+def test_higher_leverage_fattens_the_tails(leverage_sweep):
+    # Thurner, Farmer and Geanakoplos's headline: at the cap a fund's losses raise its leverage, so it
+    # sells into the fall. Paired by seed: more excess kurtosis and a smaller tail index at 20 than at 1.
+    for at_one, at_twenty in zip(leverage_sweep[1.0], leverage_sweep[20.0], strict=True):
+        assert at_twenty["excess_kurtosis"] > at_one["excess_kurtosis"] + 1.0
+        assert at_twenty["tail_index"] < at_one["tail_index"]
