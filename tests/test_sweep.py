@@ -530,7 +530,8 @@ from abm.sweep.runner import _local_cluster
 def probe():
     import dask, os
     return [dask.config.get("distributed.worker.profile.enabled"), os.environ.get("MALLOC_TRIM_THRESHOLD_"),
-            os.environ.get("OPENBLAS_NUM_THREADS")]
+            os.environ.get("OPENBLAS_NUM_THREADS"), dask.config.get("distributed.admin.tick.interval"),
+            dask.config.get("distributed.worker.memory.monitor-interval")]
 
 if __name__ == "__main__":
     with _local_cluster(1) as cluster, Client(cluster) as client:
@@ -543,10 +544,12 @@ if __name__ == "__main__":
 def test_the_local_clusters_workers_run_without_the_profiler_and_the_trim_threshold(tmp_path):
     # In a fresh process: a nanny leaves its pre-spawn variables in its own process's environment, so
     # a cluster started earlier in this one would hand MALLOC_TRIM_THRESHOLD_ on. One BLAS thread stays.
-    # A worker the nanny restarts keeps them: the configuration stays set while the cluster lives.
+    # A worker the nanny restarts keeps them: the configuration stays set while the cluster lives. Its
+    # event loop ticks and its memory monitor runs once a second, not every 20 and 100 ms.
     script = tmp_path / "probe.py"
     script.write_text(_PROBE)
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
     )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[False, None, "1"], [False, None, "1"]]
+    seen = [False, None, "1", "1s", "1s"]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [seen, seen]

@@ -417,8 +417,15 @@ def _execute_processes(
 # sliding mmap threshold, so that every large numpy temporary is mapped and unmapped afresh. The
 # configuration stays set for the cluster's whole life: a nanny reads it again each time it (re)starts
 # a worker, so a worker restarted after a crash keeps it. A cluster of your own keeps its own.
+# Its periodic work is made rarer too: with one worker per core, the event loops' health tick (every
+# 20 ms by default), the memory monitor (100 ms) and the system monitor (500 ms) of the workers and of
+# the scheduler and nannies in the calling process take the workers' cores; a worker still checks its
+# memory every second.
 _LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
     "distributed.nanny.pre-spawn-environ": {
         "OMP_NUM_THREADS": 1,
         "MKL_NUM_THREADS": 1,
