@@ -242,7 +242,10 @@ def plot_leverage_distribution(
     axes.set_xlabel("leverage (notional / equity)")
     axes.set_ylabel("traders")
     axes.set_title("Leverage of the leveraged traders with an open position")
-    axes.legend(loc="best", fontsize="small")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="best", fontsize="small")
+    else:  # a run without leveraged traders (the value funds' market, a noise-only book)
+        axes.text(0.5, 0.5, "no leveraged traders in this run", transform=axes.transAxes, ha="center")
     return _finish(figure, path)
 
 

@@ -27,7 +27,7 @@ from abm.plots import (
 )
 from abm.recorder import depth_bucket_columns
 from abm.results import ACCOUNT_COLUMNS, LIQUIDATION_COLUMNS, TIMESERIES_COLUMNS, TRADE_COLUMNS, RunResult
-from abm.stress_plots import _account_leverage
+from abm.stress_plots import _account_leverage, plot_leverage_distribution
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +174,29 @@ def test_long_form_snapshots_give_one_leverage_per_account():
     assert accounts["account_id"].tolist() == [7, 8]
     assert accounts["leverage"].tolist() == [10.0, 3.0]
     assert accounts["position"].tolist() == [1, 1]
+
+
+def test_a_run_without_leveraged_traders_says_so_instead_of_an_empty_legend(tmp_path, recwarn):
+    # The value funds' market (validation_leverage) has no leveraged_trader accounts: matplotlib warned
+    # "No artists with labels found to put in legend" on every abm run of it.
+    snapshots = pd.DataFrame(
+        {
+            "snapshot": ["end"],
+            "step": [9],
+            "account_id": [3],
+            "instrument": ["A"],
+            "kind": ["value_fund"],
+            "position": [5],
+            "equity": [100.0],
+            "notional": [500.0],
+            "leverage": [5.0],
+        }
+    )
+    figure = plot_leverage_distribution(snapshots, tmp_path / "leverage_distribution.png")
+    (axes,) = figure.axes
+    assert axes.get_legend() is None
+    assert [text.get_text() for text in axes.texts] == ["no leveraged traders in this run"]
+    assert not [str(warning.message) for warning in recwarn]
 
 
 def test_all_nan_series_still_draw(tmp_path):
