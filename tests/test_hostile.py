@@ -190,9 +190,13 @@ def test_a_signal_while_writing_the_report_says_the_run_is_complete(
 def _dies_on_seed_2(scenario, seed):
     """A stand-in simulation whose worker process dies (as under the OOM killer) on seed 2 only."""
     import os
+    import time
     import types
 
     if seed == 2:
+        # A pause first, as a real run would take: a Dask worker reports the runs it finished in
+        # batched messages, and one that dies at once can take a finished run's report with it.
+        time.sleep(0.2)
         os._exit(9)
     return types.SimpleNamespace(summary={"seed_seen": seed})
 
@@ -211,6 +215,37 @@ def test_a_dead_worker_fails_only_its_own_run(tmp_path):
     assert sorted(failed["seed"].tolist()) == [2, 2]  # one per point: the runs that killed their worker
     assert failed["error"].str.contains("worker process died").all()
     assert (outcome.ok, outcome.failed) == (6, 2)
+
+
+def test_a_dead_dask_worker_fails_only_its_own_run_in_a_task_of_several(tmp_path):
+    import dask
+    import distributed  # noqa: F401 (its defaults loaded first: leaving the override below keeps them)
+
+    from abm.sweep.runner import run_sweep
+    from abm.sweep.spec import load_sweep
+
+    sweep = tmp_path / "dying.sweep.yaml"
+    sweep.write_text("base: calm\ngrid:\n  steps: [5]\nseeds: [1, 2, 3, 4]\n", encoding="utf-8")
+    # One task of all four runs: it loses a worker at seed 2 each time it is tried, until the scheduler
+    # (in this process) gives up on it at its second loss instead of its fourth, which keeps the test
+    # short. Its runs then go again one a task, and only seed 2's fails (a run queued on a worker that
+    # dies counts that loss too, so one loss is not enough for it to fail).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        outcome = run_sweep(
+            load_sweep(sweep),
+            tmp_path / "out",
+            scheduler="local",
+            workers=2,
+            progress=False,
+            simulate=_dies_on_seed_2,
+            runs_per_task=4,
+        )
+    results = outcome.results.set_index("run_id")
+    failed = results[results["status"] == "failed"]
+    assert failed["seed"].tolist() == [2], failed["error"].tolist()
+    assert failed["error"].str.startswith("KilledWorker").all()
+    assert (outcome.ok, outcome.failed) == (3, 1)
+    assert sorted(results.loc[results["status"] == "ok", "seed_seen"].tolist()) == [1, 3, 4]
 
 
 def _children(pid: int) -> set[int]:

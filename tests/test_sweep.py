@@ -215,7 +215,27 @@ def test_same_rows_with_two_processes_and_a_dask_local_cluster(inline_sweep, tmp
     assert dask.executed == 6
     assert_same_rows(dask.results, outcome.results)
     sessions = json.loads((tmp_path / "dask" / "sweep_manifest.json").read_text())["sessions"]
-    assert sessions[0]["backend"] == "local"
+    assert sessions[0]["backend"] == "local" and sessions[0]["runs_per_task"] == "auto"
+    # Several runs a task (4 + 2 here) give the same rows as one run a task.
+    batched = run_sweep(
+        plan, tmp_path / "batched", scheduler="local", workers=2, progress=False, runs_per_task=4
+    )
+    assert batched.executed == 6
+    assert_same_rows(batched.results, outcome.results)
+    sessions = json.loads((tmp_path / "batched" / "sweep_manifest.json").read_text())["sessions"]
+    assert sessions[0]["runs_per_task"] == 4
+
+
+def test_runs_per_task_is_checked(tmp_path, capsys):
+    sweep = small_sweep(tmp_path, seeds=[1])
+    assert cli.main(["sweep", str(sweep), "--scheduler", "local", "--runs-per-task", "0"]) == 2
+    assert "--runs-per-task must be at least 1" in capsys.readouterr().err
+    assert cli.main(["sweep", str(sweep), "--runs-per-task", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "give --scheduler too" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(SweepError, match="at least 1"):
+        run_sweep(load_sweep(sweep), tmp_path / "o", scheduler="local", progress=False, runs_per_task=0)
+    assert not (tmp_path / "o").exists()
 
 
 def test_existing_directory_is_refused_without_resume(inline_sweep, capsys):

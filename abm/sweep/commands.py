@@ -34,6 +34,13 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
         metavar="ADDRESS|local",
         help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a LocalCluster",
     )
+    parser.add_argument(
+        "--runs-per-task",
+        type=int,
+        metavar="N",
+        help="with --scheduler: runs sent to a worker in one Dask task (default: sized from the runs' "
+        "times, about 1 s a task)",
+    )
     parser.add_argument("--out", metavar="DIR", help="sweep directory (default: outputs/sweep-<name>)")
     parser.add_argument(
         "--keep-runs", action="store_true", help="also write every run's directory under runs/"
@@ -103,6 +110,11 @@ def _sweep_command(options: argparse.Namespace) -> int:
         return _errors(["--out: an empty path; give a directory (or leave --out out for the default)"])
     if options.workers is not None and options.workers < 1:
         return _errors(["--workers must be at least 1"])
+    if options.runs_per_task is not None:
+        if options.runs_per_task < 1:
+            return _errors(["--runs-per-task must be at least 1"])
+        if options.scheduler is None:
+            return _errors(["--runs-per-task applies to a Dask cluster: give --scheduler too"])
     try:
         plan = load_sweep(options.file, options.overrides)
     except SweepError as exc:
@@ -136,6 +148,7 @@ def _sweep_command(options: argparse.Namespace) -> int:
             out,
             workers=options.workers,
             scheduler=options.scheduler,
+            runs_per_task=options.runs_per_task,
             keep_runs=options.keep_runs,
             resume=options.resume,
             progress=not options.no_progress,

@@ -5,6 +5,11 @@ directory's journal as it finishes (layout in :mod:`abm.sweep.journal`). A run t
 ``status: failed`` and its error; the others go on. ``resume=True`` runs only the runs whose journal entry is
 missing or failed, after checking that the sweep still expands to the same runs. The run's seed comes with
 the task (from its seed index), so the rows are the same whichever backend and worker ran them.
+
+On Dask, short runs go several to a task (:func:`execute_runs`), so that the cost of a task does not
+dominate: by default each task is sized from the runs finished so far to last about a second
+(``_TASK_SECONDS``), while leaving every worker thread several tasks to balance the end of the sweep
+(``runs_per_task`` fixes the size instead).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +46,13 @@ from abm.sweep.journal import (
 )
 from abm.sweep.spec import SweepError, SweepPlan
 
-__all__ = ["RunTask", "SweepOutcome", "execute_run", "run_sweep"]
+__all__ = ["RunTask", "SweepOutcome", "TaskSizer", "execute_run", "execute_runs", "run_sweep"]
 
 _FLUSH_SECONDS = 5.0
+# A Dask task of several runs aims at about this long. A task costs its worker about 15 ms beyond its
+# runs on the 2-core machine (docs/performance.md): under 2% of a one-second task. Runs of a second or
+# more go one a task, as before.
+_TASK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,13 @@ def execute_run(task: RunTask, simulate: Callable[[Scenario, int], Any] | None =
     }
 
 
+def execute_runs(
+    tasks: Sequence[RunTask], simulate: Callable[[Scenario, int], Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run several tasks one after another in one worker call (one Dask task); one entry each, in order."""
+    return [execute_run(task, simulate) for task in tasks]
+
+
 def _plain_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten nested summary entries to dotted names; lists become JSON text; NaN/inf become None."""
     plain: dict[str, Any] = {}
@@ -180,6 +196,7 @@ def run_sweep(
     simulate: Callable[[Scenario, int], Any] | None = None,
     flush_seconds: float = _FLUSH_SECONDS,
     command_line: Iterable[str] | None = None,
+    runs_per_task: int | None = None,
 ) -> SweepOutcome:
     """Run every run of a plan that is not done yet, writing results as runs finish.
 
@@ -196,14 +213,18 @@ def run_sweep(
         simulate: Replacement for :func:`abm.runs.run_scenario` (see :func:`execute_run`).
         flush_seconds: How often ``results.parquet`` is rewritten while the sweep runs.
         command_line: Recorded in the manifest.
+        runs_per_task: On Dask, runs sent to a worker in one task; None sizes each task from the
+            runs finished so far (:class:`TaskSizer`). Ignored by the local backends.
 
     Returns:
         The outcome; ``results`` holds the results table.
 
     Raises:
         SweepError: The directory exists without ``resume``, is not a sweep directory, or belongs to a
-            different sweep; or dask is missing for a Dask scheduler.
+            different sweep; or dask is missing for a Dask scheduler; or ``runs_per_task`` is below 1.
     """
+    if runs_per_task is not None and runs_per_task < 1:
+        raise SweepError([f"runs per task must be at least 1 (got {runs_per_task})"])
     out = Path(out_dir)
     notices: list[str] = []
     manifest = prepare_directory(plan, out, resume, notices)
@@ -232,6 +253,7 @@ def run_sweep(
         "backend": backend,
         "workers": _backend_workers(workers, scheduler),
         "to_run": len(tasks),
+        **({"runs_per_task": runs_per_task or "auto"} if scheduler is not None else {}),
         "command_line": list(command_line) if command_line is not None else list(sys.argv),
     }
     manifest.setdefault("sessions", []).append(session)
@@ -241,7 +263,7 @@ def run_sweep(
     interrupted = terminated = False
     last_flush = time.monotonic()
     bar = _progress_bar(len(tasks), plan.name, progress)
-    stream = _execute(tasks, workers, scheduler, simulate)
+    stream = _execute(tasks, workers, scheduler, simulate, runs_per_task)
     try:
         for entry in stream:
             entry["fingerprint"] = fingerprint  # so that a rebuilt manifest knows whose row it is
@@ -310,12 +332,16 @@ def _progress_bar(total: int, name: str, enabled: bool):
 
 
 def _execute(
-    tasks: list[RunTask], workers: int | None, scheduler: str | None, simulate: Callable[..., Any] | None
+    tasks: list[RunTask],
+    workers: int | None,
+    scheduler: str | None,
+    simulate: Callable[..., Any] | None,
+    runs_per_task: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     if not tasks:
         return
     if scheduler is not None:
-        yield from _execute_dask(tasks, workers, scheduler, simulate)
+        yield from _execute_dask(tasks, workers, scheduler, simulate, runs_per_task)
     elif _worker_count(workers) == 1:
         for task in tasks:
             yield execute_run(task, simulate)
@@ -457,8 +483,77 @@ def _local_cluster(workers: int) -> Iterator[Any]:
             cluster.close()
 
 
+class TaskSizer:
+    """How many runs the next Dask task gets.
+
+    With a fixed size, that size. Otherwise one run a task until runs have finished, then as many runs
+    as take about ``task_seconds`` at the mean run time so far; never so many that the runs left make
+    fewer than ``tasks_per_thread`` tasks for each worker thread (so that the end of the sweep stays
+    balanced), nor more than ``most``.
+
+    Args:
+        fixed: Runs per task, or None to size from the runs' times.
+        threads: Worker threads of the cluster.
+        task_seconds: The time a task aims at.
+        tasks_per_thread: Tasks left for each thread, at least, while runs remain.
+        most: The largest task.
+
+    Example:
+        >>> sizer = TaskSizer(None, threads=2)
+        >>> sizer.size(100)  # nothing measured yet
+        1
+        >>> sizer.observe([0.125, 0.125])  # mean 0.125 s: 1.0 / 0.125 = 8 runs make a 1 s task
+        >>> sizer.size(100)  # 100 runs left, 2 threads x 4 tasks: up to 12 a task
+        8
+        >>> sizer.size(40)  # 40 left: 40 // 8 = 5 a task
+        5
+        >>> sizer.size(3), TaskSizer(4, threads=2).size(3)  # never more than the runs left
+        (1, 3)
+    """
+
+    def __init__(
+        self,
+        fixed: int | None,
+        threads: int,
+        *,
+        task_seconds: float = _TASK_SECONDS,
+        tasks_per_thread: int = 4,
+        most: int = 100,
+    ) -> None:
+        self.fixed = fixed
+        self.threads = max(1, threads)
+        self.task_seconds = task_seconds
+        self.tasks_per_thread = tasks_per_thread
+        self.most = most
+        self._seconds = 0.0
+        self._runs = 0
+
+    def observe(self, wall_seconds: Iterable[float]) -> None:
+        """Take the times of finished runs into the mean."""
+        for seconds in wall_seconds:
+            self._seconds += float(seconds)
+            self._runs += 1
+
+    def size(self, remaining: int) -> int:
+        """Runs for the next task, with ``remaining`` runs not yet sent (at least 1 when any remain)."""
+        if remaining < 1:
+            return 0
+        if self.fixed is not None:
+            return min(self.fixed, remaining)
+        if not self._runs:
+            return 1
+        mean = max(self._seconds / self._runs, 1e-6)
+        by_time = int(self.task_seconds / mean)
+        by_balance = remaining // (self.tasks_per_thread * self.threads)
+        return max(1, min(by_time, by_balance, self.most, remaining))
+
+
 def _execute_dask(
-    tasks: list[RunTask], workers: int | None, scheduler: str, simulate: Callable[..., Any] | None
+    tasks: list[RunTask],
+    workers: int | None,
+    scheduler: str,
+    simulate: Callable[..., Any] | None,
+    runs_per_task: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     try:
         from distributed import Client, as_completed
@@ -474,23 +569,37 @@ def _execute_dask(
             except (OSError, TimeoutError) as exc:
                 raise SweepError([f"--scheduler {scheduler}: cannot connect ({exc})"]) from None
         with client:
+            threads = sum(client.nthreads().values())
+            sizer = TaskSizer(runs_per_task, threads)
             queue = list(reversed(tasks))
-            window = max(8, 4 * sum(client.nthreads().values()))
-            pending: dict[Any, RunTask] = {}
+            window = max(8, 4 * threads)  # tasks in flight
+            pending: dict[Any, list[RunTask]] = {}
             stream = as_completed()
-            while queue and len(pending) < window:
-                task = queue.pop()
-                future = client.submit(execute_run, task, simulate, pure=False, key=f"abm-run-{task.run_id}")
-                pending[future] = task
+
+            def submit(batch: list[RunTask]) -> None:
+                first = batch[0].run_id
+                key = f"abm-run-{first}" if len(batch) == 1 else f"abm-runs-{first}+{len(batch) - 1}"
+                future = client.submit(execute_runs, batch, simulate, pure=False, key=key)
+                pending[future] = batch
                 stream.add(future)
+
+            def refill() -> None:
+                while queue and len(pending) < window:
+                    submit([queue.pop() for _ in range(sizer.size(len(queue)))])
+
+            refill()
             for future in stream:
-                task = pending.pop(future)
+                batch = pending.pop(future)
                 try:
-                    yield future.result()
-                except Exception as exc:  # a worker lost (KilledWorker) fails this run only
-                    yield _failed_entry(task, exc)
-                if queue:
-                    task = queue.pop()
-                    new = client.submit(execute_run, task, simulate, pure=False, key=f"abm-run-{task.run_id}")
-                    pending[new] = task
-                    stream.add(new)
+                    entries = future.result()
+                except Exception as exc:  # a worker lost (KilledWorker)
+                    if len(batch) > 1:
+                        # Which of its runs lost the worker is not known: each goes again alone, so
+                        # that only that run fails.
+                        for task in batch:
+                            submit([task])
+                        continue
+                    entries = [_failed_entry(batch[0], exc)]
+                sizer.observe(entry["wall_seconds"] for entry in entries)
+                yield from entries
+                refill()
