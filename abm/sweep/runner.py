@@ -50,8 +50,8 @@ __all__ = ["RunTask", "SweepOutcome", "TaskSizer", "execute_run", "execute_runs"
 
 _FLUSH_SECONDS = 5.0
 # A Dask task of several runs aims at about this long. A task costs its worker about 15 ms beyond its
-# runs on the 2-core machine (docs/performance.md): under 2% of a one-second task. Runs of a second or
-# more go one a task, as before.
+# runs on the 2-core machine (docs/performance.md): under 2% of a one-second task. Runs over half a
+# second go one a task, as before.
 _TASK_SECONDS = 1.0
 
 
