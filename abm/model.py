@@ -47,6 +47,7 @@ from abm.recorder import RunRecorder
 from abm.reporters import AGENT_REPORTERS, HeadlineCollector, HeadlineSoFar, model_reporters
 from abm.results import RunResult
 from abm.shocks import ShockContext, ShockSchedule
+from abm.trading_time import TradingClock
 
 __all__ = ["DEFAULT_INSTRUMENT", "MarketModel"]
 
@@ -139,6 +140,9 @@ class MarketModel(mesa.Model):
         self.marks = np.array([market.mark for market in self.markets])
         self.population = Population(self.ledger)
         self.population.idle_holders = _is_idle_holder
+        # Arrival rates in trading time (abm.trading_time); None without `trading_time:`.
+        self.trading_clock = TradingClock(config.trading_time, self.rng) if config.trading_time else None
+        self.population.trading_clock = self.trading_clock
         self.shocks = ShockSchedule(config.shocks)
         # Collateral posted in assets whose price moves (abm.collateral); None without any.
         self.collateral = CollateralBook(config.collateral_assets) if config.collateral_assets else None
@@ -404,6 +408,8 @@ class MarketModel(mesa.Model):
             self._bring_back(t)
         if self._activity:  # arrival rates that follow the marks so far
             self._observe_activity()
+        if self.trading_clock is not None:  # and the trading clock's factor for this step
+            self.trading_clock.advance()
         for agent in self.population.draw_actors(self.rng, self.ledger.margin_called):
             agent.step()
         # 4-7. margin check, liquidation rounds and waterfall; then the marks
@@ -447,6 +453,13 @@ class MarketModel(mesa.Model):
             self._invariant_checker = InvariantChecker(self.ledger, [market.book for market in self.markets])
         self.last_money_breakdown = self._invariant_checker.check(t, self.marks)
 
+    def _extra_state(self) -> dict[str, float] | None:
+        # Account-wide figures beside the margin rule's (time-series columns margin_<name>).
+        state = self.collateral.state() if self.collateral is not None else None
+        if self.trading_clock is not None:
+            state = {**(state or {}), "trading_time": self.trading_clock.multiplier}
+        return state
+
     def _record(self, t: int, check) -> None:
         portfolio_rule = self.checker.portfolio_rule if self.checker.has_portfolio_accounts else None
         self.recorder.record_step(
@@ -457,7 +470,7 @@ class MarketModel(mesa.Model):
             self.liquidator.totals,
             self.checker.policies,
             portfolio_rule,
-            self.collateral.state() if self.collateral is not None else None,
+            self._extra_state(),
         )
         for column in self._tiered_columns:  # which brackets a tiered rule ever reached
             # Only margined accounts: the system's (counterparty, liquidation engine) pay no margin.

@@ -39,6 +39,8 @@ class Group:
         primary: Each agent's primary account, in agent order (the accounts arrivals are drawn over).
         activity: Its :class:`~abm.activity.ActivityFeedback` when its rate follows volatility (set by
             the model), else None.
+        clock: The run's :class:`~abm.trading_time.TradingClock` when its kind follows trading time,
+            else None.
     """
 
     index: int
@@ -47,6 +49,7 @@ class Group:
     agents: list = field(default_factory=list)
     primary: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     activity: Any = None
+    clock: Any = None
 
     @property
     def kind(self) -> str:
@@ -55,10 +58,15 @@ class Group:
 
     @property
     def arrival_rate(self) -> float:
-        """Probability that one of its agents acts in a step (with ``activity``, this step's)."""
-        if self.activity is None:
+        """Probability that one of its agents acts in a step (with ``activity`` or ``clock``, this step's)."""
+        if self.activity is None and self.clock is None:
             return self.config.arrival_rate
-        return min(1.0, self.config.arrival_rate * self.activity.multiplier)
+        rate = self.config.arrival_rate
+        if self.activity is not None:
+            rate *= self.activity.multiplier
+        if self.clock is not None:
+            rate *= self.clock.multiplier
+        return min(1.0, rate)
 
     @property
     def label(self) -> str:
@@ -87,6 +95,8 @@ class Population:
         self.maker_accounts = np.empty(0, dtype=np.int64)
         self._idle_mask: np.ndarray | None = None
         self.idle_holders: Callable[[Group], bool] = lambda group: False
+        # The run's trading clock (abm.trading_time): every group of its kinds follows it, mid-run too.
+        self.trading_clock: Any = None
 
     # ------------------------------------------------------------------ opening accounts
 
@@ -154,6 +164,9 @@ class Population:
     def add_group(self, config: Any) -> Group:
         """Register an empty group (its accounts come through :meth:`extend_group`)."""
         group = Group(len(self.groups), config, np.empty(0, dtype=np.int64))
+        clock = self.trading_clock
+        if clock is not None and config.kind in clock.kinds:
+            group.clock = clock
         self.groups.append(group)
         return group
 

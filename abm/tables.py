@@ -220,7 +220,8 @@ TIMESERIES = Table(
         "<rule>_scenarios, <rule>_binding_step; parametric_var_mean_correlation; account-wide) and per "
         "instrument on its row (span_scan_range, span_buffer_level, parametric_var_sigma); with collateral "
         "assets, collateral_<asset>_price and collateral_<asset>_haircut (the asset's quoted price and the "
-        "haircut in force).",
+        "haircut in force); with trading_time, trading_time (the trading clock's factor on the arrival "
+        "rates in the step).",
     ),
 )
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from abm.config import schema
-from abm.config.agents import AGENT_KINDS, ActivityFeedback, Comeback, Holding
+from abm.config.agents import AGENT_KINDS, ActivityFeedback, Comeback, Holding, TradingTime
 from abm.config.collateral import CollateralAsset, VolatilityHaircut
 from abm.config.market import FundingConfig, IndexConfig, MarketOrderProtection
 from abm.margin import portfolio_settings, settings
@@ -46,6 +46,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Agents: margin-call reaction", schema.MarginCallReaction, "agents[i].margin_call."),
     ("Agents: comeback of liquidated traders", Comeback, "agents[i].comeback."),
     ("Agents: arrivals that follow volatility", ActivityFeedback, "agents[i].activity."),
+    ("Agents: arrivals in trading time", TradingTime, "trading_time."),
     ("Agents: portfolio holding", Holding, "agents[i].portfolio[j]."),
     ("Liquidation", schema.LiquidationConfig, "liquidation."),
     *((f"Margin: {name}", model, "margin.") for name, model in settings.RULE_SETTINGS.items()),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from abm.config.agents import ActivityFeedback
+from abm.config.agents import ActivityFeedback, TradingTime
 from abm.config.loading import (
     available_scenarios,
     available_sweeps,
@@ -86,6 +86,7 @@ __all__ = [
     "SHOCK_TYPES",
     "TRIGGER_CONDITIONS",
     "ActivityFeedback",
+    "TradingTime",
     "MarketOrderProtection",
     "ShockTrigger",
     "FundamentalRegime",

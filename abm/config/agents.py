@@ -44,6 +44,7 @@ __all__ = [
     "MarketMakerGroup",
     "NoiseTraderGroup",
     "SwitchingGroup",
+    "TradingTime",
     "ValueFundGroup",
     "agent_kind",
 ]
@@ -488,3 +489,48 @@ class SwitchingGroup(_GroupBase):
 
 # The union of every registered group model: `kind` picks one (derived from the registry).
 AgentGroup = Annotated[union_of(kind.settings for kind in AGENT_KINDS.values()), Field(discriminator="kind")]
+
+
+def _arriving_kinds() -> list[str]:
+    return [name for name in AGENT_KINDS.names() if name != "market_maker"]
+
+
+class TradingTime(Strict):
+    """Arrivals in multifractal trading time: one clock speeds up or slows down several kinds at once.
+
+    The clock is the product of ``components`` factors, each ``high`` or ``2 - high`` with equal
+    chance (mean 1), the ``j``-th redrawn in a step with probability ``1 / d_j``, the ``d_j`` spaced
+    geometrically from ``slowest_steps`` to ``fastest_steps`` (the Markov-switching multifractal of
+    Calvet and Fisher 2004; trading time after Mandelbrot, Fisher and Calvet 1997). Each step the
+    arrival rate of every group of ``kinds`` is multiplied by it (with its ``activity`` factor too),
+    at most 1 (abm.trading_time).
+    """
+
+    components: int = Field(default=8, ge=1, le=20, description="Factors in the product.")
+    slowest_steps: float = Field(
+        default=4_000.0, ge=1.0, le=1e9, description="Mean steps between redraws of the slowest factor."
+    )
+    fastest_steps: float = Field(
+        default=2.0, ge=1.0, le=1e9, description="Mean steps between redraws of the fastest factor."
+    )
+    high: float = Field(
+        default=1.3, gt=1.0, lt=2.0, description="A factor's high value (its low is 2 - high)."
+    )
+    kinds: list[AGENT_KINDS.literal()] = Field(  # type: ignore[valid-type]
+        default_factory=_arriving_kinds,
+        min_length=1,
+        description="Agent kinds whose arrivals follow the clock (default: every kind but market_maker).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TradingTime:
+        if self.fastest_steps > self.slowest_steps:
+            raise ValueError(
+                f"fastest_steps ({self.fastest_steps:g}) must not exceed "
+                f"slowest_steps ({self.slowest_steps:g})"
+            )
+        if "market_maker" in self.kinds:
+            raise ValueError("market makers quote every step: kinds lists the other kinds only")
+        if len(set(self.kinds)) != len(self.kinds):
+            raise ValueError("kinds lists a kind twice")
+        return self

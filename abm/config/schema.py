@@ -24,6 +24,7 @@ from abm.config.agents import (
     MarginCallReaction,
     MarketMakerGroup,
     NoiseTraderGroup,
+    TradingTime,
     ValueFundGroup,
 )
 from abm.config.collateral import CollateralAsset
@@ -103,6 +104,7 @@ __all__ = [
     "MarketMakerGroup",
     "MarketOrderShock",
     "NoiseTraderGroup",
+    "TradingTime",
     "ValueFundGroup",
     "PositiveFloat",
     "Scenario",
@@ -220,6 +222,9 @@ class Scenario(Strict):
         default_factory=list, max_length=16, description="Assets traders may post as collateral."
     )
     shocks: list[Shock] = Field(default_factory=list)
+    trading_time: TradingTime | None = Field(
+        default=None, description="A multifractal clock on the arrival rates (default: none)."
+    )
 
     # ------------------------------------------------------------------ the instruments
 
