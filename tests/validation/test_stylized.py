@@ -162,6 +162,30 @@ def test_arch_lm_detects_garch_and_not_iid_noise():
     assert st.arch_lm_test(shocks, 5).pvalue > 0.001
 
 
+def test_robust_acf_standard_error_by_hand_and_under_garch():
+    # x = [2, 0, -2, 0] has mean 0 and squares [4, 0, 4, 0] (sum 8): lag 1 pairs 4x0, 0x4, 4x0 -> 0;
+    # lag 2 pairs 4x4, 0x0 -> 16, sqrt(16) / 8 = 0.5; lag 3 pairs 4x0 -> 0.
+    np.testing.assert_allclose(st.autocorrelation_standard_error([2, 0, -2, 0], 3), [0.0, 0.5, 0.0])
+    assert np.isnan(st.autocorrelation_standard_error(np.ones(5), 2)).all()
+    # iid normal returns: about 1/sqrt(n); a GARCH(1,1) with clustered volatility: wider at lag 1,
+    # and the share of lags 2-50 of the GARCH outside the robust band is near 5% while the iid band
+    # (1.96/sqrt(n)) flags more of them.
+    rng = np.random.default_rng(11)
+    n = 20_000
+    shocks = rng.standard_normal(n)
+    garch = np.empty(n)
+    variance = 1.0
+    for t in range(n):
+        garch[t] = math.sqrt(variance) * shocks[t]
+        variance = 0.05 + 0.15 * garch[t] ** 2 + 0.8 * variance
+    iid_error = st.autocorrelation_standard_error(shocks, 50)
+    assert iid_error == pytest.approx(np.full(50, 1 / math.sqrt(n)), rel=0.1)
+    assert st.autocorrelation_standard_error(garch, 1)[0] > 1.3 / math.sqrt(n)
+    facts = st.stylized_facts(pd.DataFrame({"mark": 100 * np.exp(np.cumsum(garch) * 1e-3)}))
+    assert len(facts["acf_robust_band"]) == 50
+    assert facts["acf_robust_significant_share"] <= facts["acf_significant_share"]
+
+
 def test_leverage_correlation_against_corrcoef():
     rng = np.random.default_rng(6)
     x = rng.standard_normal(400)
