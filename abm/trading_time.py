@@ -7,9 +7,10 @@ chance, so each has mean 1 and, being independent, so has the product. The ``j``
 ``d_j`` run geometrically from ``slowest_steps`` down to ``fastest_steps``. This is the binomial
 Markov-switching multifractal of Calvet and Fisher (2004), here as *trading time* (Mandelbrot, Fisher
 and Calvet 1997): the market's clock runs faster or slower over time scales from a few steps to
-thousands, and every group of the listed kinds arrives that much more or less often. Its
-autocorrelation is a sum of exponentials over those time scales, which decays far more slowly than
-any one of them.
+thousands, and every group of the listed kinds arrives that much more or less often. With
+``v = (high - 1)^2`` each factor's variance, the clock's autocovariance at lag ``l`` is
+``prod_j (1 + v (1 - p_j)^l) - 1`` (``p_j = 1 / d_j``), about ``v sum_j (1 - p_j)^l`` for a small
+``v``: it falls over the whole range of the time scales, not at one of them.
 
 The clock is drawn from the run's generator once a step, just before the agents are drawn (step 3 of
 the step order): the first step draws every factor, later steps one uniform per factor and one more
