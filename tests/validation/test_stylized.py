@@ -149,15 +149,19 @@ def test_arch_lm_statistic_against_normal_equations():
     assert result.pvalue == pytest.approx(st.chi2_survival(len(y) * r2, lags))
 
 
-def test_arch_lm_detects_garch_and_not_iid_noise():
-    rng = np.random.default_rng(4)
-    n = 5_000
-    shocks = rng.standard_normal(n)
-    garch = np.empty(n)
+def _garch(shocks, omega, alpha, beta):
+    # A GARCH(1,1) path driven by the given standard normal shocks, starting at variance 1.
+    path = np.empty(len(shocks))
     variance = 1.0
-    for t in range(n):
-        garch[t] = math.sqrt(variance) * shocks[t]
-        variance = 0.1 + 0.3 * garch[t] ** 2 + 0.6 * variance
+    for t, shock in enumerate(shocks):
+        path[t] = math.sqrt(variance) * shock
+        variance = omega + alpha * path[t] ** 2 + beta * variance
+    return path
+
+
+def test_arch_lm_detects_garch_and_not_iid_noise():
+    shocks = np.random.default_rng(4).standard_normal(5_000)
+    garch = _garch(shocks, 0.1, 0.3, 0.6)
     assert st.arch_lm_test(garch, 5).pvalue < 1e-6
     assert st.arch_lm_test(shocks, 5).pvalue > 0.001
 
@@ -168,16 +172,10 @@ def test_robust_acf_standard_error_by_hand_and_under_garch():
     np.testing.assert_allclose(st.autocorrelation_standard_error([2, 0, -2, 0], 3), [0.0, 0.5, 0.0])
     assert np.isnan(st.autocorrelation_standard_error(np.ones(5), 2)).all()
     # iid normal returns: about 1/sqrt(n); a GARCH(1,1) with clustered volatility: wider at lag 1,
-    # and the share of lags 2-50 of the GARCH outside the robust band is near 5% while the iid band
-    # (1.96/sqrt(n)) flags more of them.
-    rng = np.random.default_rng(11)
+    # so the robust band flags no more of the GARCH's lags than the iid band (1.96/sqrt(n)) does.
     n = 20_000
-    shocks = rng.standard_normal(n)
-    garch = np.empty(n)
-    variance = 1.0
-    for t in range(n):
-        garch[t] = math.sqrt(variance) * shocks[t]
-        variance = 0.05 + 0.15 * garch[t] ** 2 + 0.8 * variance
+    shocks = np.random.default_rng(11).standard_normal(n)
+    garch = _garch(shocks, 0.05, 0.15, 0.8)
     iid_error = st.autocorrelation_standard_error(shocks, 50)
     assert iid_error == pytest.approx(np.full(50, 1 / math.sqrt(n)), rel=0.1)
     assert st.autocorrelation_standard_error(garch, 1)[0] > 1.3 / math.sqrt(n)
