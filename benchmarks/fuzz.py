@@ -10,6 +10,7 @@ Usage::
 
     python benchmarks/fuzz.py                 # 500 cases (about 10 minutes)
     python benchmarks/fuzz.py --cases 2000 --seed 3
+    python benchmarks/fuzz.py --bases all      # every shipped scenario as a base, not only the three
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0, help="hypothesis's seed")
     parser.add_argument("--verbose", action="store_true", help="print every case as it ends")
+    parser.add_argument(
+        "--bases", nargs="+", default=None, help="library scenarios to start from ('all': every one)"
+    )
     args = parser.parse_args(argv)
 
-    from fuzz_cases import draw_case, problems, run_case
+    from fuzz_cases import BASES, draw_case, problems, run_case
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
 
@@ -42,9 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     defects: list[str] = []
     started = time.perf_counter()
 
+    from abm.config import available_scenarios
+
+    bases = tuple(available_scenarios() if args.bases == ["all"] else args.bases or BASES)
+    unknown = sorted(set(bases) - set(available_scenarios()))
+    if unknown:
+        parser.error(f"no such library scenario: {', '.join(unknown)} (see `abm list`)")
+
     @seed(args.seed)
     @settings(max_examples=args.cases, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.composite(draw_case)())
+    @given(st.composite(draw_case)(bases=bases))
     def check(case):
         with tempfile.TemporaryDirectory() as folder:
             outcome = run_case(case, Path(folder))

@@ -240,11 +240,18 @@ def problems(case: FuzzCase, outcome: Outcome) -> list[str]:
 CHEAP_COUNT = 20_000
 
 
-def draw_case(draw, max_changes: int = 3, cheap: bool = False) -> FuzzCase:
-    """Draw one case with hypothesis's ``draw`` (inside ``@st.composite``); ``cheap``: no huge groups."""
+def draw_case(draw, max_changes: int = 3, cheap: bool = False, bases: tuple[str, ...] = BASES) -> FuzzCase:
+    """Draw one case with hypothesis's ``draw`` (inside ``@st.composite``).
+
+    Args:
+        draw: Hypothesis's ``draw``.
+        max_changes: At most this many leaves replaced.
+        cheap: No agent counts above ``CHEAP_COUNT`` (the suite's budget).
+        bases: The library scenarios to start from (:data:`BASES` by default).
+    """
     from hypothesis import strategies as st
 
-    base = draw(st.sampled_from(BASES))
+    base = draw(st.sampled_from(bases))
     schema, data, leaves = schema_and_leaves(base)
     chosen = draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=max_changes, unique=True))
     changes = []
