@@ -27,6 +27,7 @@ from abm.plot_style import (
     _line,
     _mark_shocks,
     _panels,
+    _plain_log_labels,
     _present,
     _rows_of,
     _thin_ticks,
@@ -169,9 +170,10 @@ def plot_depth(
         if ax is None:  # our figure: the bar beside the panel, which keeps its width (x aligned below)
             figure.subplots_adjust(**_MARGINS_WITH_COLOURBAR)
             bar_axes = depth_axes.inset_axes((1.02, 0.0, 0.025, 1.0))
-            figure.colorbar(mesh, cax=bar_axes, label="resting lots")
+            bar = figure.colorbar(mesh, cax=bar_axes, label="resting lots")
         else:
-            figure.colorbar(mesh, ax=depth_axes, label="resting lots")
+            bar = figure.colorbar(mesh, ax=depth_axes, label="resting lots")
+        _plain_log_labels(bar.ax.yaxis)
     else:
         depth_axes.text(0.5, 0.5, "empty book", transform=depth_axes.transAxes, ha="center")
     depth_axes.axhline(0.0, color="white", linewidth=0.8)
@@ -239,6 +241,7 @@ def plot_leverage_distribution(
             label=f"{name} (step {step}): {len(open_rows)} of {len(rows)} open, {underwater} underwater",
         )
     axes.set_xscale("log")
+    _plain_log_labels(axes.xaxis)
     axes.set_xlabel("leverage (notional / equity)")
     axes.set_ylabel("traders")
     axes.set_title("Leverage of the leveraged traders with an open position")
@@ -384,6 +387,7 @@ def plot_cascade_sizes(
     survival = np.cumsum(counts[::-1])[::-1] / counts.sum()
     axes.loglog(sizes, counts, "o", label="cascades of this size")
     axes.loglog(sizes, survival * counts.sum(), drawstyle="steps-post", label="cascades at least this large")
+    _plain_log_labels(axes.xaxis, axes.yaxis)
     axes.set_xlabel("cascade size (liquidations)")
     axes.set_ylabel("cascades")
     axes.set_title(f"Cascade sizes: {int(counts.sum())} cascades, largest {int(sizes.max())}")
