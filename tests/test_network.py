@@ -286,6 +286,40 @@ def test_maker_centrality_by_hand():
     assert measures["trade_network_accounts"] == 7 and measures["trade_network_links"] == 7
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_maker_betweenness_is_networkx_betweenness(seed):
+    # The makers' betweenness (all sources' searches at once, in arrays) against networkx's own
+    # Brandes pass, on random trading links: sparse and dense, with components apart, self-trades and
+    # zero-notional links (which are no link), and every node asked for, traded or not.
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(3, 60))
+    links = nx.gnp_random_graph(count, float(rng.uniform(0.03, 0.4)), seed=seed, directed=True)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(count + 3))  # the last three: never traded
+    for taker, maker in links.edges:
+        graph.add_edge(taker, maker, notional=float(rng.choice([0.0, 1.0, 250.0])))
+    graph.add_edge(1, 1, notional=10.0)
+    traded = nx.Graph()
+    traded.add_edges_from((a, b) for a, b, value in graph.edges(data="notional") if a != b and value > 0)
+    expected = nx.betweenness_centrality(traded, normalized=True)
+    table = maker_centrality(graph, makers=list(graph))
+    got = dict(zip(table["account"], table["betweenness"], strict=True))
+    assert {node: got[node] for node in expected} == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert all(got[node] == 0.0 for node in got if node not in expected)
+
+
+def test_maker_betweenness_is_left_out_above_its_size_limit():
+    # One maker trading with BETWEENNESS_MAX_NODES others: one node too many for the arrays.
+    from abm.network import BETWEENNESS_MAX_NODES
+
+    graph = nx.DiGraph()
+    graph.add_node(0, kind="market_maker")
+    graph.add_edges_from(((taker, 0) for taker in range(1, BETWEENNESS_MAX_NODES + 1)), notional=1.0)
+    assert maker_centrality(graph)["betweenness"].isna().all()
+    graph.remove_node(BETWEENNESS_MAX_NODES)  # now at the limit: the hub is on every pair's path
+    assert maker_centrality(graph)["betweenness"].tolist() == pytest.approx([1.0])
+
+
 def test_a_trade_network_is_measured_once_and_again_when_it_changes(monkeypatch):
     import abm.trade_network
 
