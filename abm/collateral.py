@@ -4,7 +4,9 @@ A leveraged group with ``collateral_asset: NAME`` posts its collateral in that a
 holds ``units = collateral / (price x (1 - haircut))`` of it at the start, so that margin first sees the
 collateral the scenario gives. Every step (after the shocks and the fundamentals) each asset's price
 moves (a driftless geometric random walk of per-step sd ``volatility``, one standard normal per
-moving asset from the run's generator; assets that do not move draw nothing), a ``depeg`` shock may
+moving asset from the run's generator; assets that do not move draw nothing), or follows the index
+of the instrument it ``tracks`` (``price x index / index at the start``: the coin a coin-margined
+contract's margin is posted in, whose value falls with the market it margins), a ``depeg`` shock may
 quote it at a fraction of that, its haircut follows its volatility if the asset says so, and every
 holding is revalued: the account's collateral changes by ``units x`` the change of the unit's
 ``quoted price x (1 - haircut)``, journalled as ``revaluation``. Profits and losses settle in cash, so an
@@ -24,7 +26,7 @@ holding is worth ``111.11 x 0.65 x 0.9 = 65``, so the account's collateral falls
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,11 +39,19 @@ class CollateralBook:
 
     Args:
         assets: The validated ``collateral_assets:`` entries.
+        markets: The run's markets by instrument name, for the assets that track an index (their
+            start is the index now).
     """
 
-    def __init__(self, assets: Sequence[Any]) -> None:
+    def __init__(self, assets: Sequence[Any], markets: Mapping[str, Any] | None = None) -> None:
         self.assets = list(assets)
         self.names = [asset.name for asset in self.assets]
+        # (asset, market, the index at the start) for each asset whose price follows an index.
+        self._tracked = [
+            (i, markets[asset.tracks], float(markets[asset.tracks].index))
+            for i, asset in enumerate(self.assets)
+            if getattr(asset, "tracks", None) is not None
+        ]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.price = np.array([asset.price for asset in self.assets], dtype=np.float64)
         self.volatility = np.array([asset.volatility for asset in self.assets], dtype=np.float64)
@@ -79,6 +89,8 @@ class CollateralBook:
             sigma = self.volatility[self._moving]
             draws = rng.standard_normal(len(self._moving))
             self.price[self._moving] *= np.exp(sigma * draws - 0.5 * sigma * sigma)
+        for i, market, start in self._tracked:
+            self.price[i] = self.assets[i].price * market.index / start
         quoted = self.price * self.quote_factor
         returns = np.log(quoted / self.quoted)
         self.quoted = quoted

@@ -145,7 +145,11 @@ class MarketModel(mesa.Model):
         self.population.trading_clock = self.trading_clock
         self.shocks = ShockSchedule(config.shocks)
         # Collateral posted in assets whose price moves (abm.collateral); None without any.
-        self.collateral = CollateralBook(config.collateral_assets) if config.collateral_assets else None
+        self.collateral = (
+            CollateralBook(config.collateral_assets, {market.name: market for market in self.markets})
+            if config.collateral_assets
+            else None
+        )
         first_shock = min((shock.step for shock in config.shocks), default=0)
         self._snapshot_step = max(first_shock - 1, 0)  # accounts are snapshot just before the stress
         self.recorder = RunRecorder(self.horizon, [market.name for market in self.markets])

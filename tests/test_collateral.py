@@ -94,6 +94,63 @@ def test_a_volatile_asset_moves_by_the_runs_generator_and_reproducibly():
     assert collateral == pytest.approx(100.0 * price)
 
 
+def test_an_asset_that_tracks_an_index_moves_with_it():
+    # A coin posted as collateral for a contract on that coin: 100 of collateral at price 100 less 10%
+    # is 100 / 90 = 1.1111 units. The index falls from 100 to 90: the coin is at 100 x 90 / 100 = 90,
+    # the unit worth 90 x 0.9 = 81 and the holding 1.1111 x 81 = 90: -10. Then to 45: 45 x 0.9 x 1.1111
+    # = 45, another -45. Nothing is drawn from the generator.
+    market = SimpleNamespace(index=100.0)
+    exchange = make_exchange()
+    ledger = exchange.ledger
+    account = int(ledger.add_accounts(1, 100.0, "leveraged_trader")[0])
+    book = CollateralBook([_asset(name="BTC", price=100.0, tracks="PERP")], {"PERP": market})
+    book.hold(np.array([account]), "BTC", ledger.collateral[[account]])
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert book.units[0][0] == pytest.approx(100 / 90)
+    market.index = 90.0
+    book.reset()
+    assert book.step(rng, ledger) == pytest.approx(-10.0)
+    assert book.state()["collateral_BTC_price"] == pytest.approx(90.0)
+    market.index = 45.0
+    book.reset()
+    assert book.step(rng, ledger) == pytest.approx(-45.0)
+    assert ledger.collateral_of(account) == pytest.approx(45.0)
+    assert rng.bit_generator.state == state
+    journal = ledger.journal.frame(["X"])
+    assert journal.loc[journal["kind"] == "revaluation", "amount"].tolist() == pytest.approx([-10.0, -45.0])
+    check_ledger(ledger, 1, [45.0])
+
+
+def test_coin_margined_traders_collateral_follows_the_index_in_a_run():
+    # depeg_collateral's first 200 longs with their collateral in the perpetual's own coin (no depeg, no
+    # haircut) for 40 steps, the other 100 in cash: the coin's price is 100 x index / the index at the
+    # start every step, and each coin long still holding it has had its collateral (100 at the start)
+    # revalued by 100 x (index / start - 1); the cash longs not at all.
+    from abm.model import MarketModel
+
+    data = _depeg_scenario()
+    data["collateral_assets"] = [{"name": "BTC", "price": 100.0, "tracks": "PERP"}]
+    data["agents"][1]["collateral_asset"] = "BTC"
+    data["shocks"] = []
+    data["steps"] = 40
+    model = MarketModel(config.scenario_from_dict(data), rng=3, check_invariants=True)
+    start = model.markets[0].index
+    model.run()
+    result = model.results()
+    series = result.timeseries
+    assert series["margin_collateral_BTC_price"].to_numpy() == pytest.approx(
+        100.0 * series["index"].to_numpy() / start, rel=1e-12
+    )
+    journal = result.ledger
+    revalued = journal[journal["kind"] == "revaluation"].groupby("account_id")["amount"].sum()
+    traders = result.accounts.loc[result.accounts["group"] == "usdx_longs", "account_id"]
+    assert len(traders) == 200 and sorted(revalued.index) == sorted(traders)  # every coin long, no other
+    assert (model.ledger.collateral[traders.to_numpy()] > 0).all()  # each still holds its coin
+    expected = 100.0 * (series["index"].iloc[-1] / start - 1.0)
+    assert expected != 0.0 and revalued.to_numpy() == pytest.approx(expected, rel=1e-9)
+
+
 def _depeg_scenario(**changes):
     data = config.load_scenario(config.resolve_scenario("depeg_collateral")).model_dump(
         mode="json", exclude_unset=True
@@ -122,6 +179,16 @@ def _depeg_scenario(**changes):
         ),
         ({"collateral_assets.0.haircut": 1.0}, "collateral_assets.0.haircut", "must be < 1"),
         ({"shocks.0.fraction": 1.5}, "shocks.0.fraction", "must be < 1"),
+        (
+            {"collateral_assets.0.tracks": "BTCUSD"},
+            "collateral_assets.0.tracks",
+            "unknown instrument 'BTCUSD' (the scenario has: PERP)",
+        ),
+        (
+            {"collateral_assets.0.tracks": "PERP", "collateral_assets.0.volatility": 0.01},
+            "collateral_assets.0",
+            "give volatility or tracks, not both",
+        ),
     ],
 )
 def test_bad_collateral_settings_name_their_field(changes, path, words):

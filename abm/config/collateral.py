@@ -26,8 +26,9 @@ class CollateralAsset(Strict):
     """An asset accounts may post as collateral, valued every step at its price less a haircut.
 
     Its price starts at ``price`` and moves as a driftless geometric random walk of per-step sd
-    ``volatility`` (0: it stays at its price, as a stablecoin at par does); a ``depeg`` shock quotes it
-    at a fraction of that for a while.
+    ``volatility`` (0: it stays at its price, as a stablecoin at par does), or, with ``tracks``, with
+    an instrument's index (the coin of a coin-margined contract: collateral that falls with the
+    market it margins); a ``depeg`` shock quotes it at a fraction of that for a while.
     """
 
     name: str = Field(min_length=1, max_length=64, description="The asset's name (groups name it).")
@@ -37,6 +38,21 @@ class CollateralAsset(Strict):
     volatility_haircut: VolatilityHaircut | None = Field(
         default=None, description="A haircut scaled by the asset's volatility (haircut is its floor)."
     )
+    tracks: str | None = Field(
+        default=None,
+        min_length=1,
+        description="An instrument whose index the price follows: price x index / the index at the start "
+        "(the coin of a coin-margined contract; volatility must then be 0).",
+    )
+
+    @model_validator(mode="after")
+    def _one_price_process(self) -> CollateralAsset:
+        if self.tracks is not None and self.volatility > 0.0:
+            raise ValueError(
+                f"give volatility or tracks, not both: an asset that tracks '{self.tracks}' moves with "
+                "its index (set volatility to 0)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cap_above_floor(self) -> CollateralAsset:

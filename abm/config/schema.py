@@ -473,9 +473,18 @@ class Scenario(Strict):
                         )
 
     def _check_collateral(self) -> None:
-        # Asset names are unique; a group or a depeg names one of them.
+        # Asset names are unique; a group or a depeg names one of them; an asset tracks an instrument.
         seen = _unique_names(self.collateral_assets, "collateral_assets", "collateral asset")
         known = ", ".join(seen) or "none: add a collateral_assets: list"
+        instruments = self.instrument_names()
+        for i, asset in enumerate(self.collateral_assets):
+            if asset.tracks is not None and asset.tracks not in instruments:
+                raise _fail(
+                    f"collateral_assets.{i}.tracks",
+                    "unknown instrument '{name}' (the scenario has: {known})",
+                    name=asset.tracks,
+                    known=", ".join(instruments),
+                )
         for where, group in self._groups():
             name = getattr(group, "collateral_asset", None)
             if name is not None and name not in seen:
