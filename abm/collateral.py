@@ -1,15 +1,15 @@
 """Collateral that is not cash: assets whose price moves, valued every step at price less haircut.
 
-A leveraged group with ``collateral_asset: NAME`` posts its collateral in that asset: each account
-holds ``units = collateral / (price x (1 - haircut))`` of it at the start, so that margin first sees the
-collateral the scenario gives. Every step (after the shocks and the fundamentals) each asset's price
-moves (a driftless geometric random walk of per-step sd ``volatility``, one standard normal per
-moving asset from the run's generator; assets that do not move draw nothing), or follows the index
-of the instrument it ``tracks`` (``price x index / index at the start``: the coin a coin-margined
+A leveraged or basis-arbitrageur group with ``collateral_asset: NAME`` posts its collateral in that
+asset: each account holds ``units = collateral / (price x (1 - haircut))`` of it at the start, so that
+margin first sees the collateral the scenario gives. Every step (after the shocks and the fundamentals)
+each asset's price moves (a driftless geometric random walk of per-step sd ``volatility``, one standard
+normal per moving asset from the run's generator; assets that do not move draw nothing), or follows the
+index of the instrument it ``tracks`` (``price x index / index at the start``: the coin a coin-margined
 contract's margin is posted in, whose value falls with the market it margins), a ``depeg`` shock may
 quote it at a fraction of that, its haircut follows its volatility if the asset says so, and every
-holding is revalued: the account's collateral changes by ``units x`` the change of the unit's
-``quoted price x (1 - haircut)``, journalled as ``revaluation``. Profits and losses settle in cash, so an
+holding is revalued: the account's collateral changes by ``units x`` the change of the unit's ``quoted
+price x (1 - haircut)``, journalled as ``revaluation``. Profits and losses settle in cash, so an
 account's collateral is its cash plus its holding's haircut value; an account whose collateral is no
 longer positive has had its holding taken (the exchange sold it to cover the losses), so it holds no
 units from then on.

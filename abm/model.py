@@ -240,7 +240,7 @@ class MarketModel(mesa.Model):
                                 initial_positions.append((position.account, position.market.column, lots))
             else:
                 agent_class = AGENT_CLASSES[config.kind]
-                self.population.open_group(
+                group = self.population.open_group(
                     config,
                     config.count,
                     config.collateral,
@@ -250,6 +250,9 @@ class MarketModel(mesa.Model):
                     ],
                     maker=config.kind == "market_maker",
                 )
+                asset = getattr(config, "collateral_asset", None)
+                if asset is not None:  # a basis arbitrageur's margin in an asset
+                    self.collateral.hold(group.accounts, asset, self.ledger.collateral[group.accounts])
         if initial_positions:
             # The other side of the initial leveraged positions: one fully funded, unlevered
             # account (think of a basis trader short the future and long spot), never liquidated.

@@ -126,12 +126,22 @@ def test_coin_margined_traders_collateral_follows_the_index_in_a_run():
     # depeg_collateral's first 200 longs with their collateral in the perpetual's own coin (no depeg, no
     # haircut) for 40 steps, the other 100 in cash: the coin's price is 100 x index / the index at the
     # start every step, and each coin long still holding it has had its collateral (100 at the start)
-    # revalued by 100 x (index / start - 1); the cash longs not at all.
+    # revalued by 100 x (index / start - 1); the cash longs not at all. Two basis arbitrageurs post
+    # 10,000 each in the coin too: 10,000 x (index / start - 1) each.
     from abm.model import MarketModel
 
     data = _depeg_scenario()
     data["collateral_assets"] = [{"name": "BTC", "price": 100.0, "tracks": "PERP"}]
     data["agents"][1]["collateral_asset"] = "BTC"
+    data["agents"].append(
+        {
+            "kind": "basis_arbitrageur",
+            "label": "arbs",
+            "count": 2,
+            "collateral": 10_000.0,
+            "collateral_asset": "BTC",
+        }
+    )
     data["shocks"] = []
     data["steps"] = 40
     model = MarketModel(config.scenario_from_dict(data), rng=3, check_invariants=True)
@@ -145,10 +155,14 @@ def test_coin_margined_traders_collateral_follows_the_index_in_a_run():
     journal = result.ledger
     revalued = journal[journal["kind"] == "revaluation"].groupby("account_id")["amount"].sum()
     traders = result.accounts.loc[result.accounts["group"] == "usdx_longs", "account_id"]
-    assert len(traders) == 200 and sorted(revalued.index) == sorted(traders)  # every coin long, no other
+    arbitrageurs = result.accounts.loc[result.accounts["group"] == "arbs", "account_id"]
+    assert len(traders) == 200 and len(arbitrageurs) == 2
+    assert sorted(revalued.index) == sorted([*traders, *arbitrageurs])  # the coin's holders, no other
     assert (model.ledger.collateral[traders.to_numpy()] > 0).all()  # each still holds its coin
-    expected = 100.0 * (series["index"].iloc[-1] / start - 1.0)
-    assert expected != 0.0 and revalued.to_numpy() == pytest.approx(expected, rel=1e-9)
+    move = series["index"].iloc[-1] / start - 1.0
+    assert move != 0.0
+    assert revalued.loc[traders].to_numpy() == pytest.approx(100.0 * move, rel=1e-9)
+    assert revalued.loc[arbitrageurs].to_numpy() == pytest.approx(10_000.0 * move, rel=1e-9)
 
 
 def _depeg_scenario(**changes):

@@ -158,6 +158,12 @@ class ActivityFeedback(Strict):
     max_multiplier: float = Field(default=1.5, ge=1.0, le=1_000.0, description="Highest factor on the rate.")
 
 
+_COLLATERAL_ASSET = (
+    "The collateral asset (a name in collateral_assets) the collateral is posted in "
+    "(default: cash in the settlement currency)."
+)
+
+
 class _GroupBase(Strict):
     count: int = Field(ge=0, le=MAX_AGENTS)
     collateral: PositiveMoney = Field(default=1_000.0, description="Initial collateral per agent.")
@@ -215,11 +221,7 @@ class LeveragedTraderGroup(_GroupBase):
         min_length=1,
         description="Positions in several instruments (default: one, in the first instrument, on `side`).",
     )
-    collateral_asset: str | None = Field(
-        default=None,
-        description="The collateral asset (a name in collateral_assets) the collateral is posted in "
-        "(default: cash in the settlement currency).",
-    )
+    collateral_asset: str | None = Field(default=None, description=_COLLATERAL_ASSET)
     margin_mode: Literal["isolated", "cross", "portfolio"] = Field(
         default="cross",
         description="isolated: each position has its own collateral slice and is liquidated alone; "
@@ -406,6 +408,7 @@ class BasisArbitrageurGroup(_GroupBase):
     )
     max_order: Lots = Field(default=50, description="Most lots per step, entering or unwinding.")
     reserves: Money = Field(default=0.0, description="Cash off the exchange for margin calls.")
+    collateral_asset: str | None = Field(default=None, description=_COLLATERAL_ASSET)
 
     @model_validator(mode="after")
     def _exit_inside_entry(self) -> BasisArbitrageurGroup:
