@@ -47,11 +47,15 @@ class CollateralBook:
         self.assets = list(assets)
         self.names = [asset.name for asset in self.assets]
         # (asset, market, the index at the start) for each asset whose price follows an index.
-        self._tracked = [
-            (i, markets[asset.tracks], float(markets[asset.tracks].index))
-            for i, asset in enumerate(self.assets)
-            if getattr(asset, "tracks", None) is not None
-        ]
+        markets = markets or {}
+        self._tracked = []
+        for i, asset in enumerate(self.assets):
+            tracks = getattr(asset, "tracks", None)
+            if tracks is None:
+                continue
+            if tracks not in markets:
+                raise ValueError(f"collateral asset {asset.name!r} tracks {tracks!r}: no such market given")
+            self._tracked.append((i, markets[tracks], float(markets[tracks].index)))
         self.index = {name: i for i, name in enumerate(self.names)}
         self.price = np.array([asset.price for asset in self.assets], dtype=np.float64)
         self.volatility = np.array([asset.volatility for asset in self.assets], dtype=np.float64)

@@ -117,6 +117,8 @@ def test_an_asset_that_tracks_an_index_moves_with_it():
     assert book.step(rng, ledger) == pytest.approx(-45.0)
     assert ledger.collateral_of(account) == pytest.approx(45.0)
     assert rng.bit_generator.state == state
+    with pytest.raises(ValueError, match="tracks 'PERP': no such market given"):
+        CollateralBook([_asset(name="BTC", tracks="PERP")])
     journal = ledger.journal.frame(["X"])
     assert journal.loc[journal["kind"] == "revaluation", "amount"].tolist() == pytest.approx([-10.0, -45.0])
     check_ledger(ledger, 1, [45.0])
