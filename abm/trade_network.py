@@ -428,7 +428,7 @@ def _betweenness(undirected: nx.Graph, wanted: Iterable[int]) -> dict[int, float
     level = 0
     while True:
         level += 1
-        reached = np.asarray(adjacency.T @ frontier.T).T  # paths one hop on, by (source, node)
+        reached = np.asarray(adjacency @ frontier.T).T  # paths one hop on, by (source, node); symmetric
         new = (reached > 0) & (dist < 0)
         if not new.any():
             break
