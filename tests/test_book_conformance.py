@@ -632,6 +632,68 @@ def test_requote_is_cancel_all_then_the_ladder(new_book, seed):
     assert requoting.volume_traded() == composed.volume_traded() > 500
 
 
+def _queues(book) -> list:
+    """Every level's price, total and queue of ids, both sides: the state the next order meets."""
+    return [
+        (side, price, lots, book.orders_at(side, price))
+        for side in (BUY, SELL)
+        for price, lots in book.levels(side, ALL_LEVELS)
+    ]
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_requote_leaves_the_queues_of_cancel_all_then_the_ladder(new_book, seed):
+    # The pure book requotes in one pass when the ladder rests in full (its levels emptied by the
+    # cancel stay listed until the ladder is in) and through submit_ladder when it would cross: both
+    # must leave every queue, id and order as the two calls do. Ladders here: near the 1-tick floor
+    # (bids skipped), with no half spread (a ladder that meets itself), first levels sized 0, one side
+    # only, and references that cross the other owners' quotes.
+    rng = np.random.default_rng(seed)
+    requoting, composed = new_book(), new_book()
+    centre = 30
+    for step in range(2_500):
+        if rng.random() < 0.05:
+            centre = max(2, centre + int(rng.integers(-3, 4)))
+        owner = int(rng.integers(0, 6))
+        side = BUY if rng.random() < 0.5 else SELL
+        draw = rng.random()
+        if draw < 0.45:
+            price, quantity = max(1, centre - side * int(rng.integers(-2, 6))), int(rng.integers(1, 6))
+            assert requoting.submit_limit(owner, side, price, quantity) == composed.submit_limit(
+                owner, side, price, quantity
+            )
+            continue
+        if draw < 0.55:
+            quantity = int(rng.integers(1, 12))
+            assert requoting.submit_market(owner, side, quantity) == composed.submit_market(
+                owner, side, quantity
+            )
+            continue
+        weight = float(rng.choice([0.0, 0.0, 0.5]))
+        anchor = centre + float(rng.normal(0, 3))
+        shift = float(rng.choice([0.0, rng.normal(0, 2), rng.normal(0, 8)]))
+        ladder = (
+            float(rng.choice([0.0, 0.5, 1.5])),  # half spread
+            float(rng.choice([0.0, 1.0, 2.5])),  # spacing
+            int(rng.integers(1, 6)),  # levels
+            int(rng.integers(1, 5)),  # level size
+            float(rng.choice([0.0, 0.5])),  # size growth
+            float(rng.choice([1.0, 0.9, 0.3])),  # size scale (0.3 sizes the first levels 0)
+            rng.random() < 0.9,
+            rng.random() < 0.9,
+        )
+        composed.cancel_all(owner)
+        expected = composed.submit_ladder(owner, composed.quote_reference(weight, anchor) - shift, *ladder)
+        assert requoting.requote_ladder(owner, weight, anchor, shift, *ladder) == expected
+        assert _queues(requoting) == _queues(composed), f"step {step}"
+        for each in range(6):
+            assert requoting.open_orders(each) == composed.open_orders(each)
+        if step % 64 == 0:
+            requoting.check_invariants()
+    requoting.check_invariants()
+    assert requoting.volume_traded() == composed.volume_traded() > 500
+
+
 # --------------------------------------------------------------------------- against the reference book
 OWNER_COUNT = 20
 

@@ -20,7 +20,8 @@ Layout, chosen because this is the simulator's hot path in pure Python (measured
   has at least one lot), so no live-order count is kept. An emptied level leaves the key list but
   stays in the dict, with an empty queue, to be reused: prices near the touch empty and refill
   all the time, and a new ``deque`` costs more than the rest of a resting order. Emptied levels
-  are dropped in bulk when they outnumber the listed ones (by ``_EMPTY_LEVEL_SLACK``), so memory
+  are dropped in bulk when they outnumber the listed ones (by ``_EMPTY_LEVEL_SLACK``, in
+  :mod:`abm.book.pure_levels` with the other housekeeping shared with the ladders), so memory
   stays bounded when the price wanders;
 * an order is a list ``[order_id, owner, side, price, remaining, owner_orders]``, the last being
   its owner's index dict (below), so that a fill or cancel removes it from there without looking
@@ -67,6 +68,7 @@ from abm.book.arguments import (
 )
 from abm.book.protocol import BUY, MAX_LOTS, MAX_PRICE_TICKS, SELL, Fill
 from abm.book.pure_ladders import LadderQuoting
+from abm.book.pure_levels import _COMPACTION_SLACK, _EMPTY_LEVEL_SLACK, _drop_empty_levels
 from abm.book.pure_queries import BookQueries
 
 __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
@@ -76,25 +78,12 @@ __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
 _ID, _OWNER, _SIDE, _PRICE, _REMAINING, _OWNER_ORDERS = 0, 1, 2, 3, 4, 5
 _TOTAL, _QUEUE, _DEAD = 0, 1, 2
 
-# A level's dead (cancelled) queue entries are compacted away once there are more than this many
-# and they outnumber the live ones.
-_COMPACTION_SLACK = 16
-
-# Emptied levels are kept for reuse until they outnumber the listed ones by more than this.
-_EMPTY_LEVEL_SLACK = 64
-
 # A limit key no real key can be below: market orders without a limit price cross everything.
 _NO_LIMIT_KEY = -(1 << 62)
 
 
 # tuple.__new__ skips the generated NamedTuple constructor: about 40% cheaper per fill.
 _new_tuple = tuple.__new__
-
-
-def _drop_empty_levels(levels: dict[int, list]) -> None:
-    """Delete the emptied levels kept for reuse (their queues are empty and their keys unlisted)."""
-    for price in [price for price, level in levels.items() if not level[0]]:
-        del levels[price]
 
 
 class OrderBook(LadderQuoting, BookQueries):
@@ -120,6 +109,7 @@ class OrderBook(LadderQuoting, BookQueries):
         "_last_price",
         "_volume",
         "_ladders",
+        "_ladder_shapes",
     )
 
     def __init__(self) -> None:
@@ -136,6 +126,7 @@ class OrderBook(LadderQuoting, BookQueries):
         # Per owner, its last amend_ladder: (the ladder's arguments and reference, the order left at
         # each place or _NO_ORDER, the size each place asks for, how many orders rest at the places).
         self._ladders: dict[int, tuple] = {}
+        self._ladder_shapes: dict[tuple, list[tuple[int, float]]] = {}  # requote_ladder's, by arguments
 
     # ------------------------------------------------------------------ order entry
 
@@ -470,7 +461,7 @@ class OrderBook(LadderQuoting, BookQueries):
         else:
             keys = self._ask_keys
             key = -price
-        if keys[-1] == key:
+        if keys[-1] == key:  # inline (not pure_levels._unlist): a call costs more than this
             keys.pop()
         else:
             del keys[bisect_left(keys, key)]
