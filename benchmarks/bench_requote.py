@@ -1,9 +1,10 @@
 """The makers' requote on the pure book: microseconds a call, in a real run (a script, not a test).
 
 Each round runs the spiral (the pure book, seed 1) in a fresh process with a wrapper that times every
-``OrderBook.requote_ladder`` call (``perf_counter_ns``), and prints the median and mean microseconds
-a call, the run's own seconds and a digest of its time series and trades (two checkouts that
-requote alike give the same digest). With ``--other PATH`` the rounds alternate between this
+``OrderBook.requote_ladder`` call (wall time, ``perf_counter_ns``, and the thread's CPU time,
+``thread_time_ns``, which a busy host's stolen time does not inflate), and prints the median and mean
+microseconds a call, the run's own seconds and a digest of its time series and trades (two checkouts
+that requote alike give the same digest). With ``--other PATH`` the rounds alternate between this
 checkout and the one at PATH (put first on ``PYTHONPATH``: an older commit's worktree, say), so
 that a before / after ratio comes from interleaved processes on one machine.
 
@@ -32,9 +33,12 @@ method = "amend_ladder" if option == "keep_queue_priority" else "requote_ladder"
 original = getattr(OrderBook, method)
 times = []
 
+cpu = []
+
 def timed(self, *args):
-    start = time.perf_counter_ns()
+    start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
     result = original(self, *args)
+    cpu.append(time.thread_time_ns() - start_cpu)
     times.append(time.perf_counter_ns() - start)
     return result
 
@@ -51,7 +55,8 @@ digest = hashlib.sha256(
     result.timeseries.to_csv().encode() + result.trades.to_csv().encode()
 ).hexdigest()[:16]
 print(json.dumps({"calls": len(times), "median_us": statistics.median(times) / 1e3,
-                  "mean_us": statistics.mean(times) / 1e3, "run_s": seconds, "digest": digest,
+                  "mean_us": statistics.mean(times) / 1e3, "cpu_median_us": statistics.median(cpu) / 1e3,
+                  "run_s": seconds, "digest": digest,
                   "abm": __import__("abm").__file__}))
 """
 
@@ -90,20 +95,24 @@ def main() -> None:
             row = one_round(options.steps, options.option, path)
             rounds[name].append(row)
             print(
-                f"round {index + 1} {name}: {row['calls']} calls, median {row['median_us']:.1f} us, "
-                f"mean {row['mean_us']:.1f} us, run {row['run_s']:.2f} s, digest {row['digest']} "
+                f"round {index + 1} {name}: {row['calls']} calls, median {row['median_us']:.1f} us "
+                f"(CPU {row['cpu_median_us']:.1f}), mean {row['mean_us']:.1f} us, run {row['run_s']:.2f} s, "
+                f"digest {row['digest']} "
                 f"({Path(row['abm']).parent.parent})",
                 flush=True,
             )
     print(f"\nspiral, {options.steps} steps, pure book, requote {options.option}; medians over rounds:")
     for name, rows in rounds.items():
         median = statistics.median(row["median_us"] for row in rows)
+        cpu = statistics.median(row["cpu_median_us"] for row in rows)
         run = statistics.median(row["run_s"] for row in rows)
-        print(f"  {name}: {median:.1f} us a call, run {run:.2f} s")
+        print(f"  {name}: {median:.1f} us a call ({cpu:.1f} us CPU), run {run:.2f} s")
     if len(rounds) == 2:
         mine, other = rounds.values()
-        ratios = [b["median_us"] / a["median_us"] for a, b in zip(mine, other, strict=True)]
-        print(f"  other / this, per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}")
+        for label, field in (("wall", "median_us"), ("CPU", "cpu_median_us")):
+            ratios = [b[field] / a[field] for a, b in zip(mine, other, strict=True)]
+            listed = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  other / this, median {label} time a call, per round: {listed}")
 
 
 if __name__ == "__main__":

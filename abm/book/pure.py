@@ -23,9 +23,10 @@ Layout, chosen because this is the simulator's hot path in pure Python (measured
   are dropped in bulk when they outnumber the listed ones (by ``_EMPTY_LEVEL_SLACK``, in
   :mod:`abm.book.pure_levels` with the other housekeeping shared with the ladders), so memory
   stays bounded when the price wanders;
-* an order is a list ``[order_id, owner, side, price, remaining, owner_orders]``, the last being
-  its owner's index dict (below), so that a fill or cancel removes it from there without looking
-  the owner up;
+* an order is a list ``[order_id, owner, side, price, remaining, owner_orders, level]``:
+  ``owner_orders`` is its owner's index dict (below) and ``level`` the level it rests in, so that a
+  fill or cancel reaches both without looking them up (a level holding a live order is never
+  dropped, so the reference stays good while the order rests);
 * cancellation is O(1): the order leaves the id and owner indexes at once and its ``remaining``
   becomes 0, the level's total is corrected immediately (so depth and levels are always exact),
   and the dead entry is dropped from the queue lazily: when it reaches the head during matching,
@@ -75,7 +76,7 @@ __all__ = ["BUY", "SELL", "Fill", "OrderBook"]
 
 # Positions inside an order list and a level list (lists beat __slots__ objects on attribute speed;
 # the hot code uses the literal indexes, these names document them).
-_ID, _OWNER, _SIDE, _PRICE, _REMAINING, _OWNER_ORDERS = 0, 1, 2, 3, 4, 5
+_ID, _OWNER, _SIDE, _PRICE, _REMAINING, _OWNER_ORDERS, _LEVEL = 0, 1, 2, 3, 4, 5, 6
 _TOTAL, _QUEUE, _DEAD = 0, 1, 2
 
 # A limit key no real key can be below: market orders without a limit price cross everything.
@@ -189,21 +190,24 @@ class OrderBook(LadderQuoting, BookQueries):
             owner_orders = self._by_owner[owner]
         except KeyError:
             owner_orders = self._by_owner[owner] = {}
-        order = [order_id, owner, side, price, quantity, owner_orders]
-        owner_orders[order_id] = order
-        self._orders[order_id] = order
         try:
             level = levels[price]
         except KeyError:
             if len(levels) > 2 * len(keys) + _EMPTY_LEVEL_SLACK:
                 _drop_empty_levels(levels)
-            levels[price] = [quantity, deque((order,)), 0]
+            order = [order_id, owner, side, price, quantity, owner_orders, None]
+            order[6] = levels[price] = [quantity, deque((order,)), 0]
         else:
+            order = [order_id, owner, side, price, quantity, owner_orders, level]
             level[1].append(order)
             total = level[0] + quantity
             level[0] = total
             if total != quantity:  # the level was listed already
+                owner_orders[order_id] = order
+                self._orders[order_id] = order
                 return order_id, fills
+        owner_orders[order_id] = order
+        self._orders[order_id] = order
         if not keys or key > keys[-1]:
             keys.append(key)
         else:
@@ -406,7 +410,7 @@ class OrderBook(LadderQuoting, BookQueries):
         del order[5][order_id]
         # Common case inline: the level keeps live orders and needs no compaction.
         remaining = order[4]
-        level = self._bid_levels[order[3]] if order[2] == 1 else self._ask_levels[order[3]]
+        level = order[6]
         if level[0] != remaining and level[2] < _COMPACTION_SLACK:
             order[4] = 0  # marks the queue entry dead for lazy removal
             level[0] -= remaining
@@ -442,7 +446,7 @@ class OrderBook(LadderQuoting, BookQueries):
         remaining = order[4]
         order[4] = 0  # marks the queue entry dead for lazy removal
         price = order[3]
-        level = self._bid_levels[price] if order[2] == 1 else self._ask_levels[price]
+        level = order[6]
         total = level[0] - remaining
         level[0] = total
         if total:

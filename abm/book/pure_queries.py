@@ -273,6 +273,8 @@ class BookQueries:
                     owner_orders = self._by_owner.get(entry[1], {})
                     if owner_orders.get(entry[0]) is not entry or entry[5] is not owner_orders:
                         raise AssertionError(f"order {entry[0]} missing from the owner index")
+                    if entry[6] is not levels[price]:
+                        raise AssertionError(f"order {entry[0]} refers to another level than its own")
                 seen += len(live_orders)
         if seen != len(self._orders) or seen != sum(len(orders) for orders in self._by_owner.values()):
             raise AssertionError("id or owner index holds orders that are not in the book")
