@@ -557,12 +557,13 @@ def _list_command(options: argparse.Namespace) -> int:
     sweeps = config.available_sweeps(folder)
     if sweeps:
         print(f"\nsweep files (abm sweep {folder.name}/FILE):")
+        sweep_width = max(len(name) for name in sweeps)  # the descriptions in one column
         for name in sweeps:
             try:
                 description = _first_line(read_yaml_mapping(folder / name).get("description"))
             except ScenarioError as exc:
                 description = f"(unreadable: {exc.errors[0]})"
-            print(f"  {name}  {description}".rstrip())
+            print(f"  {name:<{sweep_width}}  {description}".rstrip())
     return EXIT_OK
 
 

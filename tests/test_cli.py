@@ -404,7 +404,11 @@ def test_list_shows_the_shipped_scenarios(capsys: pytest.CaptureFixture[str]) ->
     assert listed == sorted(
         path.stem for path in config.SCENARIOS_DIR.glob("*.yaml") if not config.is_sweep_file(path)
     )
-    assert [line.split()[0] for line in sweeps.splitlines()[1:]] == [
+    sweep_lines = sweeps.splitlines()[1:]
+    # Each description starts in one column, after the longest file name and two spaces.
+    width = max(len(line.split()[0]) for line in sweep_lines)
+    assert {len(line) - len(line[2 + width :].lstrip()) for line in sweep_lines} == {width + 4}
+    assert [line.split()[0] for line in sweep_lines] == [
         "contagion_modes.sweep.yaml",
         "liquidation_designs.yaml",
         "liquidation_designs_contagion.sweep.yaml",
