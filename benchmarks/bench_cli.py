@@ -46,7 +46,9 @@ def run_once(python: str, extra: list[str], scratch: Path) -> tuple[float, float
     out = scratch / f"run-{time.monotonic_ns()}"
     command = [python, "-m", "abm.cli", "run", "spiral", "--no-progress", "--out", str(out), *extra]
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    # From the scratch directory: `-m` puts the current directory first, so run from a checkout it
+    # would import that checkout whatever `python` is given.
+    subprocess.run(command, check=True, capture_output=True, cwd=scratch)
     whole = time.perf_counter() - start
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     return whole, float(manifest["wall_seconds"])
