@@ -96,8 +96,16 @@ class LadderQuoting:
         Blended with ``anchor`` (e.g. the index in ticks) by ``anchor_weight`` when it is positive:
         ``(1 - anchor_weight) * mid + anchor_weight * anchor``.
         """
-        if self._bid_keys and self._ask_keys:
-            reference = (self._bid_keys[-1] - self._ask_keys[-1]) / 2
+        bid = self._bid_keys[-1] if self._bid_keys else None
+        ask = -self._ask_keys[-1] if self._ask_keys else None
+        return self._reference_between(bid, ask, anchor_weight, anchor)
+
+    def _reference_between(
+        self, bid: int | None, ask: int | None, anchor_weight: float, anchor: float
+    ) -> float:
+        """The quoting reference for a best ``bid`` and ``ask`` (ticks, None for an empty side)."""
+        if bid is not None and ask is not None:
+            reference = (bid + ask) / 2
         else:
             last = self._last_price
             reference = float(last) if last is not None else anchor
@@ -138,15 +146,8 @@ class LadderQuoting:
         # ladder quotes again is not unlisted and listed again; a ladder that would cross the book
         # (or itself) instead goes through submit_ladder, which matches it.
         emptied = self._cancel_keeping_listed(owner)
-        best_bid, best_ask = self._best_prices()
-        if best_bid is not None and best_ask is not None:  # quote_reference, on the book left behind
-            reference = (best_bid + best_ask) / 2
-        else:
-            last = self._last_price
-            reference = float(last) if last is not None else anchor
-        if anchor_weight > 0.0:
-            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
-        reference -= shift
+        best_bid, best_ask = self._best_prices()  # of the book the cancel leaves
+        reference = self._reference_between(best_bid, best_ask, anchor_weight, anchor) - shift
         shape = self._resting_shape(
             reference,
             half_spread,
@@ -476,14 +477,7 @@ class LadderQuoting:
         """:meth:`quote_reference` of the book without ``owner``'s orders (nothing is cancelled)."""
         bid = self._best_without(self._bid_keys, self._bid_levels, 1, owner)
         ask = self._best_without(self._ask_keys, self._ask_levels, -1, owner)
-        if bid is not None and ask is not None:
-            reference = (bid + ask) / 2
-        else:
-            last = self._last_price
-            reference = float(last) if last is not None else anchor
-        if anchor_weight > 0.0:
-            reference = (1.0 - anchor_weight) * reference + anchor_weight * anchor
-        return reference
+        return self._reference_between(bid, ask, anchor_weight, anchor)
 
     @staticmethod
     def _best_without(keys: list[int], levels: dict[int, list], sign: int, owner: int) -> int | None:
