@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from abm.config import Scenario
@@ -96,7 +97,9 @@ def check_out_dir(path: Path | str, force: bool) -> None:
         OutputExistsError: ``path`` exists and ``force`` is false; or it exists but is not a directory,
             or is a non-empty directory without a ``manifest.json`` (not a run directory, so it is never
             deleted, even with ``force``).
-        PermissionError: The parent directory (or its nearest existing ancestor) is not writable.
+        PermissionError: The parent directory (or its nearest existing ancestor) is not writable, or
+            a directory cannot be made in it (a read-only or special file system such as ``/proc``,
+            which the permission bits do not tell, least of all to root).
     """
     path = Path(path)
     check_path_lengths(path)  # before exists(), which raises for a name the file system refuses
@@ -118,6 +121,15 @@ def check_out_dir(path: Path | str, force: bool) -> None:
         raise PermissionError(f"cannot create output directory {path}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write output directory {path}: {ancestor} is not writable")
+    # Made and removed at once: a run can take hours, and its directory is written only at the end.
+    try:
+        probe = tempfile.mkdtemp(prefix=".abm-write-probe-", dir=ancestor)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PermissionError(
+            f"cannot write output directory {path}: no directory can be made in {ancestor} ({reason})"
+        ) from None
+    os.rmdir(probe)
 
 
 def check_path_lengths(path: Path | str) -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import networkx as nx
@@ -449,6 +450,31 @@ def test_check_out_dir_reports_unwritable_parent(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError, match="not writable"):
         check_out_dir(tmp_path / "new" / "run", force=False)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_check_out_dir_refuses_where_no_directory_can_be_made(tmp_path):
+    # /proc passes the permission check as root (access() says writable) but refuses every mkdir.
+    with pytest.raises(PermissionError, match=r"no directory can be made in /proc \("):
+        check_out_dir(Path("/proc/abm-run"), force=False)
+
+
+def test_check_out_dir_leaves_nothing_behind(tmp_path):
+    check_out_dir(tmp_path / "a" / "run", force=False)
+    assert list(tmp_path.iterdir()) == []  # the probe is removed; the missing parent is not made
+
+
+def test_abm_run_refuses_an_unwritable_out_before_simulating(tmp_path, monkeypatch, capsys):
+    import abm.runs
+    from abm import cli
+
+    monkeypatch.setattr(abm.runs, "run_scenario", lambda *args, **kwargs: pytest.fail("simulated"))
+    monkeypatch.setattr(
+        tempfile, "mkdtemp", lambda **kwargs: (_ for _ in ()).throw(OSError(30, "Read-only file system"))
+    )
+    assert cli.main(["run", "spiral", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"no directory can be made in {tmp_path} (Read-only file system)" in error
 
 
 def test_check_out_dir_accepts_new_nested_path(tmp_path):
