@@ -98,8 +98,8 @@ def check_out_dir(path: Path | str, force: bool) -> None:
             or is a non-empty directory without a ``manifest.json`` (not a run directory, so it is never
             deleted, even with ``force``).
         PermissionError: The parent directory (or its nearest existing ancestor) is not writable, or
-            a directory cannot be made in it (a read-only or special file system such as ``/proc``,
-            which the permission bits do not tell, least of all to root).
+            a directory cannot be made in it (a special file system such as ``/proc``, which
+            ``os.access`` calls writable to root, or a full one).
     """
     path = Path(path)
     check_path_lengths(path)  # before exists(), which raises for a name the file system refuses
