@@ -21,6 +21,7 @@ from abm.run_manifest import MANIFEST_NAME, _scenario_payload, canonical_json
 
 __all__ = [
     "OutputExistsError",
+    "check_can_write_in",
     "check_out_dir",
     "check_path_lengths",
     "clean_stale_temporaries",
@@ -114,20 +115,38 @@ def check_out_dir(path: Path | str, force: bool) -> None:
             raise OutputExistsError(
                 path, f"is not a run directory (no {MANIFEST_NAME}); refusing to replace it even with --force"
             )
-    ancestor = path.absolute().parent
+    check_can_write_in(path.absolute().parent, path)
+
+
+def check_can_write_in(directory: Path | str, target: Path | str | None = None) -> None:
+    """Check that directories can be made in ``directory`` (or its nearest existing ancestor).
+
+    A directory is made there and removed at once: a run or a sweep can take hours, and what it
+    writes comes at the end, so a place that refuses is reported before any work.
+
+    Args:
+        directory: Where the output will be made (it need not exist yet).
+        target: The output named in the messages (``directory`` by default).
+
+    Raises:
+        PermissionError: The nearest existing ancestor is not a directory, is not writable, or
+            refuses to make a directory (a special file system such as ``/proc``, which
+            ``os.access`` calls writable to root, or a full one).
+    """
+    target = Path(directory if target is None else target)
+    ancestor = Path(directory).absolute()
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise PermissionError(f"cannot create output directory {path}: {ancestor} is not a directory")
+        raise PermissionError(f"cannot create output directory {target}: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write output directory {path}: {ancestor} is not writable")
-    # Made and removed at once: a run can take hours, and its directory is written only at the end.
+        raise PermissionError(f"cannot write output directory {target}: {ancestor} is not writable")
     try:
         probe = tempfile.mkdtemp(prefix=".abm-write-probe-", dir=ancestor)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PermissionError(
-            f"cannot write output directory {path}: no directory can be made in {ancestor} ({reason})"
+            f"cannot write output directory {target}: no directory can be made in {ancestor} ({reason})"
         ) from None
     os.rmdir(probe)
 

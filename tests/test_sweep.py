@@ -226,6 +226,24 @@ def test_same_rows_with_two_processes_and_a_dask_local_cluster(inline_sweep, tmp
     assert sessions[0]["runs_per_task"] == 4
 
 
+def test_an_out_where_no_directory_can_be_made_is_refused_before_any_run(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    import abm.sweep.runner
+
+    path = small_sweep(tmp_path, seeds=[1])
+    monkeypatch.setattr(abm.sweep.runner, "run_sweep", lambda *args, **kwargs: pytest.fail("ran"))
+    # What /proc or a full disk answers (as root, access() calls /proc writable).
+    monkeypatch.setattr(
+        tempfile, "mkdtemp", lambda **kwargs: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+    )
+    status = cli.main(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"error: --out: cannot write output directory {tmp_path / 'out'}: no directory" in err
+    assert "(No space left on device)" in err
+
+
 def test_runs_per_task_is_checked(tmp_path, capsys):
     sweep = small_sweep(tmp_path, seeds=[1])
     assert cli.main(["sweep", str(sweep), "--scheduler", "local", "--runs-per-task", "0"]) == 2
