@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/validation.py [stylized|leverage|cascade|policy|all] [--seeds N] [--steps N]
-                                    [--workers N]
+                                    [--workers N] [--first-seed N]
 
 1. stylized: the calm_facts scenario over several seeds, each stylized fact beside its published range.
 2. leverage: value funds against AR(1) noise demand, sweeping the funds' leverage cap.
@@ -86,10 +86,13 @@ def _stylized_run(seed_steps_and_scenario):
     }, result.summary["liquidated_accounts"]
 
 
-def stylized(seeds: int, steps: int | None, workers: int, scenario: str = "calm_facts") -> None:
+def stylized(
+    seeds: int, steps: int | None, workers: int, scenario: str = "calm_facts", first_seed: int = 1
+) -> None:
     steps = steps or STYLIZED_STEPS
-    runs = _map(_stylized_run, [(seed, steps, scenario) for seed in range(1, seeds + 1)], workers)
-    print(f"### 1. Stylized facts: {scenario}, {seeds} seeds x {steps} steps\n")
+    chosen = range(first_seed, first_seed + seeds)
+    runs = _map(_stylized_run, [(seed, steps, scenario) for seed in chosen], workers)
+    print(f"### 1. Stylized facts: {scenario}, seeds {chosen.start}-{chosen.stop - 1} x {steps} steps\n")
     print(f"Liquidated accounts per run: {[liquidated for _, liquidated in runs]}\n")
     for interval in STYLIZED_INTERVALS:
         checks = [compare_with_published(facts[interval]) for facts, _ in runs]
@@ -357,10 +360,13 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=1_000, help="cascades per branching ratio (case 3)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--scenario", default="calm_facts", help="the calm scenario of case 1")
+    parser.add_argument(
+        "--first-seed", type=int, default=1, help="case 1's first seed (e.g. 11: out of sample)"
+    )
     options = parser.parse_args(argv)
     started = time.perf_counter()
     if options.case in ("stylized", "all"):
-        stylized(options.seeds, options.steps, options.workers, options.scenario)
+        stylized(options.seeds, options.steps, options.workers, options.scenario, options.first_seed)
     if options.case in ("leverage", "all"):
         leverage(options.seeds, options.steps, options.workers)
     if options.case in ("cascade", "all"):
