@@ -17,7 +17,7 @@ Usage::
 
 ``--python`` times another interpreter or environment the same way. ``--other`` times a second
 checkout (e.g. a worktree of an older commit, put first on ``PYTHONPATH``) alternately with this one,
-case by case within each round, and prints both with the whole-command ratio new / old: a before /
+case by case within each round, and prints both and the whole command's ratio this / other: a before /
 after comparison in one process tree, on a machine whose speed drifts. ``--case`` runs only the
 cases named (repeatable; e.g. ``--case "spiral 1,000 x 10,000"``). Besides whole and simulation, the
 table gives the time outside the simulation (whole minus simulation, median of the rounds): what the
