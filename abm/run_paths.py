@@ -129,11 +129,13 @@ def check_can_write_in(directory: Path | str, target: Path | str | None = None) 
         target: The output named in the messages (``directory`` by default).
 
     Raises:
+        OutputExistsError: ``target`` is a name or path too long to create (:func:`check_path_lengths`).
         PermissionError: The nearest existing ancestor is not a directory, is not writable, or
             refuses to make a directory (a special file system such as ``/proc``, which
             ``os.access`` calls writable to root, or a full one).
     """
     target = Path(directory if target is None else target)
+    check_path_lengths(target)  # before exists(), which raises for a name the file system refuses
     ancestor = Path(directory).absolute()
     while not ancestor.exists():
         ancestor = ancestor.parent

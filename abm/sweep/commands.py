@@ -142,11 +142,11 @@ def _sweep_command(options: argparse.Namespace) -> int:
         for point in plan.points:
             print(f"  point {point.index}: {point.group}")
         return _EXIT_OK
-    from abm.run_paths import check_can_write_in
+    from abm.run_paths import OutputExistsError, check_can_write_in
 
     try:
         check_can_write_in(out)  # before any run: a sweep's directory is made once its plan is checked
-    except OSError as exc:
+    except (OutputExistsError, OSError) as exc:
         print(f"error: --out: {exc}", file=sys.stderr)
         return _EXIT_USAGE
     try:
