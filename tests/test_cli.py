@@ -428,14 +428,16 @@ def test_usage_errors_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "validate" in capsys.readouterr().out
 
 
-def test_module_entry_point_exit_status(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["abm.cli", "abm"])
+def test_module_entry_point_exit_status(tmp_path: Path, module: str) -> None:
+    # `python -m abm` (abm/__main__.py) is the same program as `python -m abm.cli` and the script.
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: demo\nsteps: -5\n", encoding="utf-8")
     repo = Path(cli.__file__).resolve().parent.parent
     environment = {**os.environ, "PYTHONPATH": str(repo)}
     environment.pop("ABM_DEBUG", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "abm.cli", "validate", str(bad)],
+        [sys.executable, "-m", module, "validate", str(bad)],
         capture_output=True,
         text=True,
         cwd=repo,
