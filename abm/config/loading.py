@@ -28,6 +28,7 @@ from abm.config.reading import (
     _dotted,
     _read_scenario_file,
     apply_overrides,
+    line_of,
 )
 from abm.config.schema import Scenario
 from abm.margin.settings import BUILTIN_RULES
@@ -263,35 +264,6 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _line_of(root: yaml.Node | None, path: Sequence[Any]) -> int | None:
-    """Line (1-based) of the deepest node of ``path`` present in the composed document."""
-    if root is None or not path:
-        return None
-    node, line = root, None
-    for segment in path:
-        if isinstance(node, yaml.MappingNode):
-            # After construction a mapping holds its merged (<<) pairs first: the last match wins.
-            matches = [
-                (key_node, value_node)
-                for key_node, value_node in node.value
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(segment)
-            ]
-            if not matches:
-                break
-            key_node, node = matches[-1]
-            line = key_node.start_mark.line + 1
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(segment, int)
-            and 0 <= segment < len(node.value)
-        ):
-            node = node.value[segment]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def _override_paths(overrides: Sequence[str]) -> list[tuple[list[str], str]]:
     return [([part.strip() for part in item.partition("=")[0].split(".")], item) for item in overrides]
 
@@ -307,7 +279,7 @@ def _validation_problems(exc: ValidationError, root: yaml.Node | None, overrides
         source = next((item for keys, item in set_paths if text_path[: len(keys)] == keys), None)
         # An override below the error's path (agents.1.leverage.high for agents.1.leverage) changed it.
         inside = next((item for keys, item in set_paths if keys[: len(text_path)] == text_path), None)
-        line = None if source is not None else _line_of(root, path)
+        line = None if source is not None else line_of(root, path)
         if source is not None:
             where = f" (set by override '{source}')"
         elif line and inside is not None:
@@ -426,7 +398,7 @@ def check_user_rules(scenario: Scenario, source: str | Path | None = None) -> No
         except MarginRuleError as error:
             if root is None and source is not None and Path(source).is_file():
                 root = _read_scenario_file(Path(source))[1]
-            line = _line_of(root, segments)
+            line = line_of(root, segments)
             problems.append(f"{field_path}: {error}" + (f" (line {line})" if line else ""))
     if problems:
         raise ScenarioError(problems, source)

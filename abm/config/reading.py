@@ -22,6 +22,7 @@ __all__ = [
     "InputError",
     "ScenarioError",
     "apply_overrides",
+    "line_of",
     "read_yaml_mapping",
 ]
 
@@ -69,6 +70,49 @@ class ScenarioError(InputError):
     """
 
     what = "scenario"
+
+
+def line_of(root: yaml.Node | None, path: Sequence[Any]) -> int | None:
+    r"""Line (1-based) of the deepest node of ``path`` present in the composed document ``root``.
+
+    ``path`` holds mapping keys and sequence indices (ints, or digit strings as in a dotted key);
+    None when ``root`` is None or ``path`` is empty.
+
+    >>> root = yaml.compose("agents:\n  - kind: noise\n    count: 3\n", Loader=yaml.SafeLoader)
+    >>> line_of(root, ["agents", 0, "count"]), line_of(root, "agents.0.kind".split(".")), line_of(root, ["x"])
+    (3, 2, None)
+    """
+    if root is None or not path:
+        return None
+    node, line = root, None
+    for segment in path:
+        if isinstance(node, yaml.MappingNode):
+            # After construction a mapping holds its merged (<<) pairs first: the last match wins.
+            matches = [
+                (key_node, value_node)
+                for key_node, value_node in node.value
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(segment)
+            ]
+            if not matches:
+                break
+            key_node, node = matches[-1]
+            line = key_node.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and (index := _index(segment)) is not None
+            and (index < len(node.value))
+        ):
+            node = node.value[index]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _index(segment: Any) -> int | None:
+    if isinstance(segment, int):
+        return segment if segment >= 0 else None
+    return int(segment) if isinstance(segment, str) and segment.isdigit() else None
 
 
 def _dotted(path: Sequence[Any]) -> str:

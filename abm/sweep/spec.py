@@ -45,7 +45,8 @@ from pydantic_core import PydanticCustomError
 
 from abm.config import Scenario, ScenarioError, read_yaml_mapping, resolve_scenario, scenario_from_dict
 from abm.config.common import Seed
-from abm.config.reading import InputError
+from abm.config.reading import _TOP, InputError
+from abm.sweep.spec_errors import spec_problems
 
 __all__ = [
     "MAX_RUNS",
@@ -63,7 +64,6 @@ __all__ = [
 ]
 
 MAX_RUNS = 10_000_000
-_TOP = "(top level)"
 _MAX_REPORTED = 30
 _KEY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.(\d+|[A-Za-z_]\w*))*$")
 # Keys a sweep must not vary: the seed comes from `seeds:`.
@@ -356,7 +356,7 @@ def expand_sweep(
     try:
         spec = SweepSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise SweepError(_spec_problems(exc, source), source) from None
+        raise SweepError(spec_problems(exc, source), source) from None
     base = _find_base(spec.base, source)
     try:
         base_data = read_yaml_mapping(base)
@@ -544,81 +544,3 @@ def _override(key: str, value: Any) -> str:
     if yaml.safe_load(text) != value:
         raise SweepError([f"{key}: value {value!r} cannot be written as an override"])
     return f"{key}={text}"
-
-
-# --------------------------------------------------------------------------- sweep file errors
-
-
-def _spec_problems(exc: ValidationError, source: Path | None) -> list[str]:
-    root = _compose(source)
-    problems = []
-    errors = exc.errors(include_url=False)
-    seeds_given = next(
-        (e["input"] for e in errors if tuple(e["loc"][:1]) == ("seeds",) and len(e["loc"]) == 2), None
-    )
-    for error in errors:
-        context = error.get("ctx") or {}
-        if not _relevant_branch(error["loc"], seeds_given):
-            continue
-        if error["type"] == "sweep_check":
-            path = context["path"].split(".", 1)
-            path = [path[0], path[1]] if len(path) == 2 else path
-            message = context["message"]
-        else:
-            # Dict keys are dotted scenario keys: keep them whole; drop pydantic's union branch names.
-            path = [str(part) for part in error["loc"] if not _is_branch(part)]
-            message = _message(error)
-        line = _line_of(root, path)
-        problems.append(f"{'.'.join(path) or _TOP}: {message}" + (f" (line {line})" if line else ""))
-    return list(dict.fromkeys(problems))
-
-
-def _relevant_branch(loc: Sequence[Any], seeds_given: Any) -> bool:
-    """Of the two forms of ``seeds:``, report only the errors of the one the file used."""
-    if len(loc) < 2 or loc[0] != "seeds" or not isinstance(seeds_given, list | dict):
-        return True
-    return (loc[1] == "SeedCount") == isinstance(seeds_given, dict)
-
-
-def _is_branch(part: Any) -> bool:
-    return isinstance(part, str) and (part in ("SeedCount", "list[int]") or "[" in part)
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        valid = "base, name, description, set, grid, zip, seeds, labels, group_by"
-        return f"unknown key; valid keys: {valid}"
-    if kind == "missing":
-        return "missing required key"
-    if kind == "too_short":
-        return "needs at least one value"
-    message = str(error["msg"])
-    return message[:1].lower() + message[1:] + f" (got {json.dumps(error.get('input'), default=str)})"
-
-
-def _compose(source: Path | None) -> yaml.Node | None:
-    if source is None:
-        return None
-    try:
-        # The file was read and checked by read_yaml_mapping already; this only finds lines.
-        return yaml.compose(source.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return None
-
-
-def _line_of(root: yaml.Node | None, path: Sequence[str]) -> int | None:
-    node, line = root, None
-    for segment in path:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == segment]
-            if not match:
-                break
-            key_node, node = match[-1]
-            line = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and segment.isdigit() and int(segment) < len(node.value):
-            node = node.value[int(segment)]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
