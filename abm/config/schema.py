@@ -4,7 +4,8 @@ Every section rejects unknown keys and numbers written as text, and ``.inf`` / `
 live in their own modules (:mod:`~abm.config.market`, :mod:`~abm.config.agents`,
 :mod:`~abm.config.shocks`, :mod:`~abm.config.liquidation`; the margin section in
 :mod:`abm.margin.settings`); this module holds the top-level :class:`Scenario` and its cross-section
-checks, and re-exports every section model. Reading files and turning validation errors into messages
+checks (those of a SPAN rule in :mod:`abm.config.portfolio_checks`), and re-exports every section
+model. Reading files and turning validation errors into messages
 is done by :mod:`abm.config.reading` and :mod:`abm.config.loading`.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
 
 from abm.config.agents import (
     AGENT_KINDS,
@@ -46,6 +46,8 @@ from abm.config.market import (
     MarketConfig,
     MarkPriceConfig,
 )
+from abm.config.portfolio_checks import check_span
+from abm.config.portfolio_checks import cross_check_error as _fail
 from abm.config.shocks import (
     SHOCK_TYPES,
     TRIGGER_CONDITIONS,
@@ -113,12 +115,6 @@ __all__ = [
 ]
 
 
-def _fail(path: str, message: str, **context: object) -> PydanticCustomError:
-    # PydanticCustomError with a `path` in its context: the loader reports the error at that dotted
-    # path (and its line) instead of at the top level where the cross checks run.
-    return PydanticCustomError("scenario_cross_check", message, {"path": path, **context})
-
-
 def _unique_names(items, section: str, what: str) -> dict[str, int]:
     """Each item's ``name`` -> its index; a name given twice is bad input at the second one."""
     seen: dict[str, int] = {}
@@ -134,61 +130,6 @@ def _unique_names(items, section: str, what: str) -> dict[str, int]:
             )
         seen[item.name] = i
     return seen
-
-
-def _check_tiers(commodity, where: str, taken: set[str]) -> None:
-    """A combined commodity's tiers hold its members, one tier each; its tier spreads name its legs."""
-    tier_of: dict[str, str] = {}
-    tier_names: set[str] = set()
-    for index, tier in enumerate(commodity.tiers):
-        if tier.name in taken or tier.name in tier_names:
-            raise _fail(
-                f"{where}.tiers.{index}.name",
-                "'{name}' is already the name of an instrument, a combined commodity or another tier",
-                name=tier.name,
-            )
-        tier_names.add(tier.name)
-        for name in tier.instruments:
-            if name not in commodity.instruments:
-                raise _fail(
-                    f"{where}.tiers.{index}.instruments",
-                    "'{name}' is not a member of '{commodity}' ({members})",
-                    name=name,
-                    commodity=commodity.name,
-                    members=", ".join(commodity.instruments),
-                )
-            if name in tier_of:
-                raise _fail(
-                    f"{where}.tiers.{index}.instruments",
-                    "'{name}' is already in the tier '{other}': a member belongs to one tier at most",
-                    name=name,
-                    other=tier_of[name],
-                )
-            tier_of[name] = tier.name
-    legs = [tier.name for tier in commodity.tiers]
-    legs += [name for name in commodity.instruments if name not in tier_of]
-    for index, spread in enumerate(commodity.tier_spreads):
-        path = f"{where}.tier_spreads.{index}.tiers"
-        for name in spread.tiers:
-            if name in tier_of:
-                raise _fail(
-                    path,
-                    "'{name}' is in the tier '{tier}': a tier spread is between tiers, so name '{tier}'",
-                    name=name,
-                    tier=tier_of[name],
-                )
-            if name not in legs:
-                raise _fail(
-                    path,
-                    "'{name}' is neither a tier of '{commodity}' nor a member in none ({known})",
-                    name=name,
-                    commodity=commodity.name,
-                    known=", ".join(legs),
-                )
-        if spread.tiers[0] == spread.tiers[1]:
-            raise _fail(
-                path, "a tier spread needs two different legs, not '{name}' twice", name=spread.tiers[0]
-            )
 
 
 class Scenario(Strict):
@@ -300,7 +241,7 @@ class Scenario(Strict):
                 )
         self._check_instruments()
         if getattr(self.portfolio_margin, "scan_ranges", None) is not None:
-            self._check_span(self.portfolio_margin)
+            check_span(self.portfolio_margin, self.instrument_names())
         self._check_groups()
         self._check_collateral()
         self._check_shocks()
@@ -355,85 +296,6 @@ class Scenario(Strict):
             problem = correlation_problem(matrix)
             if problem is not None:
                 raise _fail("portfolio_margin.correlation", problem)
-
-    def _check_span(self, rule) -> None:
-        # Every instrument has a scan range, and only instruments do; a spread pair names two legs.
-        names = self.instrument_names()
-        known = ", ".join(names)
-        for name in rule.scan_ranges:
-            if name not in names:
-                raise _fail(
-                    "portfolio_margin.scan_ranges",
-                    "'{name}' is not an instrument ({known})",
-                    name=name,
-                    known=known,
-                )
-        missing = [name for name in names if name not in rule.scan_ranges]
-        if missing:
-            raise _fail(
-                "portfolio_margin.scan_ranges", "no scan range for {missing}", missing=", ".join(missing)
-            )
-        member_of = self._check_combined_commodities(rule, names)
-        legs = [name for name in names if name not in member_of]
-        legs += [commodity.name for commodity in rule.combined_commodities]
-        for index, credit in enumerate(rule.spread_credits):
-            where = f"portfolio_margin.spread_credits.{index}.pair"
-            for name in credit.pair:
-                if name in member_of:
-                    raise _fail(
-                        where,
-                        "'{name}' is in the combined commodity '{commodity}': a spread credit is between "
-                        "combined commodities, so name '{commodity}'",
-                        name=name,
-                        commodity=member_of[name],
-                    )
-                if name not in legs:
-                    raise _fail(
-                        where,
-                        "'{name}' is neither an instrument nor a combined commodity ({known})",
-                        name=name,
-                        known=", ".join(legs),
-                    )
-            if credit.pair[0] == credit.pair[1]:
-                raise _fail(
-                    where, "a spread needs two different legs, not '{name}' twice", name=credit.pair[0]
-                )
-
-    @staticmethod
-    def _check_combined_commodities(rule, names: list[str]) -> dict[str, str]:
-        # Members are instruments, each in one commodity at most; a commodity's name is its own.
-        member_of: dict[str, str] = {}
-        seen: set[str] = set()
-        for index, commodity in enumerate(rule.combined_commodities):
-            where = f"portfolio_margin.combined_commodities.{index}"
-            if commodity.name in names or commodity.name in seen:
-                raise _fail(
-                    f"{where}.name",
-                    "'{name}' is already the name of an instrument or of another combined commodity",
-                    name=commodity.name,
-                )
-            seen.add(commodity.name)
-            for name in commodity.instruments:
-                if name not in names:
-                    raise _fail(
-                        f"{where}.instruments",
-                        "'{name}' is not an instrument ({known})",
-                        name=name,
-                        known=", ".join(names),
-                    )
-                if name in member_of:
-                    raise _fail(
-                        f"{where}.instruments",
-                        "'{name}' is already in the combined commodity '{other}': an instrument belongs "
-                        "to one at most",
-                        name=name,
-                        other=member_of[name],
-                    )
-                member_of[name] = commodity.name
-        taken = set(names) | {commodity.name for commodity in rule.combined_commodities}
-        for index, commodity in enumerate(rule.combined_commodities):
-            _check_tiers(commodity, f"portfolio_margin.combined_commodities.{index}", taken)
-        return member_of
 
     def _groups(self) -> list[tuple[str, object]]:
         # Traders joining through a trader_inflow shock are a group like the others.
