@@ -393,7 +393,8 @@ def facts_command(options: argparse.Namespace) -> int:
         The exit status: 0, or 2 for a bad option or run directory.
     """
     from abm.outputs import read_run_tables
-    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG, format_fact_table, stylized_facts
+    from abm.published_facts import format_fact_table
+    from abm.stylized import DEFAULT_HILL_FRACTION, DEFAULT_MAX_LAG, stylized_facts
 
     if options.max_lag is None:
         options.max_lag = DEFAULT_MAX_LAG

@@ -29,8 +29,9 @@ import numpy as np
 from scipy import stats
 
 from abm.config import load_scenario, resolve_scenario
+from abm.published_facts import PUBLISHED_FACTS, compare_with_published
 from abm.runs import run_scenario
-from abm.stylized import PUBLISHED_FACTS, compare_with_published, stylized_facts
+from abm.stylized import stylized_facts
 from abm.validation import (
     CORRELATION_MODES,
     LEVERAGE_LEVELS,

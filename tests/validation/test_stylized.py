@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from abm import published_facts
 from abm import stylized as st
 
 
@@ -243,24 +244,24 @@ def test_compare_with_published_and_the_table():
             }
         )
     )
-    checks = {check.fact.name: check for check in st.compare_with_published(facts)}
-    assert set(checks) == {fact.name for fact in st.PUBLISHED_FACTS}
+    checks = {check.fact.name: check for check in published_facts.compare_with_published(facts)}
+    assert set(checks) == {fact.name for fact in published_facts.PUBLISHED_FACTS}
     assert checks["tail_index"].value == pytest.approx(facts["tail_index"])
     assert checks["tail_index"].inside == (2.0 <= facts["tail_index"] <= 5.0)
     kurtosis = facts["kurtosis_by_interval"]
     assert checks["aggregational_gaussianity"].value == pytest.approx(kurtosis["64"] - kurtosis["1"])
     # constant volume: the correlation is undefined, so outside every range
     assert not checks["volume_volatility_correlation"].inside
-    table = st.format_fact_table(facts)
-    for fact in st.PUBLISHED_FACTS:
+    table = published_facts.format_fact_table(facts)
+    for fact in published_facts.PUBLISHED_FACTS:
         assert fact.label in table
 
 
 def test_published_fact_bounds():
-    fact = st.PublishedFact("x", "x", "2 to 5", 2.0, 5.0)
+    fact = published_facts.PublishedFact("x", "x", "2 to 5", 2.0, 5.0)
     assert fact.contains(2.0) and fact.contains(5.0) and fact.contains(3.0)
     assert not fact.contains(1.99) and not fact.contains(5.01) and not fact.contains(float("nan"))
-    assert st.PublishedFact("y", "y", "> 0", 0.0, None).contains(1e9)
+    assert published_facts.PublishedFact("y", "y", "> 0", 0.0, None).contains(1e9)
 
 
 def test_index_explained_share_by_hand():
