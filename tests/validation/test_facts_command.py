@@ -3,7 +3,8 @@
 import pytest
 
 from abm.cli import main
-from abm.stylized import PUBLISHED_FACTS, stylized_facts
+from abm.published_facts import PUBLISHED_FACTS
+from abm.stylized import stylized_facts
 
 # One worker runs this module (pytest -n): its module fixture is made once, not once per worker.
 pytestmark = pytest.mark.xdist_group("test_facts_command")
