@@ -563,7 +563,7 @@ def test_a_baseline_per_stratum_pairs_each_group_with_its_own_baseline():
 _PROBE = """
 import json
 from distributed import Client
-from abm.sweep.runner import _local_cluster
+from abm.sweep.backends import _local_cluster
 
 def probe():
     import dask, os

@@ -2,7 +2,8 @@
 
 - :mod:`abm.sweep.spec`: the sweep file schema and its expansion (``load_sweep`` -> ``SweepPlan``), with
   per-run seeds from ``numpy.random.SeedSequence`` spawned by seed index, the same for every grid point;
-- :mod:`abm.sweep.runner`: ``run_sweep`` in-process, on a local process pool or on Dask distributed;
+- :mod:`abm.sweep.runner`: ``run_sweep`` in-process, on a local process pool or on Dask distributed
+  (:mod:`abm.sweep.backends`), each run a task of :mod:`abm.sweep.tasks`;
 - :mod:`abm.sweep.journal`: the sweep directory: ``sweep_manifest.json``, the per-run journal ``rows/`` and
   ``results.parquet``;
 - :mod:`abm.sweep.statistics`: the per-group summary (mean and 95% t interval over seeds) and the paired
@@ -53,7 +54,8 @@ _HOMES = {
         "expand_sweep",
         "load_sweep",
     ),
-    "runner": ("RunTask", "SweepOutcome", "execute_run", "run_sweep"),
+    "runner": ("SweepOutcome", "run_sweep"),
+    "tasks": ("RunTask", "execute_run"),
     "journal": ("read_rows", "rows_to_frame", "run_columns"),
     "statistics": ("group_summary", "load_sweep_results"),
     "report": ("SweepReport", "write_report"),
