@@ -76,6 +76,8 @@ class Group:
 
 # Actors sorted through a mask over the accounts once they pass 1 in this many accounts.
 _MASK_SHARE = 16
+_NO_ACCOUNTS = np.empty(0, dtype=np.intp)
+_NO_ACCOUNTS.flags.writeable = False
 
 
 class Population:
@@ -239,7 +241,8 @@ class Population:
             if k:
                 chosen.append(accounts[rng.choice(len(accounts), size=k, replace=False)])
         n = self.ledger.n_accounts
-        called = np.flatnonzero(margin_called)
+        # any() first: most steps have no margin call, and it costs a third of flatnonzero.
+        called = np.flatnonzero(margin_called) if margin_called.any() else _NO_ACCOUNTS
         if not len(called) and sum(len(some) for some in chosen) <= 1:
             # At most one actor: its permutation draws no number, so the stream is the same without it.
             only = [int(some[0]) for some in chosen if len(some)]
