@@ -311,6 +311,8 @@ class ShockSchedule:
                 self._armed.append(index)
         self._running: list[int] = []
         self._peaks: dict[str, float] = {}  # the highest mark so far, by instrument
+        # No shock acted in the last step, so every effect is at its reset value already.
+        self._quiet = False
 
     @property
     def needs_exogenous_account(self) -> bool:
@@ -327,6 +329,13 @@ class ShockSchedule:
         Returns:
             How many shocks acted.
         """
+        if self._quiet and not self._running and not self._armed and step not in self._by_step:
+            # Nothing runs, starts or waits for a condition, and the last step's reset left every
+            # effect at its configured value: only this step's funding count starts again. (The
+            # peaks are read by conditions alone, and no condition is left to read them.)
+            for market in ctx.markets:
+                market.funding_paid = 0.0
+            return 0
         for market in ctx.markets:
             self._peaks[market.name] = max(self._peaks.get(market.name, -np.inf), market.mark)
         starting = list(self._by_step.pop(step, ()))
@@ -363,6 +372,7 @@ class ShockSchedule:
                 still_running.append(index)
         acted = len(self._running)
         self._running = still_running
+        self._quiet = acted == 0
         for each in ctx.markets:
             each.liquidity_withdrawal = effects.withdrawn[each.name]
             each.spread_factor = effects.spread_factor[each.name]

@@ -402,3 +402,26 @@ def test_schedule_reports_started_steps_for_plain_shocks():
     model = MarketModel(data, rng=0)
     model.run()
     assert model.shocks.started_at == [2]
+
+
+@pytest.mark.parametrize("scenario", ["spiral", "oracle_venues", "depeg_collateral", "liquidity_drought"])
+def test_the_quiet_steps_shortcut_gives_the_full_passs_run(monkeypatch, scenario):
+    # ShockSchedule.apply skips the reset when no shock acted in the last step and none runs, starts
+    # or waits for a condition now. Forcing the full pass on every step must give the same run: the
+    # time series (effects, index, funding paid) and the liquidations, step by step.
+    def run():
+        model = MarketModel(scenario, rng=3)
+        model.run()
+        return model.results()
+
+    shortcut = run()
+    full_apply = ShockSchedule.apply
+
+    def always_full(self, ctx, step):
+        self._quiet = False
+        return full_apply(self, ctx, step)
+
+    monkeypatch.setattr(ShockSchedule, "apply", always_full)
+    full = run()
+    assert shortcut.timeseries.equals(full.timeseries)
+    assert shortcut.liquidations.equals(full.liquidations)
