@@ -109,6 +109,9 @@ def test_an_installed_wheel_lists_and_runs_scenarios_from_anywhere(wheel: Path, 
     listed = command(str(venv / "bin" / "abm"), "list")
     assert listed.returncode == 0, listed.stderr
     assert "spiral" in listed.stdout.split() and "calm" in listed.stdout.split()
+    # The same program as a module (abm/__main__.py is in the wheel).
+    as_module = command(str(python), "-m", "abm", "list")
+    assert (as_module.returncode, as_module.stdout) == (0, listed.stdout), as_module.stderr
 
     ran = command(str(venv / "bin" / "abm"), "run", "spiral", "--steps", "400", "--out", "run", "--no-report")
     assert ran.returncode == 0, ran.stderr[-3000:]
