@@ -1,14 +1,17 @@
-"""The margin-rule comparison's table (docs/margin-rules.md) from a finished sweep directory.
+"""The margin-rule comparison's tables (docs/margin-rules.md) from a finished sweep directory.
 
 Usage::
 
-    abm sweep scenarios/policy_comparison.yaml --report --baseline fixed --out SWEEP
-    python benchmarks/policy_table.py SWEEP
+    abm sweep scenarios/policy_comparison.yaml --report --baseline fixed
+    python benchmarks/policy_table.py outputs/sweep-policy_comparison
+    python benchmarks/policy_table.py outputs/sweep-policy_comparison --against ewma_vol
 
 Prints one markdown row per group, in the sweep file's order: means over the seeds of the headline
-measures, the liquidated longs (mean and range), the seeds whose liquidated notional passes
-``--spiral`` (a cascade, against a crash that stops after a few accounts), and the paired difference
-of liquidated notional against the baseline with its 95% interval (``differences_vs_<baseline>.csv``).
+measures, the liquidated accounts (mean and range), the seeds whose liquidated notional passes
+``--spiral``, and the paired difference of liquidated notional against ``--baseline`` with its 95%
+interval. ``--against GROUP`` prints, instead, every other group's paired differences from GROUP in
+liquidated notional, bad debt and the largest drawdown. The differences are
+:func:`abm.sweep.statistics.paired_differences` of ``results.parquet`` (the runs paired by seed).
 """
 
 from __future__ import annotations
@@ -19,71 +22,117 @@ from pathlib import Path
 
 import pandas as pd
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from abm.sweep.statistics import paired_differences  # noqa: E402
+
+AGAINST_MEASURES = ("liquidated_notional", "bad_debt", "max_drawdown")
+
 
 def _thousands(value: float) -> str:
     return f"{value / 1000:.0f}k"
 
 
-def _signed_thousands(value: float) -> str:
-    return f"{'+' if value >= 0 else '-'}{abs(value) / 1000:.0f}k"
+def _signed(value: float, measure: str) -> str:
+    sign = "+" if value >= 0 else "-"
+    if measure == "liquidated_notional":
+        return f"{sign}{abs(value) / 1000:.0f}k"
+    if measure == "max_drawdown":
+        return f"{sign}{abs(value):.3f}"
+    return f"{sign}{abs(value):.0f}"
+
+
+def _interval(row: pd.Series, measure: str) -> str:
+    return (
+        f"{_signed(row[f'{measure}.diff'], measure)} "
+        f"[{_signed(row[f'{measure}.low'], measure)}, {_signed(row[f'{measure}.high'], measure)}]"
+    )
+
+
+def _results(sweep: Path) -> tuple[pd.DataFrame, list[str]]:
+    results = pd.read_parquet(sweep / "results.parquet")
+    groups = list(dict.fromkeys(results.sort_values("point")["group"].astype(str)))
+    return results, groups
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(cells) + " |" for cells in rows)])
 
 
 def table(sweep: Path, baseline: str = "fixed", spiral: float = 100_000.0) -> str:
-    """The markdown table of a policy-comparison sweep directory."""
-    results = pd.read_parquet(sweep / "results.parquet")
-    differences = pd.read_csv(sweep / f"differences_vs_{baseline}.csv").set_index("group")
-    groups = list(dict.fromkeys(results.sort_values("point")["group"]))
-    header = (
-        "| rule | liquidated longs, mean (range) | seeds that spiral | liquidated notional "
-        f"| minus {baseline}, paired [95%] | max drawdown | bad debt | MMR stress increase "
-        "| largest MMR increase | margin calls | calm margin / notional |"
-    )
-    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    """The comparison's main table: every group's means, and its paired difference from ``baseline``."""
+    results, groups = _results(sweep)
+    differences = paired_differences(results, ["liquidated_notional"], baseline).set_index("group")
+    header = [
+        "rule",
+        "liquidated longs, mean (range)",
+        "seeds that spiral",
+        "liquidated notional",
+        f"minus {baseline}, paired [95%]",
+        "max drawdown",
+        "bad debt",
+        "MMR stress increase",
+        "largest MMR increase",
+        "margin calls",
+        "calm margin / notional",
+    ]
+    rows = []
     for group in groups:
-        runs = results[results["group"] == group]
+        runs = results[results["group"].astype(str) == group]
         longs = runs["liquidated_accounts"]
-        if group == baseline:
-            paired = "-"
-        else:
-            row = differences.loc[group]
-            paired = (
-                f"{_signed_thousands(row['liquidated_notional.diff'])} "
-                f"[{_signed_thousands(row['liquidated_notional.low'])}, "
-                f"{_signed_thousands(row['liquidated_notional.high'])}]"
-            )
-        cells = [
-            f"`{group}`",
-            f"{longs.mean():.0f} ({longs.min():.0f}-{longs.max():.0f})",
-            f"{int((runs['liquidated_notional'] > spiral).sum())}/{len(runs)}",
-            _thousands(runs["liquidated_notional"].mean()),
-            paired,
-            f"{runs['max_drawdown'].mean():.3f}",
-            f"{runs['bad_debt'].mean():.0f}",
-            f"{runs['mmr_stress_increase'].mean():.2f}",
-            f"{runs['mmr_largest_increase'].mean():.2f}",
-            f"{runs['margin_calls'].mean():.0f}",
-            f"{runs['calm_margin_per_notional'].mean():.4f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        paired = "-" if group == baseline else _interval(differences.loc[group], "liquidated_notional")
+        rows.append(
+            [
+                f"`{group}`",
+                f"{longs.mean():.0f} ({longs.min():.0f}-{longs.max():.0f})",
+                f"{int((runs['liquidated_notional'] > spiral).sum())}/{len(runs)}",
+                _thousands(runs["liquidated_notional"].mean()),
+                paired,
+                f"{runs['max_drawdown'].mean():.3f}",
+                f"{runs['bad_debt'].mean():.0f}",
+                f"{runs['mmr_stress_increase'].mean():.2f}",
+                f"{runs['mmr_largest_increase'].mean():.2f}",
+                f"{runs['margin_calls'].mean():.0f}",
+                f"{runs['calm_margin_per_notional'].mean():.4f}",
+            ]
+        )
+    return _markdown(header, rows)
+
+
+def against(sweep: Path, group: str) -> str:
+    """Every other group minus ``group``, seed by seed: liquidated notional, bad debt, drawdown."""
+    results, groups = _results(sweep)
+    differences = paired_differences(results, list(AGAINST_MEASURES), group).set_index("group")
+    header = ["rule", *(f"{measure} minus {group} [95%]" for measure in AGAINST_MEASURES)]
+    rows = [
+        [f"`{other}`", *(_interval(differences.loc[other], measure) for measure in AGAINST_MEASURES)]
+        for other in groups
+        if other != group
+    ]
+    return _markdown(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", type=Path, help="a finished sweep directory (abm sweep ... --report)")
-    parser.add_argument("--baseline", default="fixed", help="the group of the paired differences")
+    parser.add_argument("sweep", type=Path, help="a finished sweep directory (abm sweep ...)")
+    parser.add_argument("--baseline", default="fixed", help="the group of the main table's differences")
     parser.add_argument(
         "--spiral", type=float, default=100_000.0, help="liquidated notional above which a seed spirals"
     )
+    parser.add_argument("--against", metavar="GROUP", help="print every group's differences from GROUP")
     args = parser.parse_args(argv)
     if not (args.sweep / "results.parquet").is_file():
-        parser.error(f"{args.sweep}: no results.parquet (run the sweep with --report first)")
-    if not (args.sweep / f"differences_vs_{args.baseline}.csv").is_file():
-        parser.error(
-            f"{args.sweep}: no differences_vs_{args.baseline}.csv "
-            f"(run the sweep with --report --baseline {args.baseline})"
-        )
-    print(table(args.sweep, args.baseline, args.spiral))
+        parser.error(f"{args.sweep}: no results.parquet (not a finished sweep directory)")
+    _, groups = _results(args.sweep)
+    for name in (args.baseline, args.against):
+        if name is not None and name not in groups:
+            parser.error(f"no group {name!r} in {args.sweep} (groups: {', '.join(groups)})")
+    if args.against:
+        print(against(args.sweep, args.against))
+    else:
+        print(table(args.sweep, args.baseline, args.spiral))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/policy_table.py: the margin-rule comparison's table in docs/margin-rules.md, from a sweep."""
+"""benchmarks/policy_table.py: the margin-rule comparison's tables in docs/margin-rules.md, from a sweep."""
 
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from policy_table import main, table  # noqa: E402
+from policy_table import against, main, table  # noqa: E402
 
 MEASURES = {
     # group -> per seed: liquidated accounts, liquidated notional, drawdown, bad debt
@@ -26,6 +26,8 @@ def _sweep(tmp_path: Path) -> Path:
                     "group": group,
                     "point": point,
                     "seed_index": seed_index,
+                    "seed": 1000 + seed_index,
+                    "status": "ok",
                     "liquidated_accounts": accounts,
                     "liquidated_notional": notional,
                     "max_drawdown": drawdown,
@@ -37,16 +39,6 @@ def _sweep(tmp_path: Path) -> Path:
                 }
             )
     pd.DataFrame(rows).to_parquet(tmp_path / "results.parquet")
-    pd.DataFrame(
-        [
-            {
-                "group": "ewma_vol",
-                "liquidated_notional.diff": 13_333.3,
-                "liquidated_notional.low": -2_000.0,
-                "liquidated_notional.high": 28_700.0,
-            }
-        ]
-    ).to_csv(tmp_path / "differences_vs_fixed.csv", index=False)
     return tmp_path
 
 
@@ -56,11 +48,22 @@ def test_the_table_rows_worked_by_hand(tmp_path):
     # fixed: accounts mean (10 + 20 + 30) / 3 = 20, range 10-30; notional above 100k on 2 of 3 seeds;
     # mean notional 150k; drawdown 0.2; bad debt 30; margin calls (100 + 101 + 102) / 3 = 101.
     assert lines[2] == "| `fixed` | 20 (10-30) | 2/3 | 150k | - | 0.200 | 30 | 0.00 | 0.00 | 101 | 0.0400 |"
-    # ewma_vol: accounts 50 (40-60); all three seeds above 100k; mean notional 180k; the paired
-    # difference from the differences file, rounded to thousands with its sign.
+    # ewma_vol: accounts 50 (40-60); all three seeds above 100k; mean notional 180k. Paired on the
+    # seed, ewma_vol minus fixed is 70k, 10k, 10k: mean 30k, sd sqrt((40^2 + 20^2 + 20^2) / 2) =
+    # 34.641k, half-width t(0.975, 2) x sd / sqrt(3) = 4.3027 x 20.0k = 86.05k: [-56k, +116k].
     assert lines[3] == (
-        "| `ewma_vol` | 50 (40-60) | 3/3 | 180k | +13k [-2k, +29k] | 0.220 | 0 | 4.00 | 5.00 | 101 | 0.0400 |"
+        "| `ewma_vol` | 50 (40-60) | 3/3 | 180k | +30k [-56k, +116k] | 0.220 | 0 | 4.00 | 5.00 | 101 "
+        "| 0.0400 |"
     )
+
+
+def test_the_differences_against_another_group_worked_by_hand(tmp_path):
+    lines = against(_sweep(tmp_path), "ewma_vol").splitlines()
+    assert len(lines) == 3
+    # fixed minus ewma_vol: notional -30k [-116k, +56k] (the interval above, mirrored); bad debt 0, 30,
+    # 60: mean 30, sd 30, half 4.3027 x 30 / sqrt(3) = 74.5: [-45, +105]; drawdown -0.02 on each seed:
+    # sd 0, so the interval is the point.
+    assert lines[2] == "| `fixed` | -30k [-116k, +56k] | +30 [-45, +105] | -0.020 [-0.020, -0.020] |"
 
 
 def test_a_directory_without_results_is_refused(tmp_path, capsys):
@@ -68,3 +71,10 @@ def test_a_directory_without_results_is_refused(tmp_path, capsys):
         main([str(tmp_path)])
     assert stop.value.code == 2
     assert "no results.parquet" in capsys.readouterr().err
+
+
+def test_an_unknown_group_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(_sweep(tmp_path)), "--against", "ewma"])
+    assert stop.value.code == 2
+    assert "no group 'ewma'" in capsys.readouterr().err
