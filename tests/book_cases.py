@@ -25,6 +25,12 @@ ENGINES = [
     for name, spec in BOOK_ENGINES.items()
 ]
 
+
+def state(book):
+    """Everything a refused call must leave as it was."""
+    return book.levels(BUY, ALL_LEVELS), book.levels(SELL, ALL_LEVELS), len(book), book.volume_traded()
+
+
 CASES = [
     (
         "orders rest on both sides without crossing",

@@ -1,7 +1,7 @@
 """The pure engine's internals (level reuse, lazy deletion, compaction) and the reference book itself.
 
-The behaviour every engine shares (hand-worked cases, errors, the state machine, the comparison with
-the reference book) is in test_book_conformance.py.
+The behaviour every engine shares (hand-worked cases, errors, ladders, the state machine, the comparison
+with the reference book) is in test_book_conformance.py, test_book_ladders.py and test_book_reference.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every comparison drives both engines with the same seeded random stream and compares every return
 value and the full state, as exchange-core compares its book with a naive one. The hand-worked table
-cases, the error table and the state machine run on both engines in test_book_conformance.py.
+cases, the error table and the state machine run on both engines in test_book_conformance.py and
+test_book_reference.py.
 """
 
 from __future__ import annotations

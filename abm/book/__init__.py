@@ -1,8 +1,8 @@
 """The limit order book: one protocol, a pure-Python engine and a compiled engine with the same behaviour.
 
 * :class:`~abm.book.protocol.Book` states the interface once: what every engine does, returns and
-  refuses (``tests/test_book_conformance.py`` runs one suite over every engine in
-  :data:`BOOK_ENGINES`).
+  refuses (``tests/test_book_conformance.py`` and its two companions, ``test_book_ladders.py`` and
+  ``test_book_reference.py``, run one suite over every engine in :data:`BOOK_ENGINES`).
 * :class:`OrderBook` (:mod:`abm.book.pure`) is the reference engine: plain Python, no compiled
   dependency, the default.
 * :class:`FastOrderBook` (:mod:`abm.book.fast`) keeps the book in numpy arrays and matches in

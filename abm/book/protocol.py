@@ -13,8 +13,9 @@ Conventions shared by every engine:
   range; the messages name the argument (the same text in every engine);
 * queries never change the book.
 
-``tests/test_book_conformance.py`` runs one suite (hand-worked cases, the error table, a hypothesis
-state machine and a naive reference book) over every engine in :data:`abm.book.BOOK_ENGINES`.
+``tests/test_book_conformance.py``, ``test_book_ladders.py`` and ``test_book_reference.py`` run one
+suite (hand-worked cases, the error table, ladders and profiles, a hypothesis state machine and a naive
+reference book) over every engine in :data:`abm.book.BOOK_ENGINES`.
 """
 
 from __future__ import annotations
