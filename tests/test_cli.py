@@ -13,25 +13,11 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 import pytest
+from config_cases import VALID
 
 from abm import cli, config
 from abm.config import Scenario
 from abm.results import RunResult
-
-VALID = """\
-name: demo
-steps: 40
-agents:
-  - kind: market_maker
-    count: 2
-  - kind: leveraged_trader
-    count: 10
-    leverage: {distribution: uniform, low: 2, high: 5}
-margin:
-  rule: fixed
-  initial: 0.1
-  maintenance: 0.05
-"""
 
 
 class FakeRunAPI:
@@ -132,7 +118,8 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeRunAPI:
 @pytest.fixture
 def scenario_file(tmp_path: Path) -> Path:
     file = tmp_path / "demo.yaml"
-    file.write_text(VALID, encoding="utf-8")
+    # The valid file of the loading tests, shorter: the commands below run it.
+    file.write_text(VALID.replace("steps: 100\n", "steps: 40\n"), encoding="utf-8")
     return file
 
 
