@@ -404,13 +404,34 @@ def test_schedule_reports_started_steps_for_plain_shocks():
     assert model.shocks.started_at == [2]
 
 
-@pytest.mark.parametrize("scenario", ["spiral", "oracle_venues", "depeg_collateral", "liquidity_drought"])
-def test_the_quiet_steps_shortcut_gives_the_full_passs_run(monkeypatch, scenario):
+# The portfolio comparison's correlation breakdown: a correlation regime and two drift regimes for
+# 100 steps, after which the correlated draws and the regimes must be back to the configured ones.
+_BREAKDOWN = (
+    "shocks=[{type: correlation_regime, step: 300, over_steps: 100, common: 0.0},"
+    " {type: regime, step: 300, over_steps: 100, drift: -0.0004, volatility: 0.001, instrument: A},"
+    " {type: regime, step: 300, over_steps: 100, drift: 0.0004, volatility: 0.001, instrument: B}]"
+)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "overrides"),
+    [
+        ("spiral", []),
+        ("oracle_venues", []),
+        ("depeg_collateral", []),
+        ("liquidity_drought", []),
+        ("contagion", []),
+        ("portfolio_stress", [_BREAKDOWN]),
+    ],
+)
+def test_the_quiet_steps_shortcut_gives_the_full_passs_run(monkeypatch, scenario, overrides):
     # ShockSchedule.apply skips the reset when no shock acted in the last step and none runs, starts
     # or waits for a condition now. Forcing the full pass on every step must give the same run: the
     # time series (effects, index, funding paid) and the liquidations, step by step.
+    from abm.config import load_scenario
+
     def run():
-        model = MarketModel(scenario, rng=3)
+        model = MarketModel(load_scenario(scenario, overrides), rng=3)
         model.run()
         return model.results()
 
