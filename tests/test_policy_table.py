@@ -77,4 +77,4 @@ def test_an_unknown_group_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main([str(_sweep(tmp_path)), "--against", "ewma"])
     assert stop.value.code == 2
-    assert "no group 'ewma'" in capsys.readouterr().err
+    assert "'ewma' is not in the results" in capsys.readouterr().err

@@ -81,6 +81,8 @@ def line_of(root: yaml.Node | None, path: Sequence[Any]) -> int | None:
     >>> root = yaml.compose("agents:\n  - kind: noise\n    count: 3\n", Loader=yaml.SafeLoader)
     >>> line_of(root, ["agents", 0, "count"]), line_of(root, "agents.0.kind".split(".")), line_of(root, ["x"])
     (3, 2, None)
+    >>> line_of(root, ["agents", "²"])  # not an index: the deepest node found is agents
+    1
     """
     if root is None or not path:
         return None
@@ -112,7 +114,8 @@ def line_of(root: yaml.Node | None, path: Sequence[Any]) -> int | None:
 def _index(segment: Any) -> int | None:
     if isinstance(segment, int):
         return segment if segment >= 0 else None
-    return int(segment) if isinstance(segment, str) and segment.isdigit() else None
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    return int(segment) if isinstance(segment, str) and segment.isdecimal() else None
 
 
 def _dotted(path: Sequence[Any]) -> str:
